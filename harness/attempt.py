@@ -1,0 +1,186 @@
+"""One attempt: a fresh child in a new session, a deadline, and an outcome decided by the parent.
+
+The parent alone classifies: the child's result file if it wrote one, otherwise the
+way it ended (deadline -> hang, signal -> crash, anything else -> error). Every
+blocking step has its own timeout, and a watchdog thread kills the child's session if
+the attempt overruns its deadline by far, so the harness cannot hang with it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import procs
+from harness.registry import ROOT, Bug, Variant
+
+OUTCOMES = ("reproduced", "clean", "hang", "crash", "other-failure", "error")
+OUTPUT_TAIL = 16384          # bytes of child output kept as evidence
+WATCHDOG_SLACK = 30.0        # seconds past deadline + grace before the watchdog intervenes
+
+
+@dataclass
+class Attempt:
+    outcome: str
+    reason: str
+    duration: float
+    evidence: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+    def matches_bug(self, bug: Bug) -> bool:
+        """Did this attempt show the bug itself (not some other failure)?"""
+        return self.outcome == "reproduced" or (self.outcome == "hang" and bug.failure_kind == "hang")
+
+    def to_json(self) -> dict:
+        return {"outcome": self.outcome, "reason": self.reason, "duration": round(self.duration, 3),
+                "evidence": self.evidence, "versions": self.versions}
+
+
+class _TailReader(threading.Thread):
+    """Drains a pipe, keeping only the last bytes: a flooding child costs no memory or disk."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.tail = b""
+        self.total = 0
+
+    def run(self):
+        while True:
+            chunk = self.pipe.read1(65536) if hasattr(self.pipe, "read1") else self.pipe.read(65536)
+            if not chunk:
+                break
+            self.total += len(chunk)
+            self.tail = (self.tail + chunk)[-OUTPUT_TAIL:]
+
+    def text(self) -> str:
+        return self.tail.decode("utf-8", "replace")
+
+
+@dataclass
+class ChildCommand:
+    """How to start the child: overridable by executors (e.g. a container)."""
+    python: str
+    env: dict
+
+    def argv(self, bug: Bug, variant: Variant, attempt_dir: Path, timeout: float, params: dict) -> list[str]:
+        return [self.python, "-m", "harness.child", "--repro", str(bug.path), "--variant", variant.name,
+                "--result", str(attempt_dir / "result.json"), "--stacks", str(attempt_dir / "stacks.txt"),
+                "--timeout", str(timeout), "--params", json.dumps(params)]
+
+
+def child_env(extra: dict) -> dict:
+    """The child's environment: ours minus credentials, plus the harness on the path and extras."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONPATH"}
+    env.update({"PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1", "PYTHONDONTWRITEBYTECODE": "1",
+                "RUST_LOG": "off", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: float | None = None,
+                params: dict | None = None, kill_grace: float = 2.0, keep_dir: Path | None = None) -> Attempt:
+    timeout = timeout or variant.timeout
+    attempt_dir = Path(tempfile.mkdtemp(prefix=f"repro-{bug.id}-"))
+    started = time.monotonic()
+    proc = None
+    try:
+        proc = subprocess.Popen(command.argv(bug, variant, attempt_dir, timeout, params or {}),
+                                cwd=attempt_dir, env=command.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        reader = _TailReader(proc.stdout)
+        reader.start()
+        watchdog = threading.Timer(timeout + kill_grace + WATCHDOG_SLACK,
+                                   lambda: procs.kill_session(proc.pid, 0.0))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return _wait_and_classify(bug, proc, reader, attempt_dir, timeout, kill_grace, started)
+        finally:
+            watchdog.cancel()
+    finally:
+        # Whatever happened (including Ctrl-C in the parent): nothing of the attempt survives.
+        if proc is not None:
+            procs.kill_session(proc.pid, kill_grace)
+            _reap(proc)
+        if keep_dir is not None:
+            shutil.copytree(attempt_dir, keep_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("work"))
+        shutil.rmtree(attempt_dir, ignore_errors=True)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def _wait_and_classify(bug, proc, reader, attempt_dir, timeout, kill_grace, started) -> Attempt:
+    try:
+        proc.wait(timeout=timeout)
+        hung = False
+    except subprocess.TimeoutExpired:
+        hung = True
+    evidence = {}
+    if hung:
+        members = procs.session_members(proc.pid)
+        evidence["threads"] = {pid: procs.thread_count(pid) for pid in members}
+        evidence["native_stacks"] = procs.py_spy_dumps(members)
+    # Grandchildren that outlive the child die here, and so release the output pipe.
+    lingering = procs.session_members(proc.pid)
+    if lingering and not hung:
+        evidence["lingering_processes"] = lingering
+    procs.kill_session(proc.pid, kill_grace)
+    _reap(proc)
+    reader.join(timeout=5)
+    duration = time.monotonic() - started
+    evidence["output_tail"] = reader.text()
+    evidence["output_bytes"] = reader.total
+    evidence["stacks"] = _read(attempt_dir / "stacks.txt")
+    result = _read_result(attempt_dir / "result.json")
+
+    if result is not None:
+        # The child knew its outcome; a death after that (abort at exit) does not change it.
+        if proc.returncode and proc.returncode < 0:
+            evidence["exit_signal_after_result"] = -proc.returncode
+        evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive") if k in result})
+        evidence["child_duration"] = result.get("duration")
+        return Attempt(result["outcome"], result["reason"], duration, evidence, result.get("versions", {}))
+    if hung:
+        kind = "the bug's hang" if bug.failure_kind == "hang" else "a hang, which is not this bug's signature"
+        return Attempt("hang", f"no result within {timeout:g}s: {kind}", duration, evidence)
+    if proc.returncode < 0:
+        sig = -proc.returncode
+        evidence["signal"] = sig
+        return Attempt("crash", f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
+    return Attempt("error", f"child exited with code {proc.returncode} and no result: "
+                   f"{_last_line(reader.text())}", duration, evidence)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-40000:]
+    except OSError:
+        return ""
+
+
+def _read_result(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"

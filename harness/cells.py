@@ -1,0 +1,187 @@
+"""A cell (bug, variant, Python, pins) run to a verdict through repeated attempts.
+
+Verdicts: present (the bug reproduced), absent (enough clean attempts for the wanted
+confidence), hang / crash / other-failure (the trigger failed, but not with this bug's
+signature), error (a control failed or the harness/env broke), skipped (no interpreter,
+an env that cannot be built, a service that cannot start).
+"""
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from harness import envs, interpreters, stats
+from harness.attempt import Attempt, ChildCommand, child_env, run_attempt
+from harness.errors import EnvBuildError, UsageError
+from harness.registry import Bug, get_bug
+
+VERDICTS = ("present", "absent", "hang", "crash", "other-failure", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class Cell:
+    bug: str
+    variant: str = "trigger"
+    python: str = "3.11"
+    pins: tuple = ()              # requirement overrides, e.g. ("deltalake==0.20.1",)
+    exclude_newer: str | None = None
+
+    @property
+    def label(self) -> str:
+        pins = " ".join(self.pins)
+        return f"{self.bug}[{self.variant}] py{self.python}" + (f" {pins}" if pins else "")
+
+
+@dataclass
+class Options:
+    confidence: float = 0.99
+    max_attempts: int = 30
+    attempts: int | None = None   # a fixed budget instead of the confidence rule
+    measure: bool = False         # run every attempt (trigger-rate measurement), no early stop
+    control_attempts: int = 1
+    timeout: float | None = None  # overrides the variant's timeout
+    kill_grace: float = 2.0
+    params: dict = field(default_factory=dict)
+    service_env: dict = field(default_factory=dict)
+    executor: object = None       # builds the ChildCommand; None = local subprocess
+
+
+def plan_attempts(bug: Bug, options: Options) -> int:
+    if options.attempts:
+        return options.attempts
+    needed = stats.attempts_needed(bug.trigger_rate_lower_bound(), options.confidence)
+    return min(needed, options.max_attempts)
+
+
+def _summary(attempts: list[Attempt]) -> dict:
+    return dict(Counter(a.outcome for a in attempts))
+
+
+def _command(env: envs.Env, options: Options, bug: Bug) -> ChildCommand:
+    extra = dict(options.service_env) if bug.services else {}
+    command = ChildCommand(env.python, child_env(extra))
+    return options.executor.wrap(command, env, bug) if options.executor else command
+
+
+def run_cell(cell: Cell, options: Options, progress=None) -> dict:
+    """Run the cell to a verdict; returns the result record (also for skipped/error cells)."""
+    started = time.monotonic()
+    bug = get_bug(cell.bug)
+    variant = bug.variant(cell.variant)
+    record = {"kind": "cell", "bug": bug.id, "variant": variant.name, "role": variant.role,
+              "python_requested": cell.python, "pins": list(cell.pins), "exclude_newer": cell.exclude_newer,
+              "failure_kind": bug.failure_kind, "host": platform.node(),
+              "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        interpreter = interpreters.find(cell.python)
+        requirements = envs.merge_requirements(bug.requirements, list(cell.pins))
+        env = envs.ensure_env(interpreter, requirements, cell.exclude_newer)
+    except (UsageError, EnvBuildError) as exc:
+        return _finish(record, "skipped", str(exc), [], started)
+    record.update({"python": interpreter.version, "requirements": requirements,
+                   "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
+                   "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
+    missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
+    if missing:
+        return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started)
+    command = _command(env, options, bug)
+
+    if variant.role == "trigger" and options.control_attempts:
+        failed = _run_controls(bug, command, options, record, progress, cell)
+        if failed:
+            return _finish(record, "error", failed, [], started)
+
+    attempts = _run_attempts(bug, variant, command, options, progress, cell)
+    verdict, reason = decide(bug, variant.role, attempts, options)
+    return _finish(record, verdict, reason, attempts, started, bug)
+
+
+def _run_controls(bug, command, options, record, progress, cell) -> str | None:
+    """Run each control; the reason of the first failure, or None when all are clean."""
+    record["controls"] = []
+    for control in bug.controls:
+        for k in range(options.control_attempts):
+            if progress:
+                progress.attempt(cell, control.name, k + 1, options.control_attempts)
+            attempt = run_attempt(bug, control, command, timeout=options.timeout, params=options.params,
+                                  kill_grace=options.kill_grace)
+            record["controls"].append({"variant": control.name, **attempt.to_json()})
+            if attempt.outcome != "clean":
+                return f"control {control.name!r} was not clean ({attempt.outcome}: {attempt.reason})"
+    return None
+
+
+def _run_attempts(bug, variant, command, options, progress, cell) -> list[Attempt]:
+    planned = plan_attempts(bug, options)
+    attempts: list[Attempt] = []
+    for k in range(planned):
+        if progress:
+            progress.attempt(cell, variant.name, k + 1, planned)
+        attempt = run_attempt(bug, variant, command, timeout=options.timeout, params=options.params,
+                              kill_grace=options.kill_grace)
+        attempts.append(attempt)
+        if progress:
+            progress.outcome(attempt)
+        if attempt.outcome == "error" or (attempt.matches_bug(bug) and not options.measure):
+            break
+    return attempts
+
+
+def decide(bug: Bug, role: str, attempts: list[Attempt], options: Options) -> tuple[str, str]:
+    """The verdict of a cell from its attempts."""
+    counts = _summary(attempts)
+    n = len(attempts)
+    hits = sum(a.matches_bug(bug) for a in attempts)
+    errors = [a for a in attempts if a.outcome == "error"]
+    if errors:
+        return "error", f"attempt failed to run: {errors[0].reason}"
+    if hits:
+        if role == "control":
+            return "error", f"the control reproduced the bug in {hits} of {n} attempts: the repro is not valid"
+        return "present", f"reproduced in {hits} of {n} attempts"
+    failures = [a for a in attempts if a.outcome != "clean"]
+    if failures:
+        # The trigger failed, but not with this bug's signature: say how, never `absent`.
+        worst = Counter("other-failure" if a.outcome == "reproduced" else a.outcome for a in failures)
+        verdict = worst.most_common(1)[0][0]
+        return verdict, f"{len(failures)} of {n} attempts failed without the bug's signature: {failures[0].reason}"
+    p = bug.trigger_rate_lower_bound()
+    confidence = stats.confidence_of(p, n)
+    reason = (f"{n} clean attempts; with trigger rate >= {p:.3f} a present bug would have shown "
+              f"with probability {confidence:.4f}")
+    if confidence < options.confidence:
+        reason += f" (below the wanted {options.confidence}: attempts were capped)"
+    return "absent", reason
+
+
+def _finish(record, verdict, reason, attempts, started, bug: Bug | None = None) -> dict:
+    n = len(attempts)
+    record.update({"verdict": verdict, "reason": reason, "attempts": n, "outcomes": _summary(attempts),
+                   "durations": [round(a.duration, 3) for a in attempts],
+                   "seconds": round(time.monotonic() - started, 2)})
+    if bug is not None:
+        p = bug.trigger_rate_lower_bound()
+        record["reproductions"] = sum(a.matches_bug(bug) for a in attempts)
+        record["trigger_rate_assumed"] = round(p, 4)
+        record["trigger_rate_measured"] = bug.trigger_rate
+        clean = sum(a.outcome == "clean" for a in attempts)
+        record["confidence"] = round(stats.confidence_of(p, clean), 6) if verdict == "absent" else None
+        record["evidence"] = _evidence(attempts)
+        seen_versions = next((a.versions for a in attempts if a.versions), None)
+        if seen_versions:
+            record["installed"] = seen_versions
+    return record
+
+
+def _evidence(attempts: list[Attempt]) -> list[dict]:
+    """Full evidence of the first attempt of each non-clean outcome, a line for the rest."""
+    kept, seen = [], set()
+    for index, attempt in enumerate(attempts, 1):
+        if attempt.outcome == "clean" or attempt.outcome in seen:
+            continue
+        seen.add(attempt.outcome)
+        kept.append({"attempt": index, **attempt.to_json()})
+    return kept

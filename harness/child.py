@@ -1,0 +1,175 @@
+"""Child side: runs one attempt of one variant inside the target interpreter.
+
+Stdlib-only and Python 3.9+, because it runs in every environment under test.
+Invoked by the parent as:
+
+    python -m harness.child --repro FILE --variant NAME --result PATH --stacks PATH
+                            --timeout SECONDS [--params JSON]
+
+It arms faulthandler's C watchdog (which dumps every thread's stack even while a
+deadlock holds the GIL) a little before the parent's deadline, runs the variant,
+judges the observation with the bug's oracle, writes a JSON result atomically and
+leaves with os._exit so a library that aborts at interpreter exit cannot spoil a
+result that is already known.
+"""
+import argparse
+import faulthandler
+import importlib.util
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+SCHEMA = 1
+# How long before the parent's deadline the stacks are dumped, so the parent can read them.
+STACK_DUMP_MARGIN = 1.0
+
+
+class Context:
+    """What a variant function gets: its parameters, a private work dir, the result path."""
+
+    def __init__(self, params, workdir, result_path):
+        self.params = params
+        self.workdir = workdir
+        self.result_path = result_path
+        self.notes = []
+
+    def param(self, name, default):
+        return self.params.get(name, default)
+
+    def note(self, text):
+        """Record a line of evidence (shown with the result)."""
+        self.notes.append(str(text))
+
+
+def exception_text(exc):
+    """'Type: message' for an exception and every exception chained to it."""
+    parts = []
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts.append("%s: %s" % (type(exc).__name__, exc))
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(parts)
+
+
+def load_repro(path):
+    spec = importlib.util.spec_from_file_location("repro_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def judge(bug, observation):
+    """The bug's oracle: map what the variant observed to an outcome.
+
+    observation keys (all optional): errors (list of 'Type: message' texts),
+    lost (rows lost silently), hung (bool: the repro saw its own hang),
+    signal (a sub-process of the repro died by this signal).
+    """
+    kind = bug["failure_kind"]
+    errors = observation.get("errors") or []
+    if kind == "exception":
+        pattern = re.compile(bug["signature"], re.IGNORECASE)
+        matching = [e for e in errors if pattern.search(e)]
+        if matching:
+            return "reproduced", "%d of %d errors match %r" % (len(matching), len(errors), bug["signature"])
+    if kind == "hang" and observation.get("hung"):
+        return "reproduced", "the repro observed a hang"
+    if observation.get("signal"):
+        return "other-failure", "a process of the repro died by signal %s" % observation["signal"]
+    if errors:
+        # For data-loss bugs a loud failure is explicitly not the (silent) bug.
+        return "other-failure", "errors not matching the bug's signature: %s" % errors[0][:300]
+    if kind == "data-loss" and (observation.get("lost") or 0) > 0:
+        return "reproduced", "%s rows lost silently" % observation["lost"]
+    return "clean", "no sign of the bug"
+
+
+def installed_versions(names):
+    from importlib import metadata
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def write_atomically(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def run_variant(bug, function, ctx):
+    """Run the variant; an exception that escapes it counts as an observed error."""
+    try:
+        observation = function(ctx) or {}
+    except BaseException as exc:  # noqa: BLE001 - everything the repro raises is evidence
+        observation = {"errors": [exception_text(exc)], "traceback": traceback.format_exc()[-4000:]}
+    return observation
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="harness.child")
+    parser.add_argument("--repro", required=True)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--stacks", required=True)
+    parser.add_argument("--timeout", type=float, required=True)
+    parser.add_argument("--params", default="{}")
+    args = parser.parse_args(argv)
+
+    stacks = open(args.stacks, "w")
+    faulthandler.enable(file=stacks, all_threads=True)  # segfaults and aborts leave stacks too
+    faulthandler.dump_traceback_later(max(0.1, args.timeout - STACK_DUMP_MARGIN), exit=False, file=stacks)
+
+    started = time.monotonic()
+    module = load_repro(args.repro)
+    bug = module.BUG
+    variant = bug["variants"][args.variant]
+    params = dict(variant.get("params", {}))
+    params.update(json.loads(args.params))
+    workdir = os.path.join(os.path.dirname(os.path.abspath(args.result)), "work")
+    os.makedirs(workdir, exist_ok=True)
+    ctx = Context(params, workdir, args.result)
+
+    observation = run_variant(bug, getattr(module, variant["run"]), ctx)
+    outcome, reason = judge(bug, observation)
+    if variant["role"] == "control" and outcome == "reproduced":
+        reason = "control reproduced the bug's signature: " + reason
+    result = {
+        "schema": SCHEMA,
+        "outcome": outcome,
+        "reason": reason,
+        "observation": observation,
+        "notes": ctx.notes,
+        "versions": installed_versions(bug.get("packages", [])),
+        "python": sys.version.split()[0],
+        "duration": round(time.monotonic() - started, 3),
+        "threads_alive": threading.active_count(),
+    }
+    faulthandler.cancel_dump_traceback_later()
+    write_atomically(args.result, result)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.environ.get("REPRO_CHILD_EXIT") == "interpreter":
+        # Diagnostic: leave through normal interpreter shutdown (atexit, finalizers) to see
+        # whether the library aborts there; the result above is already safe on disk.
+        sys.exit(0)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

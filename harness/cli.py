@@ -1,0 +1,178 @@
+"""`repro` command line: list, run, verify.
+
+Bad input (unknown bug or variant, malformed --with, a release not on the index, a
+missing interpreter, an unreachable index) is one line on stderr and exit code 2,
+checked before anything runs or is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from harness import envs, index, interpreters, results, services
+from harness.cells import Cell, Options, run_cell
+from harness.errors import UsageError
+from harness.progress import Progress
+from harness.registry import ROOT, Bug, all_bugs, get_bug
+
+DEFAULT_RESULTS = ROOT / "results" / "results.jsonl"
+
+
+def _options_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'")
+    common.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
+                        help="requirement override, e.g. deltalake==0.20.1 (repeatable)")
+    common.add_argument("--exclude-newer", metavar="DATE|release",
+                        help="resolve dependencies as of DATE, or as of the pinned release's upload date")
+    common.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)")
+    common.add_argument("--confidence", type=float, default=0.99, help="wanted confidence of `absent`")
+    common.add_argument("--max-attempts", type=int, default=30)
+    common.add_argument("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)")
+    common.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="variant parameter override (JSON value), e.g. threads=8")
+    common.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines file to append to")
+    common.add_argument("--json", action="store_true", help="print each result record as JSON on stdout")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="repro", description="Reproduce known concurrency bugs per cell.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="the known bugs and their variants")
+    listing.add_argument("--json", action="store_true")
+    common = _options_parser()
+    run = sub.add_parser("run", parents=[common], help="run one cell to a verdict")
+    run.add_argument("bug")
+    run.add_argument("--variant", default="trigger")
+    run.add_argument("--measure", action="store_true", help="run every attempt: measure the trigger rate")
+    run.add_argument("--control-attempts", type=int, default=1, help="control runs before a trigger cell")
+    verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
+    verify.add_argument("bug")
+    return parser
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"malformed --param {pair!r}: expected KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _check_pins(bug: Bug, pins: list[str]) -> list[str]:
+    checked = [envs.check_requirement(p) for p in pins]
+    for pin in checked:
+        if "==" in pin:
+            name, version = envs.requirement_name(pin), pin.split("==", 1)[1]
+            index.check_pin(name, version)
+    return checked
+
+
+def _exclude_newer(bug: Bug, rule: str | None, pins: list[str]) -> str | None:
+    if rule != "release":
+        return envs.check_date(rule)
+    for pin in pins:
+        if envs.requirement_name(pin) in bug.packages and "==" in pin:
+            return index.release_date_cutoff(envs.requirement_name(pin), pin.split("==", 1)[1])
+    raise UsageError(f"--exclude-newer release needs --with NAME==VERSION for one of {', '.join(bug.packages)}")
+
+
+def _options(args, **extra) -> Options:
+    if args.attempts is not None and args.attempts < 1:
+        raise UsageError("--attempts must be at least 1")
+    if not 0 < args.confidence < 1:
+        raise UsageError("--confidence must be between 0 and 1")
+    return Options(confidence=args.confidence, max_attempts=args.max_attempts, attempts=args.attempts,
+                   timeout=args.timeout, params=_parse_params(args.param), **extra)
+
+
+def _emit(args, record: dict, progress: Progress) -> None:
+    results.append(args.results, record)
+    progress.verdict(record)
+    if args.json:
+        print(json.dumps(record, default=str), flush=True)
+
+
+def cmd_list(args) -> int:
+    bugs = all_bugs()
+    if args.json:
+        print(json.dumps([{"id": b.id, "title": b.title, "failure_kind": b.failure_kind, "packages": b.packages,
+                           "variants": {v.name: v.role for v in b.variants.values()}, "services": b.services,
+                           "upstream": b.upstream, "trigger_rate": b.trigger_rate} for b in bugs.values()], indent=1))
+        return 0
+    for bug in bugs.values():
+        variants = ", ".join(f"{v.name} ({v.role})" for v in bug.variants.values())
+        print(f"{bug.id:32} {bug.failure_kind:10} {' '.join(bug.packages):24} {variants}")
+        print(f"{'':32} {bug.title}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    bug = get_bug(args.bug)
+    bug.variant(args.variant)
+    interpreters.find(args.python)
+    pins = _check_pins(bug, args.pins)
+    cell = Cell(bug.id, args.variant, args.python, tuple(pins), _exclude_newer(bug, args.exclude_newer, pins))
+    options = _options(args, measure=args.measure, control_attempts=args.control_attempts)
+    progress = Progress(enabled=not args.quiet)
+    with services.started(bug.services) as service_env:
+        options.service_env = service_env
+        progress.cell(1, 1, cell.label)
+        record = run_cell(cell, options, progress)
+    _emit(args, record, progress)
+    return 1 if record["verdict"] == "error" else 0
+
+
+def cmd_verify(args) -> int:
+    from harness import matrix
+
+    bug = get_bug(args.bug)
+    declared = matrix.load().get(bug.id, {}).get("verify", {})
+    if set(declared) != {"present", "absent"}:
+        raise UsageError(f"matrix/{bug.id.replace('-', '_')}.toml declares no [verify] present and absent cells")
+    options = _options(args, control_attempts=0)
+    progress = Progress(enabled=not args.quiet)
+    checks = []
+    for expected in (declared["present"], declared["absent"]):
+        base = matrix.resolve(expected)
+        for variant in bug.variants.values():
+            want = expected.expect if variant.role == "trigger" else "absent"
+            checks.append((Cell(**{**base.__dict__, "variant": variant.name}), want))
+    failed = 0
+    with services.started(bug.services) as service_env:
+        options.service_env = service_env
+        for number, (cell, want) in enumerate(checks, 1):
+            progress.cell(number, len(checks), f"{cell.label} (expect {want})")
+            record = run_cell(cell, options, progress)
+            record["expected"] = want
+            _emit(args, record, progress)
+            failed += record["verdict"] != want
+    print(f"verify {bug.id}: {len(checks) - failed} of {len(checks)} checks hold", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    try:
+        return {"list": cmd_list, "run": cmd_run, "verify": cmd_verify}[args.command](args)
+    except UsageError as exc:
+        print(f"repro: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("repro: interrupted; finished cells are kept in the results file", file=sys.stderr)
+        return 130

@@ -1,0 +1,102 @@
+"""The package index, read through its JSON simple API (PEP 691/700): releases and upload dates."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from harness.errors import UsageError
+
+ACCEPT = "application/vnd.pypi.simple.v1+json"
+
+
+def index_url() -> str:
+    return (os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL")
+            or "https://pypi.org/simple").rstrip("/")
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass
+class Release:
+    version: str
+    uploaded: str            # ISO date-time of the release's first file
+    yanked: bool
+    wheel_tags: list = field(default_factory=list)  # e.g. ["cp39-abi3-manylinux_2_17_x86_64"]
+    requires_python: str | None = None
+
+
+@functools.lru_cache(maxsize=None)
+def releases(package: str) -> dict[str, Release]:
+    """Every release on the index, keyed by version string; UsageError if the index is unreachable."""
+    url = f"{index_url()}/{normalize(package)}/"
+    request = urllib.request.Request(url, headers={"Accept": ACCEPT})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data = json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise UsageError(f"package {package!r} is not on the index {index_url()}") from None
+        raise UsageError(f"the package index {index_url()} answered {exc.code} for {package}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise UsageError(f"cannot reach the package index {index_url()}: {exc}") from None
+    found: dict[str, Release] = {}
+    for file in data.get("files", []):
+        version = _version_of(file["filename"], data["name"])
+        if version is None:
+            continue
+        rel = found.setdefault(version, Release(version, file.get("upload-time") or "", True))
+        rel.uploaded = min(rel.uploaded, file.get("upload-time") or rel.uploaded) or rel.uploaded
+        rel.yanked = rel.yanked and bool(file.get("yanked"))  # yanked only if every file is
+        rel.requires_python = rel.requires_python or file.get("requires-python")
+        if file["filename"].endswith(".whl"):
+            rel.wheel_tags.append("-".join(file["filename"][:-4].split("-")[-3:]))
+    return found
+
+
+def _version_of(filename: str, project: str) -> str | None:
+    stem = normalize(project).replace("-", "_")
+    base = filename[:-4] if filename.endswith(".whl") else re.sub(r"\.(tar\.gz|zip|tar\.bz2)$", "", filename)
+    parts = base.split("-")
+    if filename.endswith(".whl"):
+        return parts[1] if len(parts) >= 5 else None
+    head = normalize(base).replace("-", "_")
+    if not head.startswith(stem + "_"):
+        return None
+    return base[len(stem) + 1:] if len(base) > len(stem) else None
+
+
+def check_pin(package: str, version: str) -> Release:
+    """The release, or a UsageError naming the problem (not on the index, yanked)."""
+    known = releases(package)
+    if version not in known:
+        newest = sorted(known, key=_sort_key)[-3:]
+        raise UsageError(f"{package} {version} is not on the index (newest: {', '.join(newest)})")
+    return known[version]
+
+
+def _sort_key(version: str):
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(version))
+    except InvalidVersion:
+        return (-1, version)
+
+
+def release_date_cutoff(package: str, version: str) -> str:
+    """An exclude-newer cutoff for 'the dependency set of this release's date'.
+
+    One day after the release's first upload, so late wheels of the same release count
+    but dependencies released after it do not.
+    """
+    from datetime import datetime, timedelta
+
+    uploaded = datetime.fromisoformat(check_pin(package, version).uploaded.replace("Z", "+00:00"))
+    return (uploaded + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

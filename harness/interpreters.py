@@ -1,0 +1,97 @@
+"""Finding interpreters: PATH, pyenv, then `uv python find` (never downloads one)."""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UsageError
+
+VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    path: str
+    version: str  # full, e.g. "3.11.7"
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+def _probe(path: str) -> str | None:
+    try:
+        out = subprocess.run([path, "-c", "import sys, platform; print(platform.python_implementation(),"
+                              " '%d.%d.%d' % sys.version_info[:3])"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = out.stdout.split()
+    if out.returncode != 0 or len(parts) != 2 or parts[0] != "CPython":
+        return None
+    return parts[1]
+
+
+def _matches(found: str, wanted: str) -> bool:
+    return found == wanted or found.startswith(wanted + ".")
+
+
+def _pyenv_candidates(wanted: str) -> list[str]:
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    if shutil.which("pyenv"):
+        try:
+            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=10).stdout.strip() or root
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    versions = Path(root) / "versions"
+    if not versions.is_dir():
+        return []
+    names = [p.name for p in versions.iterdir() if re.fullmatch(r"3\.\d+\.\d+", p.name) and _matches(p.name, wanted)]
+    names.sort(key=lambda v: tuple(int(x) for x in v.split(".")), reverse=True)  # newest patch first
+    return [str(versions / n / "bin" / "python") for n in names]
+
+
+def _uv_candidate(wanted: str) -> list[str]:
+    uv = shutil.which("uv")
+    if not uv:
+        return []
+    try:
+        out = subprocess.run([uv, "python", "find", "--no-python-downloads", "--system", wanted],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [out.stdout.strip()] if out.returncode == 0 and out.stdout.strip() else []
+
+
+@functools.lru_cache(maxsize=None)
+def find(wanted: str) -> Interpreter:
+    """The interpreter for `wanted` ("3.11", "3.11.7" or "current"), or a UsageError saying where we looked."""
+    if wanted == "current":
+        return Interpreter(sys.executable, "%d.%d.%d" % sys.version_info[:3])
+    if not VERSION_RE.match(wanted):
+        raise UsageError(f"bad Python version {wanted!r}: expected e.g. 3.11 or 3.11.7")
+    minor = ".".join(wanted.split(".")[:2])
+    on_path = [shutil.which(f"python{minor}")] if shutil.which(f"python{minor}") else []
+    for candidate in [*on_path, *_pyenv_candidates(wanted), *_uv_candidate(wanted)]:
+        version = _probe(candidate)
+        if version and _matches(version, wanted):
+            return Interpreter(candidate, version)
+    raise UsageError(f"no Python {wanted} interpreter found (looked on PATH for python{minor}, "
+                     f"in pyenv's versions, and with `uv python find`)")
+
+
+def available(versions: list[str]) -> dict[str, Interpreter | str]:
+    """Each wanted version mapped to its interpreter, or to the reason it is missing."""
+    found = {}
+    for version in versions:
+        try:
+            found[version] = find(version)
+        except UsageError as exc:
+            found[version] = str(exc)
+    return found

@@ -1,0 +1,125 @@
+"""The matrix: `matrix/<bug_id>.toml` declares the cells of a bug and the verdict each should give.
+
+    bug = "delta-already-borrowed"
+
+    [verify]                       # the Defects4J check run by `repro verify`
+    present = { python = "3.11", pins = ["deltalake==0.20.1"] }
+    absent  = { python = "3.11", pins = ["deltalake==1.6.6"] }
+
+    [[cells]]                      # one entry = the cross product of its lists
+    python = ["3.10", "3.11"]
+    pins = ["deltalake==0.20.1"]   # requirement overrides of the cell
+    variants = ["trigger", "control-uri"]   # default: every variant of the bug
+    exclude_newer = "release"      # optional: a date, or "release" = the pinned release's date
+    expect = "present"             # the trigger's expected verdict; controls expect "absent"
+
+Validated on load: a bad entry is one UsageError naming the file, the entry and the problem.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import envs
+from harness.cells import VERDICTS, Cell
+from harness.errors import UsageError
+from harness.registry import ROOT, all_bugs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MATRIX_DIR = ROOT / "matrix"
+
+
+@dataclass(frozen=True)
+class Expected:
+    cell: Cell
+    expect: str
+    exclude_newer_rule: str | None  # "release" is resolved to a date only when the cell runs
+
+
+def _fail(path: Path, entry: str, problem: str) -> UsageError:
+    return UsageError(f"{path.name}: {entry}: {problem}")
+
+
+def _load_file(path: Path, bugs: dict) -> dict:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path.name}: not valid TOML: {exc}") from None
+    bug = bugs.get(data.get("bug"))
+    if bug is None:
+        raise _fail(path, "bug", f"unknown bug {data.get('bug')!r}; known: {', '.join(sorted(bugs))}")
+    cells = []
+    for index, entry in enumerate(data.get("cells", []), 1):
+        cells.extend(_expand(path, f"cells[{index}]", entry, bug))
+    verify = {}
+    for role, entry in data.get("verify", {}).items():
+        if role not in ("present", "absent"):
+            raise _fail(path, f"verify.{role}", "only 'present' and 'absent' cells can be verified")
+        verify[role] = _expand(path, f"verify.{role}", {**entry, "variants": ["trigger"], "expect": role}, bug)[0]
+    return {"bug": bug.id, "cells": cells, "verify": verify}
+
+
+def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
+    unknown = set(entry) - {"python", "pins", "variants", "exclude_newer", "expect", "note"}
+    if unknown:
+        raise _fail(path, name, f"unknown key(s) {', '.join(sorted(unknown))}")
+    pythons = entry.get("python")
+    pythons = [pythons] if isinstance(pythons, str) else pythons
+    if not pythons or not all(isinstance(p, str) for p in pythons):
+        raise _fail(path, name, "python must be a version or a list of versions, e.g. [\"3.11\"]")
+    pins = entry.get("pins", [])
+    try:
+        pins = tuple(envs.check_requirement(p) for p in pins)
+    except UsageError as exc:
+        raise _fail(path, name, str(exc)) from None
+    variants = entry.get("variants", list(bug.variants))
+    for variant in variants:
+        if variant not in bug.variants:
+            raise _fail(path, name, f"bug {bug.id} has no variant {variant!r}; it has: {', '.join(bug.variants)}")
+    expect = entry.get("expect")
+    if expect not in VERDICTS:
+        raise _fail(path, name, f"expect must be one of {', '.join(VERDICTS)}, not {expect!r}")
+    rule = entry.get("exclude_newer")
+    if rule not in (None, "release"):
+        try:
+            envs.check_date(rule)
+        except UsageError as exc:
+            raise _fail(path, name, str(exc)) from None
+    out = []
+    for python in pythons:
+        for variant in variants:
+            role_expect = expect if bug.variants[variant].role == "trigger" else "absent"
+            cell = Cell(bug.id, variant, python, pins, None if rule == "release" else rule)
+            out.append(Expected(cell, role_expect, rule))
+    return out
+
+
+def load(directory: Path = MATRIX_DIR) -> dict[str, dict]:
+    """Every matrix file, keyed by bug id."""
+    bugs = all_bugs()
+    loaded = {}
+    for path in sorted(directory.glob("*.toml")):
+        entry = _load_file(path, bugs)
+        loaded[entry["bug"]] = entry
+    return loaded
+
+
+def resolve(expected: Expected) -> Cell:
+    """The cell to run, with an exclude_newer rule of "release" turned into a date."""
+    if expected.exclude_newer_rule != "release":
+        return expected.cell
+    from harness import index
+    from harness.registry import get_bug
+
+    bug = get_bug(expected.cell.bug)
+    for pin in expected.cell.pins:
+        name = envs.requirement_name(pin)
+        if name in bug.packages and "==" in pin:
+            date = index.release_date_cutoff(name, pin.split("==", 1)[1])
+            return Cell(**{**expected.cell.__dict__, "exclude_newer": date})
+    raise UsageError(f"{expected.cell.label}: exclude_newer = \"release\" needs an == pin of {bug.packages}")

@@ -1,0 +1,149 @@
+"""Discovery and validation of repros: every `repros/*.py` that declares a BUG dict.
+
+Adding a bug is writing one file; nothing here names a bug. Extra directories can be
+given with REPRO_PATH (os.pathsep separated), which the harness's own tests use for
+their synthetic bugs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+FAILURE_KINDS = ("exception", "hang", "data-loss")
+ROLES = ("trigger", "control")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    role: str
+    run: str
+    timeout: float
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Bug:
+    id: str
+    title: str
+    path: Path
+    upstream: list
+    packages: list          # the packages under test: the axes of matrix and bisect
+    requirements: list      # what an env installs by default; --with overrides by name
+    failure_kind: str
+    signature: str | None
+    services: list
+    trigger_rate: dict      # measured: {"reproduced": k, "attempts": n, "cell": "..."}
+    variants: dict
+    notes: str = ""
+
+    def variant(self, name: str) -> Variant:
+        if name not in self.variants:
+            raise UsageError(f"bug {self.id} has no variant {name!r}; it has: {', '.join(self.variants)}")
+        return self.variants[name]
+
+    @property
+    def controls(self) -> list:
+        return [v for v in self.variants.values() if v.role == "control"]
+
+    def trigger_rate_lower_bound(self, confidence: float = 0.95) -> float:
+        """One-sided lower confidence bound of the measured per-attempt trigger rate.
+
+        Exact (Clopper-Pearson) for the all-reproduced case k == n, which is what the
+        repros are tuned to; otherwise a Wilson bound. Using the bound instead of k/n keeps
+        an `absent` verdict honest when the rate was measured on few attempts.
+        """
+        k, n = self.trigger_rate["reproduced"], self.trigger_rate["attempts"]
+        alpha = 1 - confidence
+        if k == n:
+            return alpha ** (1 / n)
+        z = 1.6448536269514722 if abs(confidence - 0.95) < 1e-9 else _z(confidence)
+        p = k / n
+        centre = p + z * z / (2 * n)
+        margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return max(1e-6, (centre - margin) / (1 + z * z / n))
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(confidence)
+
+
+def repro_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("REPRO_PATH", "").split(os.pathsep) if p]
+    return [ROOT / "repros", *extra]
+
+
+def _load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"repros.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _problem(path: Path, text: str) -> UsageError:
+    return UsageError(f"{path}: {text}")
+
+
+def _variant(path: Path, module, name: str, raw: dict) -> Variant:
+    if raw.get("role") not in ROLES:
+        raise _problem(path, f"variant {name!r}: role must be one of {ROLES}")
+    if not callable(getattr(module, raw.get("run", ""), None)):
+        raise _problem(path, f"variant {name!r}: run={raw.get('run')!r} is not a function of the file")
+    timeout = raw.get("timeout")
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise _problem(path, f"variant {name!r}: timeout must be a positive number of seconds")
+    return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})))
+
+
+def load_bug(path: Path) -> Bug:
+    module = _load_module(path)
+    raw = getattr(module, "BUG", None)
+    if not isinstance(raw, dict):
+        raise _problem(path, "declares no BUG dict")
+    for key in ("id", "title", "failure_kind", "variants", "trigger_rate"):
+        if key not in raw:
+            raise _problem(path, f"BUG lacks {key!r}")
+    if raw["failure_kind"] not in FAILURE_KINDS:
+        raise _problem(path, f"failure_kind must be one of {FAILURE_KINDS}")
+    if raw["failure_kind"] == "exception" and not raw.get("signature"):
+        raise _problem(path, "an exception bug needs a signature (regular expression)")
+    rate = raw["trigger_rate"]
+    if not (isinstance(rate, dict) and 0 < rate.get("reproduced", 0) <= rate.get("attempts", 0)):
+        raise _problem(path, "trigger_rate must be {'reproduced': k, 'attempts': n} with 0 < k <= n")
+    variants = {name: _variant(path, module, name, v) for name, v in raw["variants"].items()}
+    if "trigger" not in variants or not any(v.role == "control" for v in variants.values()):
+        raise _problem(path, "needs a 'trigger' variant and at least one control")
+    if raw["id"].replace("-", "_") != path.stem:
+        raise _problem(path, f"file name must be the bug id with '_' for '-': {raw['id'].replace('-', '_')}.py")
+    return Bug(
+        id=raw["id"], title=raw["title"], path=path, upstream=list(raw.get("upstream", [])),
+        packages=list(raw.get("packages", [])), requirements=list(raw.get("requirements", raw.get("packages", []))),
+        failure_kind=raw["failure_kind"], signature=raw.get("signature"), services=list(raw.get("services", [])),
+        trigger_rate=dict(rate), variants=variants, notes=raw.get("notes", ""),
+    )
+
+
+def all_bugs() -> dict[str, Bug]:
+    bugs = {}
+    for directory in repro_dirs():
+        for path in sorted(directory.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            bug = load_bug(path)
+            bugs[bug.id] = bug
+    return bugs
+
+
+def get_bug(bug_id: str) -> Bug:
+    bugs = all_bugs()
+    if bug_id not in bugs:
+        raise UsageError(f"unknown bug {bug_id!r}; known bugs: {', '.join(sorted(bugs)) or '(none)'}")
+    return bugs[bug_id]

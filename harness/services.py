@@ -1,0 +1,35 @@
+"""Services a repro needs (e.g. a moto server), started once per run on 127.0.0.1.
+
+A starter is a context manager yielding the environment variables the child needs to
+reach the service; `started` enters every needed starter and always stops them, also
+on Ctrl-C. The child sees the services only through those variables.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+
+from harness.errors import UsageError
+
+STARTERS: dict = {}  # name -> zero-argument context manager factory yielding an env dict
+
+
+def register(name: str):
+    def wrap(factory):
+        STARTERS[name] = factory
+        return factory
+    return wrap
+
+
+@contextmanager
+def started(names):
+    """Start each named service once; yields the merged env (with REPRO_SERVICES listing them)."""
+    names = sorted(set(names))
+    unknown = [n for n in names if n not in STARTERS]
+    if unknown:
+        raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(STARTERS)) or '(none)'}")
+    env = {}
+    with ExitStack() as stack:
+        for name in names:
+            env.update(stack.enter_context(STARTERS[name]()))
+        env["REPRO_SERVICES"] = ",".join(names)
+        yield env
