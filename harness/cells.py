@@ -77,7 +77,8 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         interpreter = interpreters.find(cell.python)
-        requirements = envs.merge_requirements(bug.requirements, list(cell.pins))
+        defaults = bug.requirements if variant.requirements is None else variant.requirements
+        requirements = envs.merge_requirements(defaults, list(cell.pins) if defaults else [])
         env = envs.ensure_env(interpreter, requirements, cell.exclude_newer)
     except (UsageError, EnvBuildError) as exc:
         return _finish(record, "skipped", str(exc), [], started)

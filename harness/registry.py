@@ -26,6 +26,7 @@ class Variant:
     run: str
     timeout: float
     params: dict = field(default_factory=dict)
+    requirements: list | None = None  # replaces the bug's requirements (e.g. a stdlib-only level)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,10 @@ def _variant(path: Path, module, name: str, raw: dict) -> Variant:
     timeout = raw.get("timeout")
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise _problem(path, f"variant {name!r}: timeout must be a positive number of seconds")
-    return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})))
+    requirements = raw.get("requirements")
+    if requirements is not None and not isinstance(requirements, list):
+        raise _problem(path, f"variant {name!r}: requirements must be a list")
+    return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})), requirements)
 
 
 def load_bug(path: Path) -> Bug:
