@@ -92,9 +92,12 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
     started = time.monotonic()
     proc = None
     try:
-        proc = subprocess.Popen(command.argv(bug, variant, attempt_dir, timeout, params or {}),
-                                cwd=attempt_dir, env=command.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc = subprocess.Popen(command.argv(bug, variant, attempt_dir, timeout, params or {}),
+                                    cwd=attempt_dir, env=command.env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            return Attempt("error", f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
         reader = _TailReader(proc.stdout)
         reader.start()
         watchdog = threading.Timer(timeout + kill_grace + WATCHDOG_SLACK,
@@ -131,7 +134,7 @@ def _wait_and_classify(bug, proc, reader, attempt_dir, timeout, kill_grace, star
         hung = False
     except subprocess.TimeoutExpired:
         hung = True
-    evidence = {}
+    evidence = {"pid": proc.pid}
     if hung:
         members = procs.session_members(proc.pid)
         evidence["threads"] = {pid: procs.thread_count(pid) for pid in members}

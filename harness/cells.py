@@ -77,10 +77,13 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         interpreter = interpreters.find(cell.python)
+    except UsageError as exc:
+        return _finish(record, "skipped", str(exc), [], started)
+    try:
         defaults = bug.requirements if variant.requirements is None else variant.requirements
         requirements = envs.merge_requirements(defaults, list(cell.pins) if defaults else [])
         env = envs.ensure_env(interpreter, requirements, cell.exclude_newer)
-    except (UsageError, EnvBuildError) as exc:
+    except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started)
     record.update({"python": interpreter.version, "requirements": requirements,
                    "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = _options_parser()
     run = sub.add_parser("run", parents=[common], help="run one cell to a verdict")
     run.add_argument("bug")
-    run.add_argument("--variant", default="trigger")
+    run.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
+                     help="variant to run (repeatable; default: trigger)")
     run.add_argument("--measure", action="store_true", help="run every attempt: measure the trigger rate")
     run.add_argument("--control-attempts", type=int, default=1, help="control runs before a trigger cell")
     verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
@@ -119,18 +120,24 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     bug = get_bug(args.bug)
-    bug.variant(args.variant)
+    variants = args.variants or ["trigger"]
+    for name in variants:
+        bug.variant(name)
     interpreters.find(args.python)
     pins = _check_pins(bug, args.pins)
-    cell = Cell(bug.id, args.variant, args.python, tuple(pins), _exclude_newer(bug, args.exclude_newer, pins))
+    exclude_newer = _exclude_newer(bug, args.exclude_newer, pins)
+    cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
     options = _options(args, measure=args.measure, control_attempts=args.control_attempts)
     progress = Progress(enabled=not args.quiet)
+    verdicts = []
     with services.started(bug.services) as service_env:
         options.service_env = service_env
-        progress.cell(1, 1, cell.label)
-        record = run_cell(cell, options, progress)
-    _emit(args, record, progress)
-    return 1 if record["verdict"] == "error" else 0
+        for number, cell in enumerate(cells, 1):
+            progress.cell(number, len(cells), cell.label)
+            record = run_cell(cell, options, progress)
+            _emit(args, record, progress)  # each finished cell is kept, even if a later one is interrupted
+            verdicts.append(record["verdict"])
+    return 1 if "error" in verdicts else 0
 
 
 def cmd_verify(args) -> int:

@@ -1,0 +1,28 @@
+"""A synthetic hang bug: the trigger deadlocks with the GIL held, the control returns."""
+import ctypes
+
+BUG = {
+    "id": "synthetic-hang",
+    "title": "synthetic deadlock holding the GIL, for the harness's own tests",
+    "packages": [],
+    "requirements": [],
+    "failure_kind": "hang",
+    "trigger_rate": {"reproduced": 1, "attempts": 1},
+    "variants": {
+        "trigger": {"role": "trigger", "run": "deadlock", "timeout": 4},
+        "control": {"role": "control", "run": "clean", "timeout": 10},
+        "segfault": {"role": "trigger", "run": "segfault", "timeout": 10},
+    },
+}
+
+
+def deadlock(ctx):
+    ctypes.PyDLL("libc.so.6").pause()
+
+
+def clean(ctx):
+    return {}
+
+
+def segfault(ctx):
+    ctypes.string_at(0)

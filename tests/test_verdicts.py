@@ -1,0 +1,90 @@
+"""Verdicts from repeated attempts, on synthetic bugs run through the real engine."""
+import math
+
+import pytest
+
+from harness import stats
+from harness.cells import Cell, Options, run_cell
+from harness.registry import get_bug
+
+
+def run(variant, bug="synthetic-faults", **options):
+    return run_cell(Cell(bug, variant, "current"), Options(**options))
+
+
+def test_present_stops_at_first_reproduction():
+    record = run("trigger")
+    assert record["verdict"] == "present"
+    assert record["attempts"] == 1 and record["reproductions"] == 1
+    assert record["controls"][0]["outcome"] == "clean"
+
+
+def test_absent_is_backed_by_enough_clean_attempts():
+    bug = get_bug("synthetic-faults")
+    p = bug.trigger_rate_lower_bound()  # measured 20/20 -> lower bound 0.861
+    record = run("control", confidence=0.9)
+    wanted = math.ceil(math.log(0.1) / math.log(1 - p))
+    assert record["verdict"] == "absent"
+    assert record["attempts"] == wanted == stats.attempts_needed(p, 0.9)
+    assert record["confidence"] >= 0.9
+
+
+def test_capped_absent_says_so():
+    record = run("control", bug="synthetic-hang", confidence=0.99, max_attempts=2)  # rate 1/1: needs 90
+    assert record["verdict"] == "absent" and record["attempts"] == 2
+    assert "capped" in record["reason"] and record["confidence"] < 0.99
+
+
+def test_control_that_reproduces_is_an_error():
+    record = run("control", bug="synthetic-broken-control", attempts=1)
+    assert record["verdict"] == "error" and "control reproduced" in record["reason"]
+
+
+def test_trigger_cell_is_an_error_when_its_control_fails():
+    record = run("trigger", bug="synthetic-broken-control")
+    assert record["verdict"] == "error"
+    assert "control 'control' was not clean" in record["reason"]
+    assert record["attempts"] == 0  # no verdict is claimed from a trigger whose repro is invalid
+
+
+def test_foreign_failure_is_never_absent():
+    record = run("other-exception", attempts=2)
+    assert record["verdict"] == "other-failure" and record["attempts"] == 2
+
+
+def test_unexpected_hang_is_a_hang_verdict():
+    record = run("gil-deadlock", attempts=1, control_attempts=0)
+    assert record["verdict"] == "hang"
+
+
+def test_hang_bug_hang_is_present():
+    record = run("trigger", bug="synthetic-hang")
+    assert record["verdict"] == "present" and record["outcomes"] == {"hang": 1}
+
+
+def test_crash_where_hang_expected_is_a_crash_verdict():
+    record = run("segfault", bug="synthetic-hang", attempts=2)
+    assert record["verdict"] == "crash" and record["reproductions"] == 0
+
+
+def test_missing_interpreter_is_skipped_with_reason():
+    record = run_cell(Cell("synthetic-faults", "control", "3.99"), Options())
+    assert record["verdict"] == "skipped" and "no Python 3.99" in record["reason"]
+
+
+def test_measure_runs_every_attempt():
+    record = run("trigger", attempts=3, measure=True, control_attempts=0)
+    assert record["attempts"] == 3 and record["reproductions"] == 3
+
+
+@pytest.mark.parametrize("k,n,conf,expected", [(20, 20, 0.95, 0.05 ** (1 / 20)), (1, 1, 0.95, 0.05)])
+def test_trigger_rate_lower_bound_exact_when_all_reproduced(k, n, conf, expected):
+    bug = get_bug("synthetic-faults")
+    object.__setattr__(bug, "trigger_rate", {"reproduced": k, "attempts": n})
+    assert bug.trigger_rate_lower_bound(conf) == pytest.approx(expected)
+
+
+def test_trigger_rate_lower_bound_below_point_estimate():
+    bug = get_bug("synthetic-faults")
+    object.__setattr__(bug, "trigger_rate", {"reproduced": 10, "attempts": 20})
+    assert 0.25 < bug.trigger_rate_lower_bound() < 0.5
