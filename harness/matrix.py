@@ -99,12 +99,19 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     return out
 
 
+def load_file(path: Path) -> dict:
+    """One matrix file: {"bug": id, "cells": [Expected], "verify": {"present"|"absent": Expected}}."""
+    return _load_file(path, all_bugs())
+
+
 def load(directory: Path = MATRIX_DIR) -> dict[str, dict]:
     """Every matrix file, keyed by bug id."""
     bugs = all_bugs()
     loaded = {}
     for path in sorted(directory.glob("*.toml")):
         entry = _load_file(path, bugs)
+        if entry["bug"] in loaded:
+            raise UsageError(f"{path.name}: bug {entry['bug']} already has a matrix file")
         loaded[entry["bug"]] = entry
     return loaded
 

@@ -1,0 +1,141 @@
+"""pytest glue: one test per matrix cell for the interpreter pytest runs in.
+
+`pytest matrix/` collects every cell of `matrix/*.toml` whose Python is the running
+interpreter's (`--all-pythons`: every cell), runs it through the engine and fails when
+the verdict differs from the expected one. Node ids are
+`matrix/<file>::<python and pins>::<variant>`, so the JUnit classname carries the cell.
+Results go to `results/<worker>.jsonl` (one file per xdist worker).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+CURRENT = "%d.%d" % sys.version_info[:2]
+ENV_BUILD_ALLOWANCE = 1800.0  # outer guard only: a cold Beam or lancedb env takes minutes
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("repro", "reproduction matrix")
+    group.addoption("--bug", action="append", default=[], help="only cells of this bug (repeatable)")
+    group.addoption("--attempts", type=int, default=None, help="fixed attempts per cell")
+    group.addoption("--pins", action="append", default=[], help="only cells with exactly these pins")
+    group.addoption("--all-pythons", action="store_true", help="collect cells of every Python, not just this one")
+    group.addoption("--results-dir", default=str(ROOT / "results"), help="where JSON lines results go")
+
+
+def pytest_configure(config):
+    from harness.registry import FAILURE_KINDS, all_bugs
+
+    for bug in all_bugs().values():
+        config.addinivalue_line("markers", f"{bug.id.replace('-', '_')}: cells of {bug.id}")
+    for kind in FAILURE_KINDS:
+        config.addinivalue_line("markers", f"{kind.replace('-', '_')}: cells of bugs whose failure is a {kind}")
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".toml" and file_path.parent == ROOT / "matrix":
+        return MatrixFile.from_parent(parent, path=file_path)
+    return None
+
+
+class MatrixFile(pytest.File):
+    def collect(self):
+        from harness import matrix
+        from harness.registry import get_bug
+
+        opts = self.config.option
+        entry = matrix.load_file(self.path)
+        if opts.bug and entry["bug"] not in opts.bug:
+            return
+        bug = get_bug(entry["bug"])
+        groups: dict[str, list] = {}
+        for expected in entry["cells"]:
+            cell = expected.cell
+            if not opts.all_pythons and cell.python != CURRENT:
+                continue
+            if opts.pins and sorted(cell.pins) != sorted(opts.pins):
+                continue
+            groups.setdefault(f"py{cell.python}-{'-'.join(cell.pins) or 'default'}", []).append(expected)
+        for name, members in groups.items():
+            yield CellGroup.from_parent(self, name=name, members=members, bug=bug)
+
+
+class CellGroup(pytest.Collector):
+    def __init__(self, *, members, bug, **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+        self.bug = bug
+
+    def collect(self):
+        for expected in self.members:
+            item = CellItem.from_parent(self, name=expected.cell.variant, expected=expected, bug=self.bug)
+            item.add_marker(getattr(pytest.mark, self.bug.id.replace("-", "_")))
+            item.add_marker(getattr(pytest.mark, self.bug.failure_kind.replace("-", "_")))
+            variant = self.bug.variants[expected.cell.variant]
+            item.add_marker(pytest.mark.timeout(ENV_BUILD_ALLOWANCE + 40 * (variant.timeout + 10)))
+            yield item
+
+
+class VerdictMismatch(Exception):
+    pass
+
+
+class CellItem(pytest.Item):
+    def __init__(self, *, expected, bug, **kwargs):
+        super().__init__(**kwargs)
+        self.expected = expected
+        self.bug = bug
+
+    def runtest(self):
+        from harness import matrix, results
+        from harness.cells import Options, run_cell
+
+        services_env = _services(self.config, self.bug.services)
+        options = Options(attempts=self.config.option.attempts, service_env=services_env)
+        record = run_cell(matrix.resolve(self.expected), options)
+        record["expected"] = self.expected.expect
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
+        self.user_properties.append(("verdict", record["verdict"]))
+        if record["verdict"] == "skipped":
+            pytest.skip(record["reason"])
+        if record["verdict"] != self.expected.expect:
+            raise VerdictMismatch(record)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, VerdictMismatch):
+            record = excinfo.value.args[0]
+            return (f"{self.expected.cell.label}: expected {self.expected.expect}, got {record['verdict']}\n"
+                    f"  reason: {record['reason']}\n  installed: {record.get('installed')}\n"
+                    f"  outcomes: {record.get('outcomes')}")
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, self.expected.cell.label
+
+
+def _services(config, names) -> dict:
+    """Start each needed service once per pytest process (xdist: once per worker, own ports)."""
+    if not names:
+        return {}
+    from harness import services
+
+    cache = getattr(config, "_repro_services", None)
+    if cache is None:
+        stack = ExitStack()
+        config.add_cleanup(stack.close)
+        cache = config._repro_services = {"stack": stack, "env": {}, "started": set()}
+    missing = set(names) - cache["started"]
+    if missing:
+        env = cache["stack"].enter_context(services.started(sorted(missing)))
+        running = set(cache["env"].get("REPRO_SERVICES", "").split(",")) | missing
+        cache["env"].update(env)
+        cache["env"]["REPRO_SERVICES"] = ",".join(sorted(s for s in running if s))
+        cache["started"] |= missing
+    return dict(cache["env"])
