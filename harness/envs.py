@@ -23,6 +23,8 @@ from harness.errors import EnvBuildError, UsageError
 from harness.interpreters import Interpreter
 
 REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*((==|>=|<=|~=|!=|<|>)[^\s;]+(,\s*(==|>=|<=|~=|!=|<|>)[^\s,;]+)*)?$")
+# A direct reference to a local file or directory (a package built from a checkout); never a network URL.
+LOCAL_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*@\s*file:///\S+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?$")
 
 
@@ -44,11 +46,11 @@ def cache_dir() -> Path:
 
 
 def requirement_name(requirement: str) -> str:
-    return re.split(r"[\[=<>!~ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    return re.split(r"[\[=<>!~ ;@]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
 def check_requirement(requirement: str) -> str:
-    if not REQUIREMENT_RE.match(requirement.strip()):
+    if not (REQUIREMENT_RE.match(requirement.strip()) or LOCAL_REFERENCE_RE.match(requirement.strip())):
         raise UsageError(f"malformed requirement {requirement!r}: expected e.g. deltalake==0.20.1")
     return requirement.strip()
 
