@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--control-attempts", type=int, default=1, help="control runs before a trigger cell")
     verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
     verify.add_argument("bug")
+    from harness import bisect_cli
+
+    bisect_cli.add_parsers(sub, common)
     return parser
 
 
@@ -173,9 +176,19 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # `check` runs under `git bisect run`: a bad command line must stop it
+        if argv[:1] == ["check"] and exc.code:
+            return 128
+        raise
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     try:
+        if args.command in ("bisect", "check"):
+            from harness import bisect_cli
+
+            return {"bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check}[args.command](args)
         return {"list": cmd_list, "run": cmd_run, "verify": cmd_verify}[args.command](args)
     except UsageError as exc:
         print(f"repro: {exc}", file=sys.stderr)

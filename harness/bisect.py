@@ -1,0 +1,458 @@
+"""Bisect over releases (or interpreters): where did the verdict of a bug change?
+
+The axis is an ordered list of points (a package's releases, oldest first, or interpreters),
+each a cell. A point's state is `present` (bad), `absent` (good) or `skip` (could not be
+tested: not installable, a control failed, a failure without the bug's signature), as with
+`git bisect skip`: a skipped point never counts as good or bad.
+
+Strategies work on indices through a `Probe` (a memo of tested states), so they are tested
+against synthetic histories and run unchanged against real releases:
+- `first_transition`: binary search assuming one transition (`--first-fixed`, `--first-bad`);
+- `map_history`: every transition of a possibly non-monotonic history, from a stride sample
+  refined by bisection, plus the neighbours of every transition.
+Verdicts are cached per (bug, variant, interpreter, pins, deps date, repro file, options).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from harness import envs, index
+from harness.cells import Cell, Options, run_cell
+from harness.errors import UsageError
+from harness.interpreters import Interpreter
+from harness.registry import Bug
+
+PRESENT, ABSENT, SKIP = "present", "absent", "skip"
+CACHE_SCHEMA = 1
+
+
+def state_of(verdict: str) -> str:
+    """Only present and absent are verdicts for bisecting; everything else cannot be judged."""
+    return verdict if verdict in (PRESENT, ABSENT) else SKIP
+
+
+# ---------------------------------------------------------------- search strategies
+
+class Probe:
+    """Tests indices at most once, remembering states and the order they were tested in."""
+
+    def __init__(self, n: int, test):
+        self.n = n
+        self._test = test
+        self.states: dict[int, str] = {}
+        self.order: list[int] = []
+
+    def __call__(self, i: int) -> str:
+        if i not in self.states:
+            self.states[i] = self._test(i)
+            self.order.append(i)
+        return self.states[i]
+
+    def untested(self, lo: int, hi: int) -> list[int]:
+        """Untested indices strictly between lo and hi."""
+        return [i for i in range(lo + 1, hi) if i not in self.states]
+
+    def judged(self) -> list[int]:
+        """Tested indices with a verdict (not skipped), in axis order."""
+        return sorted(i for i, s in self.states.items() if s != SKIP)
+
+
+def _middle(candidates: list[int], lo: int, hi: int) -> int:
+    """The candidate nearest the middle of (lo, hi): after a skip, the next nearest (git bisect skip)."""
+    return min(candidates, key=lambda i: (abs(2 * i - lo - hi), i))
+
+
+def bisect_pair(probe: Probe, lo: int, hi: int) -> tuple[int, int]:
+    """Narrow judged lo < hi with different states to two judged points with only skips between."""
+    while True:
+        inner = probe.untested(lo, hi)
+        if not inner:
+            return lo, hi
+        mid = _middle(inner, lo, hi)
+        state = probe(mid)
+        if state == SKIP:
+            continue
+        if state == probe.states[lo]:
+            lo = mid
+        else:
+            hi = mid
+
+
+def _first_judged(probe: Probe, start: int, stop: int) -> int | None:
+    """The first judged point walking from start towards stop with doubling steps (few tests on a skip run)."""
+    sign = 1 if stop >= start else -1
+    i, step = start, 1
+    while (i - stop) * sign <= 0:
+        if probe(i) != SKIP:
+            return i
+        i += sign * step
+        step *= 2
+    return None
+
+
+def first_transition(probe: Probe, old: str, new: str) -> dict:
+    """Binary search for the first point in state `new` after the last in state `old`.
+
+    Assumes one transition. Without skips it tests at most ceil(log2 n) + 2 points: both
+    ends, then halving. Returns {"transition": (a, b)} or {"problem": text}.
+    """
+    lo = _first_judged(probe, 0, probe.n - 1)
+    hi = _first_judged(probe, probe.n - 1, lo) if lo is not None else None
+    if lo is None or hi is None or hi == lo:
+        return {"problem": "fewer than two points in the range could be tested"}
+    if probe.states[lo] != old or probe.states[hi] != new:
+        return {"problem": f"the oldest testable point is {probe.states[lo]} and the newest {probe.states[hi]}; "
+                           f"this search needs {old} then {new} (use --map for the whole history)"}
+    return {"transition": bisect_pair(probe, lo, hi)}
+
+
+def transitions(probe: Probe) -> list[tuple[int, int]]:
+    """Consecutive judged points whose states differ."""
+    judged = probe.judged()
+    return [(a, b) for a, b in zip(judged, judged[1:]) if probe.states[a] != probe.states[b]]
+
+
+def _edges(probe: Probe) -> list[tuple[int, int]]:
+    """Gaps between a skipped run at either end and the first/last judged point (where testability starts)."""
+    judged = probe.judged()
+    if not judged:
+        return []
+    skipped = [i for i, s in probe.states.items() if s == SKIP]
+    before = [i for i in skipped if i < judged[0]]
+    after = [i for i in skipped if i > judged[-1]]
+    gaps = []
+    if before:
+        gaps.append((max(before), judged[0]))
+    if after:
+        gaps.append((judged[-1], min(after)))
+    return gaps
+
+
+def _refine(probe: Probe) -> None:
+    """Bisect every open gap (differing judged neighbours, or a skip edge) until none is left."""
+    while True:
+        gaps = [(a, b) for a, b in transitions(probe) + _edges(probe) if probe.untested(a, b)]
+        if not gaps:
+            return
+        for a, b in gaps:
+            inner = probe.untested(a, b)
+            if inner:  # an earlier gap of this round may have tested it
+                probe(_middle(inner, a, b))
+
+
+def samples(n: int, stride: int) -> list[int]:
+    return sorted(set(range(0, n, stride)) | {n - 1}) if n else []
+
+
+def map_history(probe: Probe, stride: int) -> None:
+    """Test a stride sample, bisect every gap whose ends differ, test both neighbours of each transition.
+
+    A run of fewer than `stride` points with another verdict, lying between two sampled
+    points that agree, is missed unless a neighbour check lands on it: stride 1 tests all.
+    """
+    for i in samples(probe.n, stride):
+        probe(i)
+    checked: set = set()
+    while True:
+        _refine(probe)
+        fresh = [t for t in transitions(probe) if t not in checked]
+        if not fresh:
+            return
+        for a, b in fresh:
+            checked.add((a, b))
+            for i in (a - 1, b + 1):
+                if 0 <= i < probe.n:
+                    probe(i)
+
+
+# ---------------------------------------------------------------- the axis
+
+@dataclass
+class Point:
+    label: str               # "0.20.1" or "3.11.7"
+    date: str | None         # the release's upload time
+    cell: Cell
+    result: dict = field(default_factory=dict)   # filled when tested
+
+
+def _wheel_fits(tags: list[str], interpreter: Interpreter) -> bool:
+    from packaging import tags as pt
+
+    version = tuple(int(x) for x in interpreter.version.split(".")[:2])
+    platforms = list(pt.platform_tags())
+    supported = set(pt.cpython_tags(version, platforms=platforms)) | set(pt.compatible_tags(version, platforms=platforms))
+    return any(pt.parse_tag(tag) & supported for tag in tags)
+
+
+def _python_fits(requires: str | None, interpreter: Interpreter) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return not requires or SpecifierSet(requires).contains(interpreter.version)
+    except InvalidSpecifier:
+        return True
+
+
+def release_points(bug: Bug, variant: str, package: str, interpreter: Interpreter, pins: tuple,
+                   first: str | None = None, last: str | None = None) -> tuple[list[Point], list[tuple]]:
+    """The releases of `package` in [first, last], oldest first, as cells installed as of their own date.
+
+    Left out, with the reason: pre-releases, yanked releases, releases without a wheel for this
+    interpreter and platform (building old native releases from source is not what users had).
+    """
+    from packaging.version import Version
+
+    known = index.releases(package)
+    for bound in (first, last):
+        if bound is not None:
+            index.check_pin(package, bound)
+    points, left_out = [], []
+    for version in sorted(known, key=index._sort_key):
+        release = known[version]
+        try:
+            parsed = Version(version)
+        except ValueError:
+            left_out.append((version, "not a valid version"))
+            continue
+        if (first and parsed < Version(first)) or (last and parsed > Version(last)):
+            continue
+        reason = ("pre-release" if parsed.is_prerelease else "yanked" if release.yanked
+                  else f"requires Python {release.requires_python}"
+                  if not _python_fits(release.requires_python, interpreter)
+                  else f"no wheel for CPython {interpreter.minor} on this platform"
+                  if not _wheel_fits(release.wheel_tags, interpreter) else None)
+        if reason:
+            left_out.append((version, reason))
+            continue
+        cell = Cell(bug.id, variant, interpreter.version, (f"{package}=={version}", *pins),
+                    index.release_date_cutoff(package, version))
+        points.append(Point(version, release.uploaded, cell))
+    return points, left_out
+
+
+def interpreter_points(bug: Bug, variant: str, found: list[Interpreter], pins: tuple,
+                       exclude_newer: str | None) -> list[Point]:
+    ordered = sorted(found, key=lambda i: tuple(int(x) for x in i.version.split(".")))
+    return [Point(i.version, None, Cell(bug.id, variant, i.version, pins, exclude_newer)) for i in ordered]
+
+
+# ---------------------------------------------------------------- verdict cache
+
+def _file_digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+
+
+def cache_key(bug: Bug, cell: Cell, options: Options) -> str:
+    blob = json.dumps({"schema": CACHE_SCHEMA, "bug": bug.id, "variant": cell.variant, "python": cell.python,
+                       "pins": sorted(cell.pins), "exclude_newer": cell.exclude_newer,
+                       "repro": _file_digest(bug.path), "confidence": options.confidence,
+                       "attempts": options.attempts, "max_attempts": options.max_attempts,
+                       "timeout": options.timeout, "params": options.params,
+                       "controls": options.control_attempts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _cache_path(key: str):
+    return envs.cache_dir() / "verdicts" / f"{key}.json"
+
+
+def cached_verdict(key: str) -> dict | None:
+    try:
+        return json.loads(_cache_path(key).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _cacheable(record: dict) -> bool:
+    """Keep verdicts that a rerun would repeat; not a missing interpreter, service or unreachable index."""
+    if record["verdict"] != "skipped":
+        return True
+    return record["reason"].startswith(("cannot install", "uv venv failed"))
+
+
+def store_verdict(key: str, entry: dict) -> None:
+    path = _cache_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entry, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def summary_of(record: dict) -> dict:
+    """What the timeline keeps of a cell record."""
+    env = record.get("env") or {}
+    built = bool(env) and not env.get("reused", True)
+    failed_build = record["verdict"] == "skipped" and _cacheable(record)
+    return {"verdict": record["verdict"], "state": state_of(record["verdict"]), "reason": record["reason"],
+            "attempts": record.get("attempts", 0), "reproductions": record.get("reproductions", 0),
+            "controls": len(record.get("controls") or []), "seconds": record.get("seconds", 0.0),
+            "env_built": built or failed_build, "env_failed": failed_build,
+            "env_seconds": env.get("build_seconds", 0.0), "installed": record.get("installed") or {},
+            "python": record.get("python"), "exclude_newer": record.get("exclude_newer")}
+
+
+@contextmanager
+def wheels_only():
+    """Install from wheels only (uv's no-build, through a config file): an old release whose
+    dependency set of its date has no wheel for this Python fails in a second instead of
+    compiling pyarrow or numpy from source for minutes; it is skipped."""
+    if os.environ.get("UV_CONFIG_FILE"):  # the user's own uv configuration wins
+        yield
+        return
+    path = envs.cache_dir() / "bisect" / "uv-wheels-only.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[pip]\nno-build = true\n")
+    os.environ["UV_CONFIG_FILE"] = str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop("UV_CONFIG_FILE", None)
+
+
+class Tester:
+    """Runs points to verdicts through run_cell, with the verdict cache; counts what it cost."""
+
+    def __init__(self, bug: Bug, points: list[Point], options: Options, use_cache: bool = True,
+                 on_record=None, progress=None):
+        self.bug, self.points, self.options = bug, points, options
+        self.use_cache, self.on_record, self.progress = use_cache, on_record, progress
+        self.counts = {"tested": 0, "from_cache": 0, "env_builds": 0, "env_build_failures": 0, "attempts": 0}
+
+    def __call__(self, i: int) -> str:
+        point = self.points[i]
+        key = cache_key(self.bug, point.cell, self.options)
+        entry = cached_verdict(key) if self.use_cache else None
+        if entry is not None:
+            self.counts["from_cache"] += 1
+            point.result = {**entry, "cached": True}
+        else:
+            if self.progress:
+                self.progress.cell(self.counts["tested"] + 1, len(self.points),
+                                   f"{point.cell.label} (deps as of {point.cell.exclude_newer or 'today'})")
+            record = run_cell(point.cell, self.options, self.progress)
+            if self.on_record:
+                self.on_record(record)
+            entry = summary_of(record)
+            if _cacheable(record):
+                store_verdict(key, entry)
+            self.counts["env_builds"] += entry["env_built"]
+            self.counts["env_build_failures"] += entry["env_failed"]
+            self.counts["attempts"] += entry["attempts"] + entry["controls"]
+            point.result = {**entry, "cached": False}
+        self.counts["tested"] += 1
+        return point.result["state"]
+
+
+# ---------------------------------------------------------------- running and reporting
+
+MODES = {"first-fixed": (PRESENT, ABSENT), "first-bad": (ABSENT, PRESENT), "map": None}
+STRIDE_NOTE = ("releases between two tested ones with the same verdict were not tested: a run of fewer than "
+               "{stride} releases with another verdict inside such a gap can be missed (--stride 1 tests all)")
+
+
+def run_bisect(bug: Bug, points: list[Point], mode: str, options: Options, stride: int = 3,
+               use_cache: bool = True, on_record=None, progress=None) -> dict:
+    """Search the axis; returns the report (timeline, transitions, counts, wall time)."""
+    if not points:
+        raise UsageError("no release in the range can be tested on this interpreter (see the left-out list)")
+    if stride < 1:
+        raise UsageError("--stride must be at least 1")
+    started = time.monotonic()
+    tester = Tester(bug, points, options, use_cache, on_record, progress)
+    probe = Probe(len(points), tester)
+    with wheels_only():
+        if mode == "map":
+            map_history(probe, stride)
+            outcome = {}
+        else:
+            outcome = first_transition(probe, *MODES[mode])
+    return _report(bug, points, probe, mode, stride, outcome, tester.counts, time.monotonic() - started)
+
+
+def _transition(points, probe, a, b) -> dict:
+    before, after = probe.states[a], probe.states[b]
+    kind = "fixed" if (before, after) == (PRESENT, ABSENT) else "introduced"
+    return {"kind": kind, "last": points[a].label, "last_verdict": before,
+            "first": points[b].label, "first_verdict": after,
+            "skipped_between": [points[i].label for i in range(a + 1, b) if probe.states.get(i) == SKIP],
+            "untested_between": [points[i].label for i in probe.untested(a, b)]}
+
+
+def _inferred(probe: Probe, i: int) -> str | None:
+    """An untested point between two judged points that agree, with no transition between them."""
+    judged = probe.judged()
+    before = [j for j in judged if j < i]
+    after = [j for j in judged if j > i]
+    if before and after and probe.states[before[-1]] == probe.states[after[0]]:
+        return probe.states[before[-1]]
+    return None
+
+
+def _report(bug, points, probe, mode, stride, outcome, counts, seconds) -> dict:
+    timeline = []
+    for i, point in enumerate(points):
+        row = {"point": point.label, "date": (point.date or "")[:10] or None, "tested": i in probe.states,
+               "order": probe.order.index(i) + 1 if i in probe.states else None}
+        row.update(point.result if i in probe.states else {"state": None, "inferred": _inferred(probe, i)})
+        timeline.append(row)
+    report = {"kind": "bisect", "bug": bug.id, "mode": mode, "points": len(points), "timeline": timeline,
+              "counts": counts, "wall_seconds": round(seconds, 1)}
+    if mode == "map":
+        report["stride"] = stride
+        report["transitions"] = [_transition(points, probe, a, b) for a, b in transitions(probe)]
+        report["note"] = STRIDE_NOTE.format(stride=stride) if stride > 1 else "every release was tested"
+    else:
+        limit = math.ceil(math.log2(len(points))) + 2 if len(points) > 1 else 1
+        report["budget_without_skips"] = limit
+        report["transitions"] = [_transition(points, probe, *outcome["transition"])] if "transition" in outcome else []
+        report["problem"] = outcome.get("problem")
+        report["note"] = "assumes one transition in the range; use --map when the history may not be monotonic"
+    return report
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s" if seconds >= 60 else f"{seconds:.1f}s"
+
+
+def render(report: dict, axis: str, left_out: list | None = None) -> str:
+    """The report as text: header, timeline, transitions, figures."""
+    lines = [f"{report['bug']}: {report['mode']} over {report['points']} {axis}"
+             + (f" on Python {report['python']}" if report.get("python") else "")]
+    lines.append(f"  {'point':12} {'uploaded':10}  {'verdict':14} {'attempts':>8}  {'#':>3}  note")
+    for row in report["timeline"]:
+        if row["tested"]:
+            verdict = row["verdict"] + (" (cached)" if row.get("cached") else "")
+            note = "" if row["state"] != SKIP else row["reason"][:90]
+            if row["state"] == PRESENT:
+                note = f"reproduced in {row['reproductions']} of {row['attempts']}"
+            lines.append(f"  {row['point']:12} {row['date'] or '':10}  {verdict:14} {row['attempts']:>8}  "
+                         f"{row['order']:>3}  {note}")
+        else:
+            guess = f"untested ({row['inferred']}?)" if row.get("inferred") else "untested"
+            lines.append(f"  {row['point']:12} {row['date'] or '':10}  {guess}")
+    if left_out:
+        lines.append(f"left out ({len(left_out)}): " + "; ".join(f"{v} ({why})" for v, why in left_out))
+    if report.get("problem"):
+        lines.append(f"no transition found: {report['problem']}")
+    for t in report["transitions"]:
+        extra = ""
+        if t["skipped_between"]:
+            extra = f" (skipped between: {', '.join(t['skipped_between'])}: the change is in one of them or at {t['first']})"
+        lines.append(f"{t['kind'].upper():10} between {t['last']} ({t['last_verdict']}) and {t['first']} "
+                     f"({t['first_verdict']}){extra}")
+    if report["mode"] == "map" and not report["transitions"] and not report.get("problem"):
+        lines.append("no transition: every tested point has the same verdict")
+    c = report["counts"]
+    lines.append(f"tested {c['tested']} of {report['points']} ({c['from_cache']} from the verdict cache); "
+                 f"env builds {c['env_builds']} ({c['env_build_failures']} failed); "
+                 f"attempts {c['attempts']}; wall {_duration(report['wall_seconds'])}")
+    if report.get("budget_without_skips"):
+        lines.append(f"budget without skips: ceil(log2 {report['points']}) + 2 = {report['budget_without_skips']}")
+    lines.append(f"note: {report['note']}")
+    return "\n".join(lines)
