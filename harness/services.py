@@ -33,3 +33,7 @@ def started(names):
             env.update(stack.enter_context(STARTERS[name]()))
         env["REPRO_SERVICES"] = ",".join(names)
         yield env
+
+
+# The services the harness knows; each module registers itself on import.
+from harness import moto_server  # noqa: E402,F401  (registers "moto")
