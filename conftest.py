@@ -25,6 +25,7 @@ def pytest_addoption(parser):
     group.addoption("--bug", action="append", default=[], help="only cells of this bug (repeatable)")
     group.addoption("--attempts", type=int, default=None, help="fixed attempts per cell")
     group.addoption("--pins", action="append", default=[], help="only cells with exactly these pins")
+    group.addoption("--pins-none", action="store_true", help="only cells without pins")
     group.addoption("--all-pythons", action="store_true", help="collect cells of every Python, not just this one")
     group.addoption("--results-dir", default=str(ROOT / "results"), help="where JSON lines results go")
 
@@ -59,7 +60,7 @@ class MatrixFile(pytest.File):
             cell = expected.cell
             if not opts.all_pythons and cell.python != CURRENT:
                 continue
-            if opts.pins and sorted(cell.pins) != sorted(opts.pins):
+            if (opts.pins or opts.pins_none) and sorted(cell.pins) != sorted(opts.pins):
                 continue
             groups.setdefault(f"py{cell.python}-{'-'.join(cell.pins) or 'default'}", []).append(expected)
         for name, members in groups.items():

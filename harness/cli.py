@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     from harness import bisect_cli
 
     bisect_cli.add_parsers(sub, common)
+    report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML")
+    report.add_argument("paths", nargs="*", type=Path, default=[ROOT / "results"],
+                        help="result files or directories of *.jsonl (default: results/)")
+    report.add_argument("--out", type=Path, default=ROOT / "matrix" / "reports", help="output directory")
+    report.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README with a results section")
+    report.add_argument("--no-readme", action="store_true", help="leave the README alone")
     return parser
 
 
@@ -171,6 +177,24 @@ def cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args) -> int:
+    from harness import report
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such result file or directory: {', '.join(missing)}")
+    records = report.collect(args.paths)
+    if not records:
+        raise UsageError(f"no cell results in {', '.join(map(str, args.paths))}")
+    try:
+        written = report.write_all(records, args.out, None if args.no_readme else args.readme)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -189,7 +213,8 @@ def main(argv=None) -> int:
             from harness import bisect_cli
 
             return {"bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check}[args.command](args)
-        return {"list": cmd_list, "run": cmd_run, "verify": cmd_verify}[args.command](args)
+        commands = {"list": cmd_list, "run": cmd_run, "verify": cmd_verify, "report": cmd_report}
+        return commands[args.command](args)
     except UsageError as exc:
         print(f"repro: {exc}", file=sys.stderr)
         return 2

@@ -70,9 +70,11 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
         raise _fail(path, name, f"unknown key(s) {', '.join(sorted(unknown))}")
     pythons = entry.get("python")
     pythons = [pythons] if isinstance(pythons, str) else pythons
-    if not pythons or not all(isinstance(p, str) for p in pythons):
+    if not isinstance(pythons, list) or not pythons or not all(isinstance(p, str) for p in pythons):
         raise _fail(path, name, "python must be a version or a list of versions, e.g. [\"3.11\"]")
     pins = entry.get("pins", [])
+    if not isinstance(pins, list):
+        raise _fail(path, name, "pins must be a list of requirements")
     try:
         pins = tuple(envs.check_requirement(p) for p in pins)
     except UsageError as exc:

@@ -1,0 +1,228 @@
+"""Reports from result files: a README table, a static HTML grid, shields.io badges, a JUnit summary.
+
+The newest record of each cell wins, so re-running a cell updates its row. Every
+output is written atomically (temp file + rename).
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from harness import results
+
+COLOURS = {"present": "#d73a49", "absent": "#2ea44f", "hang": "#8250df", "crash": "#bf3989",
+           "other-failure": "#e36209", "error": "#6a737d", "skipped": "#d0d7de"}
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def cell_key(record: dict) -> tuple:
+    return (record["bug"], record["variant"], record["python_requested"], tuple(record.get("pins", [])))
+
+
+def collect(paths: list[Path]) -> list[dict]:
+    """The newest cell record per cell from every *.jsonl under the given files or directories."""
+    files = []
+    for path in paths:
+        files.extend(sorted(Path(path).rglob("*.jsonl")) if Path(path).is_dir() else [Path(path)])
+    newest: dict[tuple, dict] = {}
+    for file in files:
+        for record in results.read(file):
+            if record.get("kind") != "cell":
+                continue
+            key = cell_key(record)
+            if key not in newest or record.get("started_at", "") >= newest[key].get("started_at", ""):
+                newest[key] = record
+    return sorted(newest.values(), key=lambda r: (r["bug"], _pin_label(r), _py_key(r["python_requested"]),
+                                                  r["role"] != "trigger", r["variant"]))
+
+
+def _py_key(version: str):
+    return tuple(int(x) for x in version.split(".") if x.isdigit()) or (0,)
+
+
+def _pin_label(record: dict) -> str:
+    return " ".join(record.get("pins", [])) or "default"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _strength(record: dict) -> str:
+    if record["verdict"] == "present":
+        return f"{record.get('reproductions', 0)}/{record['attempts']} reproduced"
+    if record["verdict"] == "absent":
+        return f"{record['attempts']} clean, conf {record.get('confidence') or 0:.3f}"
+    return f"{record['attempts']} attempts"
+
+
+def _mismatch(record: dict) -> str:
+    expected = record.get("expected")
+    return f" (expected {expected})" if expected and expected != record["verdict"] else ""
+
+
+def markdown(records: list[dict]) -> str:
+    lines = ["| bug | variant | Python | pins | verdict | strength | installed |",
+             "|---|---|---|---|---|---|---|"]
+    for r in records:
+        installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items()) or "-"
+        lines.append(f"| {r['bug']} | {r['variant']} | {r.get('python') or r['python_requested']} | "
+                     f"{_pin_label(r)} | **{r['verdict']}**{_mismatch(r)} | {_strength(r)} | {installed} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} section")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    _write(readme, f"{head}{README_START}\n{table}{README_END}{tail}")
+
+
+def badge(bug: str, records: list[dict]) -> dict:
+    triggers = [r for r in records if r["bug"] == bug and r["role"] == "trigger"]
+    present = sum(r["verdict"] == "present" for r in triggers)
+    absent = sum(r["verdict"] == "absent" for r in triggers)
+    unexpected = sum(bool(r.get("expected")) and r["expected"] != r["verdict"] for r in records if r["bug"] == bug)
+    colour = "red" if unexpected else ("orange" if present else "brightgreen")
+    message = f"present {present} / absent {absent}" + (f" / {unexpected} unexpected" if unexpected else "")
+    return {"schemaVersion": 1, "label": bug, "message": message, "color": colour}
+
+
+def junit(records: list[dict]) -> str:
+    suites: dict[str, list[dict]] = {}
+    for r in records:
+        suites.setdefault(r["bug"], []).append(r)
+    out = ['<?xml version="1.0" encoding="utf-8"?>', "<testsuites>"]
+    for bug, members in suites.items():
+        failures = sum(bool(r.get("expected")) and r["expected"] != r["verdict"] for r in members)
+        skipped = sum(r["verdict"] == "skipped" for r in members)
+        out.append(f'<testsuite name={quoteattr(bug)} tests="{len(members)}" failures="{failures}" '
+                   f'skipped="{skipped}">')
+        for r in members:
+            classname = f"{bug}.py{r['python_requested']}-{_pin_label(r).replace(' ', '-')}"
+            out.append(f'<testcase classname={quoteattr(classname)} name={quoteattr(r["variant"])} '
+                       f'time="{r.get("seconds", 0)}">')
+            if r["verdict"] == "skipped":
+                out.append(f"<skipped message={quoteattr(r['reason'][:500])}/>")
+            elif r.get("expected") and r["expected"] != r["verdict"]:
+                message = "expected %s, got %s" % (r["expected"], r["verdict"])
+                out.append(f"<failure message={quoteattr(message)}>{html.escape(r['reason'])}</failure>")
+            summary = "%s: %s" % (r["verdict"], r["reason"])
+            out.append(f"<system-out>{html.escape(summary)}</system-out></testcase>")
+        out.append("</testsuite>")
+    out.append("</testsuites>")
+    return "\n".join(out) + "\n"
+
+
+def _details(records: list[dict]) -> str:
+    """Everything a person wants on click: per variant verdict, attempts, confidence, evidence, stacks."""
+    parts = []
+    for r in records:
+        parts.append(f"{r['variant']} ({r['role']}): {r['verdict'].upper()}{_mismatch(r)}\n  {r['reason']}\n"
+                     f"  attempts {r['attempts']}, outcomes {r.get('outcomes')}, confidence {r.get('confidence')}\n"
+                     f"  installed {r.get('installed')}, python {r.get('python')}, deps as of "
+                     f"{r.get('exclude_newer') or 'today'}, {r.get('seconds')} s")
+        for ev in r.get("evidence") or []:
+            detail = ev.get("evidence", {})
+            errors = (detail.get("observation") or {}).get("errors") or []
+            parts.append(f"  attempt {ev['attempt']}: {ev['outcome']}: {ev['reason']}")
+            if errors:
+                parts.append("    errors: " + "; ".join(sorted(set(errors)))[:600])
+            if detail.get("stacks"):
+                parts.append("    stacks:\n" + detail["stacks"][-3000:])
+    return "\n".join(parts)
+
+
+def _rows(mine: list[dict]) -> list[tuple]:
+    """Grid rows: (pins, variant) of each trigger; a control gets a row only where no trigger ran."""
+    triggered = {(_pin_label(r), r["python_requested"]) for r in mine if r["role"] == "trigger"}
+    rows = {(_pin_label(r), r["variant"]) for r in mine
+            if r["role"] == "trigger" or (_pin_label(r), r["python_requested"]) not in triggered}
+    return sorted(rows)
+
+
+def html_page(records: list[dict]) -> str:
+    body = []
+    for bug in sorted({r["bug"] for r in records}):
+        mine = [r for r in records if r["bug"] == bug]
+        pythons = sorted({r["python_requested"] for r in mine}, key=_py_key)
+        body.append(f'<section class="bug" data-bug="{html.escape(bug)}"><h2>{html.escape(bug)}</h2>'
+                    "<table><thead><tr><th>release</th><th>variant</th>" +
+                    "".join(f"<th>Python {p}</th>" for p in pythons) + "</tr></thead><tbody>")
+        for pins, variant in _rows(mine):
+            body.append(f"<tr><th>{html.escape(pins)}</th><th>{html.escape(variant)}</th>")
+            for python in pythons:
+                here = [r for r in mine if _pin_label(r) == pins and r["python_requested"] == python]
+                main = next((r for r in here if r["variant"] == variant), None)
+                others = [r for r in here if r["role"] == "control" and r is not main]
+                body.append(_grid_cell(main, others))
+            body.append("</tr>")
+        body.append("</tbody></table></section>")
+    legend = "".join(f'<span class="chip" style="background:{c}">{v}</span>' for v, c in COLOURS.items())
+    return PAGE.format(legend=legend, body="\n".join(body))
+
+
+def _grid_cell(main: dict | None, controls: list[dict]) -> str:
+    if main is None:
+        return '<td class="cell empty"></td>'
+    verdict = main["verdict"]
+    summary = " ".join(f"{r['variant']}: {r['verdict']}" for r in controls)
+    return (f'<td class="cell" tabindex="0" data-verdict="{verdict}" data-variant="{html.escape(main["variant"])}" '
+            f'style="background:{COLOURS.get(verdict, "#fff")}" title="{html.escape(_strength(main))}">'
+            f'<b>{verdict}</b>{html.escape(_mismatch(main))}<br><small>{html.escape(_strength(main))}'
+            f'{"<br>" + html.escape(summary) if summary else ""}</small>'
+            f'<pre class="details" hidden>{html.escape(_details([main, *controls]))}</pre></td>')
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Concurrency bug matrix</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 6px 10px; text-align: left; }}
+td.cell {{ color: #fff; cursor: pointer; min-width: 9em; }}
+td.cell small {{ color: #f6f8fa; }}
+.chip {{ color: #fff; padding: 2px 8px; margin-right: 4px; border-radius: 3px; }}
+#panel {{ white-space: pre-wrap; background: #f6f8fa; border: 1px solid #ccc; padding: 1em; font: 12px monospace; }}
+</style></head><body>
+<h1>Concurrency bug matrix</h1><p>{legend}</p>
+{body}
+<h2>Details</h2><pre id="panel">Click a cell for its attempts, confidence, evidence and stacks.</pre>
+<script>
+for (const td of document.querySelectorAll("td.cell[data-verdict]")) {{
+  td.addEventListener("click", () => {{
+    document.getElementById("panel").textContent = td.querySelector(".details").textContent;
+  }});
+}}
+</script></body></html>
+"""
+
+
+def write_all(records: list[dict], out_dir: Path, readme: Path | None) -> dict:
+    """Write every output; returns their paths."""
+    written = {"html": out_dir / "index.html", "junit": out_dir / "junit.xml"}
+    _write(written["html"], html_page(records))
+    _write(written["junit"], junit(records))
+    for bug in sorted({r["bug"] for r in records}):
+        path = out_dir / "badges" / f"{bug}.json"
+        _write(path, json.dumps(badge(bug, records), indent=1) + "\n")
+        written[f"badge:{bug}"] = path
+    if readme is not None:
+        update_readme(readme, markdown(records))
+        written["readme"] = readme
+    return written
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")

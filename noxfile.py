@@ -1,0 +1,128 @@
+"""nox sessions, generated from matrix/.
+
+    nox                      the default: `matrix`, every cell for every Python found
+    nox -s tests             the harness's own tests
+    nox -s bench             benchmark figures
+    nox -s report            results/ -> README table, HTML page, badges, JUnit XML
+    nox -t delta-already-borrowed                       every session of one bug
+    nox -l --json -t cells                              every cell-group session (the CI job matrix)
+    nox -s "delta_already_borrowed(python='3.11', deltalake='0.20.1')"   one cell group
+
+A session's Python is the interpreter the harness runs the cells with; a missing one is
+skipped locally with nox's reason and is an error under CI.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from harness import interpreters, matrix  # noqa: E402
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
+nox.options.sessions = ["matrix"]
+
+MATRIX = matrix.load()
+PYTHONS = sorted({e.cell.python for entry in MATRIX.values() for e in entry["cells"]},
+                 key=lambda v: tuple(map(int, v.split("."))))
+
+
+def _expose_interpreters() -> None:
+    """Let nox and uv see the interpreters the harness finds (pyenv's shims hide all but one).
+
+    A directory of `pythonX.Y` links goes first on PATH; uv must never download one.
+    """
+    links = ROOT / ".nox" / ".interpreters"
+    links.mkdir(parents=True, exist_ok=True)
+    for version, found in interpreters.available(PYTHONS).items():
+        link = links / f"python{version}"
+        if isinstance(found, interpreters.Interpreter) and not link.exists():
+            link.symlink_to(found.path)
+    os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["UV_PYTHON_DOWNLOADS"] = "never"
+
+
+_expose_interpreters()
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".", "pytest-xdist")
+
+
+def _results_dir(session: nox.Session) -> str:
+    from harness.report import safe_name
+
+    return str(ROOT / "results" / "nox" / safe_name(session.name))
+
+
+def _run_cells(session: nox.Session, *selection: str) -> None:
+    _install(session)
+    session.run("pytest", "matrix/", "-p", "no:cacheprovider", "-q", "-rs", "--results-dir",
+                _results_dir(session), "--junitxml", str(Path(_results_dir(session)) / "junit.xml"),
+                *selection, *session.posargs)
+
+
+@nox.session
+@nox.parametrize("python", PYTHONS)
+def matrix(session: nox.Session) -> None:
+    """Every matrix cell for this Python."""
+    _run_cells(session)
+
+
+def _pin_param(pin: str) -> tuple[str, str]:
+    name = pin.split("==")[0] if "==" in pin else pin
+    return name, pin.split("==", 1)[1] if "==" in pin else pin
+
+
+def _cell_groups(bug: str, entry: dict) -> list:
+    """One nox param per (python, pins) of the bug, with an id a person can type."""
+    seen, params = set(), []
+    for expected in entry["cells"]:
+        key = (expected.cell.python, expected.cell.pins)
+        if key in seen:
+            continue
+        seen.add(key)
+        pins = ", ".join(f"{n}='{v}'" for n, v in map(_pin_param, expected.cell.pins))
+        ident = f"python='{key[0]}'" + (f", {pins}" if pins else "")
+        params.append(nox.param(key[0], list(key[1]), id=ident))
+    return params
+
+
+def _make_bug_session(bug: str, entry: dict) -> None:
+    def cells(session: nox.Session, pins: list) -> None:
+        selection = ["--bug", bug] + [arg for pin in pins for arg in ("--pins", pin)]
+        if not pins:
+            selection.append("--pins-none")
+        _run_cells(session, *selection)
+
+    cells.__doc__ = f"Cells of {bug} for one Python and one set of pins."
+    session = nox.parametrize("python,pins", _cell_groups(bug, entry))(cells)
+    nox.session(name=bug.replace("-", "_"), tags=[bug, "cells"])(session)
+
+
+for _bug, _entry in MATRIX.items():
+    _make_bug_session(_bug, _entry)
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """The harness's own tests (fault injection, CLI, reports, real delta cells)."""
+    session.run(sys.executable, "-m", "pytest", "tests", *session.posargs)
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """Benchmark figures (printed, never asserted)."""
+    session.run(sys.executable, "-m", "harness.bench", *session.posargs)
+
+
+@nox.session(python=False)
+def report(session: nox.Session) -> None:
+    """Merge results into the README table, the HTML page, badges and a JUnit summary."""
+    session.run(sys.executable, "-m", "harness", "report", *(session.posargs or ["results"]))

@@ -1,0 +1,45 @@
+"""matrix/ files are validated on load: one clear error naming the file, the entry and the problem."""
+import pytest
+
+from harness import matrix
+from harness.errors import UsageError
+
+GOOD = 'bug = "synthetic-faults"\n[[cells]]\npython = ["3.11"]\nexpect = "present"\n'
+
+
+def load(tmp_path, text):
+    path = tmp_path / "synthetic_faults.toml"
+    path.write_text(text)
+    return matrix.load_file(path)
+
+
+def test_a_good_file_expands_pythons_and_variants(tmp_path):
+    entry = load(tmp_path, GOOD.replace('["3.11"]', '["3.10", "3.11"]'))
+    cells = entry["cells"]
+    assert {c.cell.python for c in cells} == {"3.10", "3.11"}
+    by_variant = {c.cell.variant: c.expect for c in cells}
+    assert by_variant["trigger"] == "present" and by_variant["control"] == "absent"
+
+
+@pytest.mark.parametrize("text,problem", [
+    ('bug = "nope"\n', "bug: unknown bug 'nope'"),
+    ("bug = [\n", "not valid TOML"),
+    (GOOD.replace('expect = "present"', 'expect = "maybe"'), "cells[1]: expect must be one of"),
+    (GOOD.replace('python = ["3.11"]', "python = 3.11"), "cells[1]: python must be"),
+    (GOOD + 'variants = ["nope"]\n', "cells[1]: bug synthetic-faults has no variant 'nope'"),
+    (GOOD + 'pins = ["deltalake=1"]\n', "cells[1]: malformed requirement"),
+    (GOOD + 'exclude_newer = "soon"\n', "cells[1]: bad --exclude-newer"),
+    (GOOD + "colour = 1\n", "cells[1]: unknown key(s) colour"),
+    (GOOD + '[verify]\nmaybe = { python = "3.11" }\n', "verify.maybe"),
+])
+def test_bad_entries_name_file_entry_and_problem(tmp_path, text, problem):
+    with pytest.raises(UsageError) as info:
+        load(tmp_path, text)
+    assert str(info.value).startswith("synthetic_faults.toml: ") and problem in str(info.value)
+
+
+def test_the_checked_in_matrix_is_valid():
+    loaded = matrix.load()
+    assert "delta-already-borrowed" in loaded
+    for entry in loaded.values():
+        assert entry["cells"], f"{entry['bug']} declares no cells"
