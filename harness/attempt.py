@@ -75,6 +75,17 @@ class ChildCommand:
                 "--result", str(attempt_dir / "result.json"), "--stacks", str(attempt_dir / "stacks.txt"),
                 "--timeout", str(timeout), "--params", json.dumps(params)]
 
+    def processes(self, pid: int) -> list[int]:
+        """The live processes of the attempt started as `pid` (an executor adds its own)."""
+        return procs.session_members(pid)
+
+    def native_stacks(self, pids: list[int]) -> dict[int, str]:
+        """py-spy's native + Python stacks of these processes (an executor may dump them its way)."""
+        return procs.py_spy_dumps(pids)
+
+    def cleanup(self, pid: int) -> None:
+        """Release what the attempt left outside its session (an executor's container)."""
+
 
 def child_env(extra: dict) -> dict:
     """The child's environment: ours minus credentials, plus the harness on the path and extras."""
@@ -105,7 +116,7 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
         watchdog.daemon = True
         watchdog.start()
         try:
-            return _wait_and_classify(bug, proc, reader, attempt_dir, timeout, kill_grace, started)
+            return _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started)
         finally:
             watchdog.cancel()
     finally:
@@ -113,6 +124,7 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
         if proc is not None:
             procs.kill_session(proc.pid, kill_grace)
             _reap(proc)
+            command.cleanup(proc.pid)
         if keep_dir is not None:
             shutil.copytree(attempt_dir, keep_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("work"))
         shutil.rmtree(attempt_dir, ignore_errors=True)
@@ -128,7 +140,7 @@ def _reap(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
-def _wait_and_classify(bug, proc, reader, attempt_dir, timeout, kill_grace, started) -> Attempt:
+def _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started) -> Attempt:
     try:
         proc.wait(timeout=timeout)
         hung = False
@@ -136,9 +148,9 @@ def _wait_and_classify(bug, proc, reader, attempt_dir, timeout, kill_grace, star
         hung = True
     evidence = {"pid": proc.pid}
     if hung:
-        members = procs.session_members(proc.pid)
+        members = command.processes(proc.pid)
         evidence["threads"] = {pid: procs.thread_count(pid) for pid in members}
-        evidence["native_stacks"] = procs.py_spy_dumps(members)
+        evidence["native_stacks"] = command.native_stacks(members)
     # Grandchildren that outlive the child die here, and so release the output pipe.
     lingering = procs.session_members(proc.pid)
     if lingering and not hung:

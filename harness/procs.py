@@ -44,16 +44,20 @@ def thread_count(pid: int) -> int | None:
         return None
 
 
-def py_spy_dumps(pids: list[int], timeout: float = 10.0) -> dict[int, str]:
-    """Native + Python stacks of each pid via py-spy, where py-spy is installed."""
+def py_spy_dumps(pids: list[int], timeout: float = 10.0, argv_for=None) -> dict[int, str]:
+    """Native + Python stacks of each pid via py-spy, where py-spy is installed.
+
+    argv_for(pid) gives the command for one pid when the host's `py-spy dump` cannot do
+    (a container's process: py-spy run inside its namespaces).
+    """
     exe = shutil.which("py-spy")
     if not exe:
         return {}
+    argv_for = argv_for or (lambda pid: [exe, "dump", "--native", "--pid", str(pid)])
     dumps = {}
     for pid in pids:
         try:
-            proc = subprocess.run([exe, "dump", "--native", "--pid", str(pid)], capture_output=True,
-                                  text=True, timeout=timeout)
+            proc = subprocess.run(argv_for(pid), capture_output=True, text=True, timeout=timeout)
             dumps[pid] = (proc.stdout + proc.stderr)[-20000:]
         except (subprocess.TimeoutExpired, OSError) as exc:
             dumps[pid] = f"py-spy failed: {exc}"
