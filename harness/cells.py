@@ -56,6 +56,12 @@ def plan_attempts(bug: Bug, options: Options) -> int:
     return min(needed, options.max_attempts)
 
 
+def requirements_for(bug: Bug, variant, pins) -> list:
+    """The cell's install set: the variant's (or the bug's) requirements with the pins applied."""
+    defaults = bug.requirements if variant.requirements is None else variant.requirements
+    return envs.merge_requirements(defaults, list(pins) if defaults else [])
+
+
 def _summary(attempts: list[Attempt]) -> dict:
     return dict(Counter(a.outcome for a in attempts))
 
@@ -80,8 +86,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     except UsageError as exc:
         return _finish(record, "skipped", str(exc), [], started)
     try:
-        defaults = bug.requirements if variant.requirements is None else variant.requirements
-        requirements = envs.merge_requirements(defaults, list(cell.pins) if defaults else [])
+        requirements = requirements_for(bug, variant, cell.pins)
         env = envs.ensure_env(interpreter, requirements, cell.exclude_newer)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started)

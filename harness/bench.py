@@ -1,0 +1,114 @@
+"""Benchmark figures (printed, never asserted): `nox -s bench` or `python -m harness.bench`.
+
+Per bug, from its matrix [verify] cells: env build cold (empty harness cache; uv's own
+download cache as it is) and warm, warm time to a `present` and to an `absent` verdict,
+and the trigger rate observed over N attempts on the present cell.
+
+`--matrix` instead times the whole default matrix (`nox`) twice, cold (empty caches)
+and warm, and counts the envs the warm run had to build.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import envs, interpreters, matrix, results, services
+from harness.cells import Options, requirements_for, run_cell
+from harness.registry import ROOT, get_bug
+
+
+def _timed(fn):
+    started = time.monotonic()
+    value = fn()
+    return value, time.monotonic() - started
+
+
+def _row(label: str, value: str) -> str:
+    return f"  {label:<44} {value}"
+
+
+def env_builds(cell) -> tuple[float, float, bool]:
+    """Seconds for a cold build (fresh harness cache) and a warm one, and whether warm reused it."""
+    bug = get_bug(cell.bug)
+    interpreter = interpreters.find(cell.python)
+    requirements = requirements_for(bug, bug.variant(cell.variant), cell.pins)
+    old = os.environ.get("REPRO_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as fresh:
+        os.environ["REPRO_CACHE_DIR"] = fresh
+        try:
+            _, cold = _timed(lambda: envs.ensure_env(interpreter, requirements, cell.exclude_newer))
+            warm_env, warm = _timed(lambda: envs.ensure_env(interpreter, requirements, cell.exclude_newer))
+        finally:
+            if old is None:
+                os.environ.pop("REPRO_CACHE_DIR", None)
+            else:
+                os.environ["REPRO_CACHE_DIR"] = old
+    return cold, warm, warm_env.reused
+
+
+def bench_bug(bug_id: str, rate_attempts: int, service_env: dict) -> list[str]:
+    declared = matrix.load()[bug_id]["verify"]
+    present, absent = matrix.resolve(declared["present"]), matrix.resolve(declared["absent"])
+    lines = [f"{bug_id}  (present cell: {present.label}; absent cell: {absent.label})"]
+    cold, warm, reused = env_builds(present)
+    lines.append(_row("env build, cold (empty harness cache)", f"{cold:7.2f} s"))
+    lines.append(_row("env build, warm", f"{warm:7.2f} s  (installed nothing: {reused})"))
+    for name, cell in (("present", present), ("absent", absent)):
+        run_cell(cell, Options(attempts=1, control_attempts=0, service_env=service_env))  # warm the env
+        record, seconds = _timed(lambda: run_cell(cell, Options(control_attempts=0, service_env=service_env)))
+        lines.append(_row(f"time to verdict, warm, {name} cell",
+                          f"{seconds:7.2f} s  -> {record['verdict']} ({record['attempts']} attempts)"))
+        record, seconds = _timed(lambda: run_cell(cell, Options(service_env=service_env)))
+        lines.append(_row("  same, with the control run first", f"{seconds:7.2f} s  -> {record['verdict']}"))
+    record = run_cell(present, Options(attempts=rate_attempts, measure=True, control_attempts=0,
+                                       service_env=service_env))
+    hits = record.get("reproductions", 0)
+    lines.append(_row("trigger rate on the present cell", f"{hits}/{record['attempts']} = "
+                      f"{hits / max(1, record['attempts']):.2f}  (outcomes {record['outcomes']})"))
+    return lines
+
+
+def bench_matrix() -> list[str]:
+    """The whole default matrix, cold then warm; the warm run must build no env."""
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="bench-matrix-") as tmp:
+        env = {**os.environ, "REPRO_CACHE_DIR": str(Path(tmp) / "cache")}
+        for label in ("cold", "warm"):
+            shutil.rmtree(ROOT / "results" / "nox", ignore_errors=True)
+            if label == "cold":
+                shutil.rmtree(ROOT / ".nox", ignore_errors=True)
+            started = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "nox"], cwd=ROOT, env=env, capture_output=True, text=True)
+            seconds = time.monotonic() - started
+            records = [r for f in (ROOT / "results" / "nox").rglob("*.jsonl") for r in results.read(f)]
+            built = sum(1 for r in records if r.get("env") and not r["env"]["reused"])
+            lines.append(f"  whole default matrix, {label}: {seconds / 60:6.1f} min, {len(records)} cells, "
+                         f"{built} envs built, nox exit {proc.returncode}")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="harness.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--bug", action="append", help="bugs to measure (default: every bug with [verify])")
+    parser.add_argument("--rate-attempts", type=int, default=20)
+    parser.add_argument("--matrix", action="store_true", help="time the whole default matrix, cold and warm")
+    args = parser.parse_args(argv)
+    if args.matrix:
+        print("\n".join(bench_matrix()), flush=True)
+        return 0
+    declared = matrix.load()
+    bugs = args.bug or [b for b, entry in declared.items() if set(entry["verify"]) == {"present", "absent"}]
+    for bug_id in bugs:
+        with services.started(get_bug(bug_id).services) as service_env:
+            print("\n".join(bench_bug(bug_id, args.rate_attempts, service_env)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
