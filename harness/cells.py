@@ -87,7 +87,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         return _finish(record, "skipped", str(exc), [], started)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
-        env = envs.ensure_env(interpreter, requirements, cell.exclude_newer)
+        env = envs.ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started)
     record.update({"python": interpreter.version, "requirements": requirements,

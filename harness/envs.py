@@ -86,8 +86,11 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str | None = None) -> Env:
-    """A ready env for these requirements; EnvBuildError if the index cannot satisfy them."""
+def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str | None = None,
+               on_build=None) -> Env:
+    """A ready env for these requirements; EnvBuildError if the index cannot satisfy them.
+
+    `on_build(text)` is told when an env has to be built (it can take minutes)."""
     if not requirements:  # nothing to install: the interpreter itself is the env
         return Env(interpreter.path, interpreter, [], exclude_newer, {}, 0.0, True)
     key = env_key(interpreter, requirements, exclude_newer)
@@ -99,6 +102,9 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
             return Env(str(root / "bin" / "python"), interpreter, requirements, exclude_newer,
                        meta["installed"], 0.0, True)
         shutil.rmtree(root, ignore_errors=True)  # a build that was interrupted
+        if on_build:
+            on_build(f"building env: Python {interpreter.version}, {' '.join(requirements)}"
+                     f"{', deps as of ' + exclude_newer if exclude_newer else ''}")
         started = time.monotonic()
         try:
             installed = _build(root, interpreter, requirements, exclude_newer)

@@ -26,6 +26,9 @@ class Progress:
         self.cell_started = time.monotonic()
         self._write(f"[{index}/{total}] {label}")
 
+    def note(self, text: str) -> None:
+        self._write(f"  {text}")
+
     def attempt(self, cell, variant: str, k: int, n: int) -> None:
         elapsed = time.monotonic() - self.cell_started
         self._write(f"  {variant}: attempt {k} of {n}  ({elapsed:.1f}s in cell, "
