@@ -80,28 +80,29 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     record = {"kind": "cell", "bug": bug.id, "variant": variant.name, "role": variant.role,
               "python_requested": cell.python, "pins": list(cell.pins), "exclude_newer": cell.exclude_newer,
               "failure_kind": bug.failure_kind, "host": platform.node(),
+              "executor": options.executor.describe() if options.executor else {"kind": "local"},
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         interpreter = interpreters.find(cell.python)
     except UsageError as exc:
-        return _finish(record, "skipped", str(exc), [], started)
+        return _finish(record, "skipped", str(exc), [], started, bug)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
         env = envs.ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
-        return _finish(record, "skipped", str(exc), [], started)
+        return _finish(record, "skipped", str(exc), [], started, bug)
     record.update({"python": interpreter.version, "requirements": requirements,
                    "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
                    "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
     missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
     if missing:
-        return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started)
+        return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started, bug)
     command = _command(env, options, bug)
 
     if variant.role == "trigger" and options.control_attempts:
         failed = _run_controls(bug, command, options, record, progress, cell)
         if failed:
-            return _finish(record, "error", failed, [], started)
+            return _finish(record, "error", failed, [], started, bug)
 
     attempts = _run_attempts(bug, variant, command, options, progress, cell)
     verdict, reason = decide(bug, variant.role, attempts, options)
@@ -166,22 +167,21 @@ def decide(bug: Bug, role: str, attempts: list[Attempt], options: Options) -> tu
     return "absent", reason
 
 
-def _finish(record, verdict, reason, attempts, started, bug: Bug | None = None) -> dict:
+def _finish(record, verdict, reason, attempts, started, bug: Bug) -> dict:
     n = len(attempts)
     record.update({"verdict": verdict, "reason": reason, "attempts": n, "outcomes": _summary(attempts),
                    "durations": [round(a.duration, 3) for a in attempts],
                    "seconds": round(time.monotonic() - started, 2)})
-    if bug is not None:
-        p = bug.trigger_rate_lower_bound()
-        record["reproductions"] = sum(a.matches_bug(bug) for a in attempts)
-        record["trigger_rate_assumed"] = round(p, 4)
-        record["trigger_rate_measured"] = bug.trigger_rate
-        clean = sum(a.outcome == "clean" for a in attempts)
-        record["confidence"] = round(stats.confidence_of(p, clean), 6) if verdict == "absent" else None
-        record["evidence"] = _evidence(attempts)
-        seen_versions = next((a.versions for a in attempts if a.versions), None)
-        if seen_versions:
-            record["installed"] = seen_versions
+    p = bug.trigger_rate_lower_bound()
+    record["reproductions"] = sum(a.matches_bug(bug) for a in attempts)
+    record["trigger_rate_assumed"] = round(p, 4)
+    record["trigger_rate_measured"] = bug.trigger_rate
+    clean = sum(a.outcome == "clean" for a in attempts)
+    record["confidence"] = round(stats.confidence_of(p, clean), 6) if verdict == "absent" else None
+    record["evidence"] = _evidence(attempts)
+    seen_versions = next((a.versions for a in attempts if a.versions), None)
+    if seen_versions:
+        record["installed"] = seen_versions
     return record
 
 
