@@ -37,6 +37,10 @@ def _options_parser() -> argparse.ArgumentParser:
     common.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines file to append to")
     common.add_argument("--json", action="store_true", help="print each result record as JSON on stdout")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--executor", choices=["local", "docker"], default="local",
+                        help="run each attempt as a local process or in a container on the Docker engine")
+    common.add_argument("--image", help="with --executor docker: the container image "
+                        "(default: a base image of the host's release, built locally once)")
     return common
 
 
@@ -103,7 +107,19 @@ def _options(args, **extra) -> Options:
     if not 0 < args.confidence < 1:
         raise UsageError("--confidence must be between 0 and 1")
     return Options(confidence=args.confidence, max_attempts=args.max_attempts, attempts=args.attempts,
-                   timeout=args.timeout, params=_parse_params(args.param), **extra)
+                   timeout=args.timeout, params=_parse_params(args.param), executor=_executor(args), **extra)
+
+
+def _executor(args):
+    """None for local attempts; a DockerExecutor (engine reachable, image present) for containers."""
+    kind, image = getattr(args, "executor", "local"), getattr(args, "image", None)
+    if image and kind != "docker":
+        raise UsageError("--image needs --executor docker")
+    if kind != "docker":
+        return None
+    from harness.docker_executor import DockerExecutor
+
+    return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr))
 
 
 def _emit(args, record: dict, progress: Progress) -> None:

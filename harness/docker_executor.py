@@ -1,0 +1,292 @@
+"""The docker executor: each attempt of a cell runs in its own container.
+
+For stronger isolation of crashing repros (memory, CPU and pids limits, no network unless
+the bug needs a service) and for userlands other than the host's (`--image`). The
+interpreter, the cell's env, the project and the repro's directory are mounted read-only
+at their host paths (a venv's pyvenv.cfg `home` then still resolves), the attempt dir
+read-write, so the child, its result file and faulthandler's stacks work as for a local
+attempt.
+
+A container is not in the attempt's process session, so the attempt's argv is a small
+parent-side runner (harness/docker_run.py) that creates the container, streams its output,
+forwards its exit status or signal, and kills and removes it when the attempt kills the
+runner. For a runner killed with SIGKILL, `cleanup` removes what it left behind, by label.
+On a hang, `processes` adds the container's processes (host pids) so their threads and
+py-spy stacks are collected as for a local child.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import procs
+from harness.attempt import ChildCommand
+from harness.errors import UsageError
+from harness.registry import ROOT
+
+LABEL = "repro-harness"
+DEFAULT_MEMORY = "4g"         # per attempt, no swap beyond it
+DEFAULT_PIDS = 4096           # processes and threads (a pids cgroup counts both)
+SHM_SIZE = "1g"               # multiprocessing and pyarrow use /dev/shm; counted in the memory limit
+ENGINE_START_TIMEOUT = 60.0
+# Where the host's py-spy is mounted: from the host it cannot unwind a container's native
+# stacks (it cannot map the container's thread ids), so it runs inside the namespaces.
+PY_SPY_IN_CONTAINER = "/opt/repro-harness/py-spy"
+# Only network modes `none` and `host` are used: no bridge, and the host firewall is left alone.
+DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip6tables=false"]
+
+
+class EngineUnavailable(UsageError):
+    """No Docker engine can be reached or started here (tests skip with this reason)."""
+
+
+def client(timeout: float = 120):
+    """A client for the engine of DOCKER_HOST (default: the local socket), checked with a ping."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise EngineUnavailable(f"the Docker SDK for Python is not installed ({exc}): pip install docker") from exc
+    try:
+        engine = docker.from_env(timeout=timeout)
+        engine.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to talk to
+        raise EngineUnavailable(f"cannot reach the Docker engine ({_one_line(exc)}); start dockerd, "
+                                f"e.g. `python -m harness.docker_executor start-engine`") from exc
+    return engine
+
+
+def start_engine(log_path: Path | None = None) -> subprocess.Popen | None:
+    """Start dockerd in its own session unless an engine answers; None if one already did.
+
+    Raises EngineUnavailable with the reason when none can start (not root, no dockerd,
+    dockerd exits or does not answer in time).
+    """
+    try:
+        client(timeout=10)
+        return None
+    except EngineUnavailable as exc:
+        unreachable = str(exc)
+    if os.environ.get("DOCKER_HOST"):
+        raise EngineUnavailable(f"{unreachable} (DOCKER_HOST is set: not starting a local dockerd)")
+    dockerd = shutil.which("dockerd")
+    if not dockerd:
+        raise EngineUnavailable("no Docker engine: dockerd is not installed (apt-get install docker.io)")
+    if os.geteuid() != 0:
+        raise EngineUnavailable("no Docker engine running, and starting dockerd needs root")
+    from harness import envs
+
+    log_path = log_path or envs.cache_dir() / "dockerd.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([dockerd, *DOCKERD_ARGS], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+    deadline = time.monotonic() + ENGINE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EngineUnavailable(f"dockerd exited with code {proc.returncode}: {_log_tail(log_path)}")
+        try:
+            client(timeout=5)
+            return proc
+        except EngineUnavailable:
+            time.sleep(0.5)
+    stop_engine(proc)
+    raise EngineUnavailable(f"dockerd did not answer within {ENGINE_START_TIMEOUT:g}s: {_log_tail(log_path)}")
+
+
+def stop_engine(proc: subprocess.Popen) -> None:
+    """Stop a dockerd started by start_engine, with its containerd (same session)."""
+    procs.kill_session(proc.pid, grace=20.0)
+    proc.wait(timeout=10)
+
+
+@dataclass
+class DockerChildCommand(ChildCommand):
+    """A ChildCommand whose argv runs the child in a container through harness.docker_run."""
+    image: str = ""
+    mounts: list = field(default_factory=list)   # [host path, container path, "ro" or "rw"]
+    network: str = "none"
+    memory: str = DEFAULT_MEMORY
+    cpus: float = 1.0
+    pids: int = DEFAULT_PIDS
+    executor_id: str = ""
+    engine: object = None
+
+    def argv(self, bug, variant, attempt_dir: Path, timeout: float, params: dict) -> list[str]:
+        inner = super().argv(bug, variant, attempt_dir, timeout, params)
+        spec = {
+            "image": self.image, "argv": inner, "workdir": str(attempt_dir),
+            "env": {**self.env, "HOME": "/tmp", "TMPDIR": "/tmp"},  # the host's home is not there
+            "mounts": [*self.mounts, [str(attempt_dir), str(attempt_dir), "rw"]], "network": self.network,
+            "memory": self.memory, "shm": SHM_SIZE, "cpus": self.cpus, "pids": self.pids,
+            "user": f"{os.getuid()}:{os.getgid()}",
+            "labels": {LABEL: "1", f"{LABEL}.executor": self.executor_id, f"{LABEL}.bug": bug.id},
+            # The child's stack dump is timed from its own start: the runner moves it
+            # earlier by the container's start-up time, so stacks arrive before the deadline.
+            "deadline": time.time() + timeout,
+        }
+        spec_path = attempt_dir / "container.json"
+        spec_path.write_text(json.dumps(spec))
+        return [sys.executable, "-m", "harness.docker_run", str(spec_path)]
+
+    def _containers(self, runner_pid: int) -> list:
+        labels = [f"{LABEL}.executor={self.executor_id}", f"{LABEL}.runner={runner_pid}"]
+        try:
+            return self.engine.containers.list(all=True, filters={"label": labels})
+        except Exception:  # noqa: BLE001 - an engine gone away leaves nothing to list
+            return []
+
+    def processes(self, pid: int) -> list[int]:
+        """The container's processes (host pids) but its init; the runner's session if none."""
+        found = []
+        for container in self._containers(pid):
+            try:
+                top = container.top()
+                init = container.attrs.get("State", {}).get("Pid")
+            except Exception:  # noqa: BLE001 - the container ended meanwhile
+                continue
+            column = top["Titles"].index("PID")
+            found += [int(row[column]) for row in top.get("Processes") or [] if int(row[column]) != init]
+        return found or procs.session_members(pid)
+
+    def native_stacks(self, pids: list[int]) -> dict[int, str]:
+        """py-spy run inside each container process's pid and mount namespaces (nsenter)."""
+        if not any(path == PY_SPY_IN_CONTAINER for _, path, _ in self.mounts):
+            return {}
+        return procs.py_spy_dumps(pids, argv_for=_py_spy_argv)
+
+    def cleanup(self, pid: int) -> None:
+        """Remove the container of a runner that could not remove it (killed with SIGKILL)."""
+        for container in self._containers(pid):
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already being removed, or gone
+                pass
+
+
+class DockerExecutor:
+    """Wraps a cell's ChildCommand so its attempts run in containers of `image`."""
+
+    def __init__(self, image: str | None = None, memory: str = DEFAULT_MEMORY, cpus: float | None = None,
+                 pids: int = DEFAULT_PIDS, log=None):
+        from harness.docker_image import ensure_base_image
+
+        self.engine = client()
+        self.image = image or ensure_base_image(self.engine, log)
+        self._check_image()
+        self.memory, self.pids = memory, pids
+        self.cpus = cpus or float(os.cpu_count() or 1)
+        self.id = uuid.uuid4().hex[:12]   # labels this run's containers for cleanup
+
+    def _check_image(self) -> None:
+        import docker.errors
+
+        try:
+            self.engine.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            try:
+                self.engine.images.pull(self.image)
+            except Exception as exc:  # noqa: BLE001 - no hub is reachable here
+                raise UsageError(f"image {self.image!r} is not on the engine and cannot be pulled: "
+                                 f"{_one_line(exc)}") from exc
+
+    def describe(self) -> dict:
+        """For the result record: where the attempts ran."""
+        return {"kind": "docker", "image": self.image, "memory": self.memory, "cpus": self.cpus, "pids": self.pids}
+
+    def wrap(self, command: ChildCommand, env, bug) -> DockerChildCommand:
+        return DockerChildCommand(
+            python=command.python, env=command.env, image=self.image, mounts=self._mounts(env, bug),
+            # A service (the moto server) listens on the host's 127.0.0.1: share the host's network.
+            network="host" if bug.services else "none",
+            memory=self.memory, cpus=self.cpus, pids=self.pids, executor_id=self.id, engine=self.engine)
+
+    def _mounts(self, env, bug) -> list[list[str]]:
+        """Read-only, each at its host path; py-spy at a fixed path for hang stacks."""
+        prefix = Path(env.interpreter.path).resolve().parent.parent
+        if str(prefix) in ("/", "/usr", "/usr/local"):
+            raise UsageError(f"the docker executor mounts the interpreter's installation, but "
+                             f"{env.interpreter.path} lives in {prefix}: use a pyenv or uv-managed Python")
+        paths = [prefix, ROOT]
+        if env.python != env.interpreter.path:    # a venv: its root, holding bin/ and site-packages
+            paths.append(Path(env.python).parent.parent)
+        if ROOT not in bug.path.resolve().parents:  # a repro from REPRO_PATH
+            paths.append(bug.path.resolve().parent)
+        mounts = [[str(p), str(p), "ro"] for p in paths]
+        py_spy = _py_spy_binary()
+        return mounts + [[py_spy, PY_SPY_IN_CONTAINER, "ro"]] if py_spy else mounts
+
+
+def _py_spy_binary() -> str | None:
+    """The py-spy executable itself (a static binary), not a wrapper script such as a pyenv shim."""
+    for candidate in (Path(sys.executable).with_name("py-spy"), shutil.which("py-spy")):
+        try:
+            with open(candidate, "rb") as handle:
+                if handle.read(4) == b"\x7fELF":
+                    return str(Path(candidate).resolve())
+        except (OSError, TypeError):
+            continue
+    return None
+
+
+def _py_spy_argv(pid: int) -> list[str]:
+    """`py-spy dump` of a host pid: inside its namespaces, on its pid there, if it is in a container."""
+    inner = _namespace_pid(pid)
+    if inner == pid:  # the host's own namespace (the runner, when the container is gone)
+        return [shutil.which("py-spy") or "py-spy", "dump", "--native", "--pid", str(pid)]
+    return ["nsenter", "--target", str(pid), "--pid", "--mount", "--",
+            PY_SPY_IN_CONTAINER, "dump", "--native", "--pid", str(inner)]
+
+
+def _namespace_pid(pid: int) -> int:
+    """A host pid's number inside its own (innermost) pid namespace."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    except OSError:
+        pass
+    return pid
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-3:])[:600]
+
+
+def main(argv=None) -> int:
+    """`start-engine`: start dockerd unless one answers; `build-image`: build the base image."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m harness.docker_executor")
+    parser.add_argument("action", choices=["start-engine", "build-image"])
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "start-engine":
+            proc = start_engine()
+            print(f"dockerd started (pid {proc.pid})" if proc else "a Docker engine is already running")
+        else:
+            from harness.docker_image import ensure_base_image
+
+            print(ensure_base_image(client(), log=lambda text: print(text, file=sys.stderr)))
+    except UsageError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The docker executor's default image, built locally: no image hub is needed.
+
+A `debootstrap --variant=minbase` root of the host's own Debian release plus the shared
+libraries CPython builds and manylinux wheels link against, imported with `docker import`.
+The interpreter and the cell's env are not in the image: the executor mounts them, so the
+image must provide the libraries of the release they were built on (the host's). The tag is
+a hash of the recipe, so a second run (or a second machine with the same recipe) reuses it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness import envs
+from harness.errors import UsageError
+
+REPOSITORY = "repro-harness/base"
+RECIPE_VERSION = 1
+# Runtime libraries of pyenv/uv CPython builds (ldd of python and lib-dynload) and of wheels.
+PACKAGES = ["libbz2-1.0", "libexpat1", "libffi8", "libgcc-s1", "liblzma5", "libncursesw6", "libnsl2",
+            "libreadline8", "libsqlite3-0", "libssl3", "libstdc++6", "libtirpc3", "libuuid1", "zlib1g"]
+TRIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists"]
+SOURCES = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+
+
+def host_release() -> str:
+    """The host's Debian/Ubuntu code name: the image must match the libraries the interpreters use."""
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError:
+        text = ""
+    match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", text, re.MULTILINE)
+    if not match:
+        raise UsageError("cannot build the base image: the host is not a Debian-like system with "
+                         "VERSION_CODENAME in /etc/os-release; pass --image IMAGE")
+    return match.group(1)
+
+
+def apt_mirror(release: str) -> str:
+    """The mirror apt already uses for `release` (only package registries are reachable here)."""
+    for path in SOURCES:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        # One-line format: deb [options] URI SUITE COMPONENTS...
+        for line in text.splitlines():
+            match = re.match(r"^deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line.strip())
+            if match and match.group(3) == release:
+                return match.group(2)
+        # deb822 format: stanzas with URIs: and Suites:
+        for stanza in re.split(r"\n\s*\n", text):
+            fields = dict(re.findall(r"^(URIs|Suites|Types):\s*(.+)$", stanza, re.MULTILINE))
+            if "deb" in fields.get("Types", "deb").split() and release in fields.get("Suites", "").split():
+                return fields["URIs"].split()[0]
+    raise UsageError(f"cannot build the base image: no apt source for {release} in /etc/apt")
+
+
+def image_tag(release: str) -> str:
+    recipe = json.dumps({"release": release, "packages": PACKAGES, "trim": TRIM, "version": RECIPE_VERSION})
+    return f"{REPOSITORY}:{release}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+
+
+def ensure_base_image(client, log=None) -> str:
+    """The tag of the base image, built (about a minute, once per machine) if the engine lacks it."""
+    import docker.errors
+
+    release = host_release()
+    tag = image_tag(release)
+    with envs._locked(envs.cache_dir() / "docker-image.lock"):  # one build among parallel runs
+        try:
+            client.images.get(tag)
+            return tag
+        except docker.errors.ImageNotFound:
+            pass
+        if log:
+            log(f"building the docker executor's base image {tag} (debootstrap {release}, once)")
+        _build(client, release, tag)
+    return tag
+
+
+def _build(client, release: str, tag: str) -> None:
+    debootstrap = shutil.which("debootstrap")
+    if not debootstrap:
+        raise UsageError("cannot build the base image: debootstrap is not installed "
+                         "(apt-get install debootstrap), or pass --image IMAGE")
+    mirror = apt_mirror(release)
+    envs.cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="docker-base-", dir=envs.cache_dir()) as work:
+        root = Path(work) / "root"
+        done = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}",
+                               release, str(root), mirror], capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            log_text = _read(root / "debootstrap" / "debootstrap.log") or done.stdout + done.stderr
+            raise UsageError(f"debootstrap {release} from {mirror} failed: {_tail(log_text)}")
+        for path in TRIM:
+            shutil.rmtree(root / path, ignore_errors=True)
+        tarball = Path(work) / "root.tar"
+        subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], check=True,
+                       capture_output=True, timeout=600)
+        repository, name = tag.split(":")
+        client.api.import_image_from_file(str(tarball), repository=repository, tag=name,
+                                          changes=[f"LABEL repro-harness.recipe={name}"])
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-3:])[:500] or "(no output)"
