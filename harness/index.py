@@ -30,6 +30,7 @@ class Release:
     yanked: bool
     wheel_tags: list = field(default_factory=list)  # e.g. ["cp39-abi3-manylinux_2_17_x86_64"]
     requires_python: str | None = None
+    last_uploaded: str = ""  # ISO date-time of the release's last file (wheels can come days late)
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,6 +54,7 @@ def releases(package: str) -> dict[str, Release]:
             continue
         rel = found.setdefault(version, Release(version, file.get("upload-time") or "", True))
         rel.uploaded = min(rel.uploaded, file.get("upload-time") or rel.uploaded) or rel.uploaded
+        rel.last_uploaded = max(rel.last_uploaded, file.get("upload-time") or "")
         rel.yanked = rel.yanked and bool(file.get("yanked"))  # yanked only if every file is
         rel.requires_python = rel.requires_python or file.get("requires-python")
         if file["filename"].endswith(".whl"):
@@ -94,9 +96,12 @@ def release_date_cutoff(package: str, version: str) -> str:
     """An exclude-newer cutoff for 'the dependency set of this release's date'.
 
     One day after the release's first upload, so late wheels of the same release count
-    but dependencies released after it do not.
+    but dependencies released after it do not; later still if a file came later than that
+    (deltalake 0.19.2's linux wheels were uploaded 30 hours after its first file).
     """
     from datetime import datetime, timedelta
 
-    uploaded = datetime.fromisoformat(check_pin(package, version).uploaded.replace("Z", "+00:00"))
-    return (uploaded + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    release = check_pin(package, version)
+    first = datetime.fromisoformat(release.uploaded.replace("Z", "+00:00"))
+    last = datetime.fromisoformat((release.last_uploaded or release.uploaded).replace("Z", "+00:00"))
+    return max(first + timedelta(days=1), last + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
