@@ -336,6 +336,8 @@ class Tester:
                 self.progress.cell(self.counts["tested"] + 1, len(self.points),
                                    f"{point.cell.label} (deps as of {point.cell.exclude_newer or 'today'})")
             record = run_cell(point.cell, self.options, self.progress)
+            if self.progress:
+                self.progress.verdict(record)
             if self.on_record:
                 self.on_record(record)
             entry = summary_of(record)
@@ -352,8 +354,8 @@ class Tester:
 # ---------------------------------------------------------------- running and reporting
 
 MODES = {"first-fixed": (PRESENT, ABSENT), "first-bad": (ABSENT, PRESENT), "map": None}
-STRIDE_NOTE = ("releases between two tested ones with the same verdict were not tested: a run of fewer than "
-               "{stride} releases with another verdict inside such a gap can be missed (--stride 1 tests all)")
+STRIDE_NOTE = ("points between two tested ones with the same verdict were not tested: a run of fewer than "
+               "{stride} points with another verdict inside such a gap can be missed (--stride 1 tests all)")
 
 
 def run_bisect(bug: Bug, points: list[Point], mode: str, options: Options, stride: int = 3,
@@ -406,7 +408,7 @@ def _report(bug, points, probe, mode, stride, outcome, counts, seconds) -> dict:
     if mode == "map":
         report["stride"] = stride
         report["transitions"] = [_transition(points, probe, a, b) for a, b in transitions(probe)]
-        report["note"] = STRIDE_NOTE.format(stride=stride) if stride > 1 else "every release was tested"
+        report["note"] = STRIDE_NOTE.format(stride=stride) if stride > 1 else "every point was tested"
     else:
         limit = math.ceil(math.log2(len(points))) + 2 if len(points) > 1 else 1
         report["budget_without_skips"] = limit
@@ -420,18 +422,27 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds // 60)}m{seconds % 60:04.1f}s" if seconds >= 60 else f"{seconds:.1f}s"
 
 
+def _short_reason(reason: str) -> str:
+    """The telling end of a skip reason: uv's cause, or the control's error."""
+    if reason.startswith("cannot install"):
+        return "not installable: " + reason.split(": ", 1)[-1][:100]
+    if reason.startswith("control"):
+        return "control failed: " + reason.rsplit("signature: ", 1)[-1].rstrip(")")[:100]
+    return reason[:110]
+
+
 def render(report: dict, axis: str, left_out: list | None = None) -> str:
     """The report as text: header, timeline, transitions, figures."""
     lines = [f"{report['bug']}: {report['mode']} over {report['points']} {axis}"
              + (f" on Python {report['python']}" if report.get("python") else "")]
-    lines.append(f"  {'point':12} {'uploaded':10}  {'verdict':14} {'attempts':>8}  {'#':>3}  note")
+    lines.append(f"  {'point':12} {'uploaded':10}  {'verdict':16} {'attempts':>8}  {'#':>3}  note")
     for row in report["timeline"]:
         if row["tested"]:
             verdict = row["verdict"] + (" (cached)" if row.get("cached") else "")
-            note = "" if row["state"] != SKIP else row["reason"][:90]
+            note = "" if row["state"] != SKIP else _short_reason(row["reason"])
             if row["state"] == PRESENT:
                 note = f"reproduced in {row['reproductions']} of {row['attempts']}"
-            lines.append(f"  {row['point']:12} {row['date'] or '':10}  {verdict:14} {row['attempts']:>8}  "
+            lines.append(f"  {row['point']:12} {row['date'] or '':10}  {verdict:16} {row['attempts']:>8}  "
                          f"{row['order']:>3}  {note}")
         else:
             guess = f"untested ({row['inferred']}?)" if row.get("inferred") else "untested"

@@ -18,7 +18,7 @@ from harness.registry import get_bug
 CHECK_EXIT = {"absent": 0, "present": 1}
 CHECK_SKIP = 125
 CHECK_ABORT = 128
-PYTHON_MINORS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
+PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+
 
 
 def add_parsers(sub, common) -> None:
