@@ -1,7 +1,8 @@
 """The docker executor: each attempt of a cell runs in its own container.
 
 For stronger isolation of crashing repros (memory, CPU and pids limits, no network unless
-the bug needs a service) and for userlands other than the host's (`--image`). The
+the bug needs a service) and for other userlands (`--image`: the image gives the system
+libraries; the interpreter is still the host's, so it must be glibc-compatible). The
 interpreter, the cell's env, the project and the repro's directory are mounted read-only
 at their host paths (a venv's pyvenv.cfg `home` then still resolves), the attempt dir
 read-write, so the child, its result file and faulthandler's stacks work as for a local

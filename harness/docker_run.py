@@ -34,7 +34,9 @@ def _stop(signum, frame):
 def _create(engine, spec: dict):
     import docker.types
 
-    labels = {**spec["labels"], "repro-harness.runner": str(os.getpid())}
+    from harness.docker_executor import LABEL
+
+    labels = {**spec["labels"], f"{LABEL}.runner": str(os.getpid())}  # found by this, if we die
     return engine.containers.create(
         spec["image"], _child_argv(spec), environment=spec["env"], working_dir=spec["workdir"],
         volumes={host: {"bind": inside, "mode": mode} for host, inside, mode in spec["mounts"]},
@@ -82,7 +84,8 @@ def _end_like(status: int) -> int:
     if 128 < status < 128 + signal.NSIG and status - 128 not in (signal.SIGSTOP, signal.SIGTSTP):
         sig = status - 128
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the child's crash, not ours: no core file
-        signal.signal(sig, signal.SIG_DFL)
+        if sig != signal.SIGKILL:  # SIGKILL has no handler to reset
+            signal.signal(sig, signal.SIG_DFL)
         sys.stdout.flush()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
         os.kill(os.getpid(), sig)
