@@ -11,6 +11,7 @@ Server side (`serve`): moto's WSGI app behind one lock. moto's conditional check
 threaded server, so two racing conditional writes could both win and make a safe
 configuration look broken. Serialising the app makes every request atomic; the body is
 read before the lock and the response is sent after it, so a slow client stalls no one.
+The server also answers Athena's BatchGetQueryExecution, which moto lacks.
 """
 from __future__ import annotations
 
@@ -196,6 +197,39 @@ def _buffer_body(environ) -> None:
     environ["wsgi.input"] = io.BytesIO(data)
 
 
+def _add_batch_get_query_execution() -> None:
+    """Athena's BatchGetQueryExecution, which moto (up to 5.2.x at least) lacks.
+
+    awswrangler's local query cache fills itself with it, so without it every cached
+    read_sql_query retries an HTTP 500. The items have the shape moto gives
+    GetQueryExecution; unlike that call, this one does not advance an execution's state.
+    """
+    import json
+
+    from moto.athena.responses import AthenaResponse
+
+    if hasattr(AthenaResponse, "batch_get_query_execution"):
+        return
+
+    def item(exec_id, execution):
+        ddl = execution.query.upper().startswith(("ALTER", "CREATE", "DESCRIBE", "DROP", "MSCK", "SHOW"))
+        return {"QueryExecutionId": exec_id, "Query": execution.query, "StatementType": "DDL" if ddl else "DML",
+                "ResultConfiguration": execution.config, "QueryExecutionContext": execution.context,
+                "Status": {"State": execution.status, "SubmissionDateTime": execution.start_time,
+                           "CompletionDateTime": execution.end_time},
+                "WorkGroup": execution.workgroup.name if execution.workgroup else None}
+
+    def batch_get_query_execution(self):
+        executions = self.athena_backend.executions
+        ids = self._get_param("QueryExecutionIds") or []
+        return json.dumps({
+            "QueryExecutions": [item(i, executions[i]) for i in ids if i in executions],
+            "UnprocessedQueryExecutionIds": [{"QueryExecutionId": i, "ErrorCode": "InvalidRequestException",
+                                              "ErrorMessage": "not found"} for i in ids if i not in executions]})
+
+    AthenaResponse.batch_get_query_execution = batch_get_query_execution
+
+
 def _exit_when_parent_goes() -> None:
     """Our stdin is a pipe from the parent: EOF means it is gone (even if it was SIGKILLed)."""
     def watch():
@@ -215,6 +249,7 @@ def serve() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    _add_batch_get_query_execution()
     app = serialised(DomainDispatcherApplication(create_backend_app))
     server = make_server(HOST, 0, app, threaded=True)
     os.environ["MOTO_PORT"] = str(server.server_port)
