@@ -34,7 +34,8 @@ def add_parsers(sub, common) -> None:
                        help="binary search: oldest range end absent, newest present (one transition assumed)")
     modes.add_argument("--map", dest="mode", action="store_const", const="map",
                        help="every transition of a possibly non-monotonic history (the default)")
-    run.add_argument("--stride", type=int, default=3, help="--map: test every K-th point first (1 = all)")
+    run.add_argument("--stride", type=int, help="--map: test every K-th point first (default: 3 for releases, "
+                     "1 for interpreters; 1 tests all)")
     run.add_argument("--python-versions", metavar="LIST|available",
                      help="comma-separated interpreters as the axis (or, with --package, one bisect each)")
     run.add_argument("--variant", default="trigger")
@@ -97,7 +98,8 @@ def cmd_bisect(args) -> int:
     with services.started(bug.services) as service_env:
         options.service_env = service_env
         for axis, python, points, left_out in axes:
-            report = bisect.run_bisect(bug, points, mode, options, args.stride, not args.no_cache,
+            stride = args.stride or (3 if package else 1)  # few interpreters: any one of them may flip
+            report = bisect.run_bisect(bug, points, mode, options, stride, not args.no_cache,
                                        on_record, progress)
             report.update({"axis": axis, "python": python, "left_out": [list(x) for x in left_out]})
             reports.append(report)

@@ -223,13 +223,14 @@ def version_bug(tmp_path):
 
 def test_interpreter_axis_map_then_everything_from_the_cache(version_bug):
     usable, env, tmp = version_bug
-    args = ["bisect", "synthetic-version-bug", "--python-versions", ",".join(usable), "--map", "--stride", "1",
+    args = ["bisect", "synthetic-version-bug", "--python-versions", ",".join(usable), "--map",  # stride 1: default
             "--json", "--quiet", "--results", str(tmp / "r.jsonl")]
     first = repro_cli(*args, env=env)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert [(t["kind"], t["last"][:4], t["first"][:4]) for t in report["transitions"]] == [("introduced", "3.11", "3.12")]
     assert report["counts"]["tested"] == len(usable) and report["counts"]["from_cache"] == 0
+    assert report["stride"] == 1  # on the interpreter axis every interpreter is tested by default
     verdicts = {row["point"][:4]: row["verdict"] for row in report["timeline"]}
     assert verdicts["3.11"] == "absent" and verdicts["3.12"] == "present"
     again = json.loads(repro_cli(*args, env=env).stdout)
