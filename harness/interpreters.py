@@ -27,13 +27,13 @@ class Interpreter:
 
 def _probe(path: str) -> str | None:
     try:
-        out = subprocess.run([path, "-c", "import sys, platform; print(platform.python_implementation(),"
+        out = subprocess.run([path, "-I", "-S", "-c", "import sys; print(sys.implementation.name,"
                               " '%d.%d.%d' % sys.version_info[:3])"],
                              capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
     parts = out.stdout.split()
-    if out.returncode != 0 or len(parts) != 2 or parts[0] != "CPython":
+    if out.returncode != 0 or len(parts) != 2 or parts[0] != "cpython":
         return None
     return parts[1]
 
@@ -42,14 +42,31 @@ def _matches(found: str, wanted: str) -> bool:
     return found == wanted or found.startswith(wanted + ".")
 
 
-def _pyenv_candidates(wanted: str) -> list[str]:
+@functools.lru_cache(maxsize=None)
+def _pyenv_root() -> Path | None:
     root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    if shutil.which("pyenv"):
+    if not Path(root).is_dir() and shutil.which("pyenv"):
         try:
             root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=10).stdout.strip() or root
         except (OSError, subprocess.TimeoutExpired):
             pass
-    versions = Path(root) / "versions"
+    return Path(root) if Path(root).is_dir() else None
+
+
+def _on_path(minor: str) -> list[str]:
+    """pythonX.Y on PATH, unless it is a pyenv shim (pyenv's versions are searched directly)."""
+    found = shutil.which(f"python{minor}")
+    root = _pyenv_root()
+    if not found or (root and Path(found).parent == root / "shims"):
+        return []
+    return [found]
+
+
+def _pyenv_candidates(wanted: str) -> list[str]:
+    root = _pyenv_root()
+    if root is None:
+        return []
+    versions = root / "versions"
     if not versions.is_dir():
         return []
     names = [p.name for p in versions.iterdir() if re.fullmatch(r"3\.\d+\.\d+", p.name) and _matches(p.name, wanted)]
@@ -77,11 +94,11 @@ def find(wanted: str) -> Interpreter:
     if not VERSION_RE.match(wanted):
         raise UsageError(f"bad Python version {wanted!r}: expected e.g. 3.11 or 3.11.7")
     minor = ".".join(wanted.split(".")[:2])
-    on_path = [shutil.which(f"python{minor}")] if shutil.which(f"python{minor}") else []
-    for candidate in [*on_path, *_pyenv_candidates(wanted), *_uv_candidate(wanted)]:
-        version = _probe(candidate)
-        if version and _matches(version, wanted):
-            return Interpreter(candidate, version)
+    for candidates in (lambda: _on_path(minor), lambda: _pyenv_candidates(wanted), lambda: _uv_candidate(wanted)):
+        for candidate in candidates():  # lazily: `uv python find` only when the others found nothing
+            version = _probe(candidate)
+            if version and _matches(version, wanted):
+                return Interpreter(candidate, version)
     raise UsageError(f"no Python {wanted} interpreter found (looked on PATH for python{minor}, "
                      f"in pyenv's versions, and with `uv python find`)")
 
