@@ -57,6 +57,18 @@ def client_env(url: str) -> dict:
     return env
 
 
+def local_endpoint(environ=None) -> str:
+    """Child side (stdlib, 3.9+): the server's URL, after checking that every AWS endpoint in
+    the environment is 127.0.0.1. A repro calls it before its first request: never real AWS."""
+    from urllib.parse import urlsplit
+
+    environ = os.environ if environ is None else environ
+    urls = {k: v for k, v in environ.items() if k.startswith(("AWS_ENDPOINT_URL", "AWS_ENDPOINT"))}
+    if "AWS_ENDPOINT_URL" not in urls or any(urlsplit(u).hostname != HOST for u in urls.values()):
+        raise RuntimeError(f"refusing to run: the AWS endpoints are not the local moto server: {urls!r}")
+    return urls["AWS_ENDPOINT_URL"]
+
+
 @dataclass
 class MotoServer:
     proc: subprocess.Popen
