@@ -97,14 +97,19 @@ def start_engine(log_path: Path | None = None) -> subprocess.Popen | None:
             return proc
         except EngineUnavailable:
             time.sleep(0.5)
-    stop_engine(proc)
+    stop_engine(proc.pid)
+    proc.wait(timeout=10)
     raise EngineUnavailable(f"dockerd did not answer within {ENGINE_START_TIMEOUT:g}s: {_log_tail(log_path)}")
 
 
-def stop_engine(proc: subprocess.Popen) -> None:
-    """Stop a dockerd started by start_engine, with its containerd (same session)."""
-    procs.kill_session(proc.pid, grace=20.0)
-    proc.wait(timeout=10)
+def stop_engine(pid: int) -> None:
+    """Stop a dockerd started by start_engine (its session, with containerd), if it still runs."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return
+    if name == "dockerd":  # not a process that took over a recycled pid
+        procs.kill_session(pid, grace=20.0)
 
 
 @dataclass

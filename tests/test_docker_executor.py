@@ -5,6 +5,7 @@ locally (debootstrap of the host's release; no image hub is reachable). Where no
 can start or no image can be built, they skip with the reason.
 """
 import dataclasses
+import fcntl
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from harness.registry import ROOT, get_bug
 from conftest import FAULT_REPROS
 
 DOCKER_REPROS = Path(__file__).parent / "docker_repros"
+ENGINE_PID = envs.cache_dir() / "dockerd-test.pid"   # a dockerd the tests started, to stop at the end
 
 
 @pytest.fixture(autouse=True)
@@ -34,13 +36,36 @@ def docker_repros(fault_repros, monkeypatch):
 
 @pytest.fixture(scope="session")
 def engine():
+    """An engine for the session: started if none answers, stopped by the last session using it.
+
+    pytest-xdist workers share it: each holds a shared lock while it runs; one that gets the
+    lock exclusively at its end is the last, and stops a dockerd that tests started (never an
+    engine that was running before).
+    """
+    envs.cache_dir().mkdir(parents=True, exist_ok=True)
+    users = open(envs.cache_dir() / "dockerd-test-users.lock", "a")
+    fcntl.flock(users, fcntl.LOCK_SH)
     try:
-        started = dx.start_engine()
+        with envs._locked(envs.cache_dir() / "dockerd-test-start.lock"):
+            started = dx.start_engine()
+            if started is not None:
+                ENGINE_PID.write_text(str(started.pid))
     except dx.EngineUnavailable as exc:
+        users.close()
         pytest.skip(str(exc))
     yield
-    if started is not None:
-        dx.stop_engine(started)
+    try:
+        fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with envs._locked(envs.cache_dir() / "dockerd-test-start.lock"):
+            if ENGINE_PID.exists():
+                dx.stop_engine(int(ENGINE_PID.read_text()))
+                ENGINE_PID.unlink()
+    except BlockingIOError:
+        pass  # another session still uses the engine; the last one stops it
+    finally:
+        users.close()
+        if started is not None:
+            started.poll()  # reap ours if it was stopped
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +126,21 @@ def test_hang_cell_same_verdict_as_local_with_stacks(executor):
     if dx._py_spy_binary():
         dumps = evidence["evidence"]["native_stacks"]
         assert any("harness.child" in text and "pause" in text for text in dumps.values()), dumps
+    assert leftovers(executor) == []
+
+
+def test_real_hang_cell_same_verdict_as_local(executor):
+    """CPython 3.11.7's deadlock in sys._current_frames() (stdlib level, no env to build)."""
+    from harness.registry import all_bugs
+
+    if "beam-py311-gc-deadlock" not in all_bugs():
+        pytest.skip("repros/beam_py311_gc_deadlock.py is not in this checkout")
+    if not isinstance(interpreters.available(["3.11.7"])["3.11.7"], interpreters.Interpreter):
+        pytest.skip("Python 3.11.7 is not installed")
+    cell = Cell("beam-py311-gc-deadlock", "cpython-trigger", "3.11.7")
+    local = run_cell(cell, Options(control_attempts=0))
+    docker = run_cell(cell, Options(control_attempts=0, executor=executor))
+    assert local["verdict"] == docker["verdict"] == "present", (local["reason"], docker["reason"])
     assert leftovers(executor) == []
 
 
