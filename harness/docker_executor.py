@@ -12,8 +12,8 @@ A container is not in the attempt's process session, so the attempt's argv is a 
 parent-side runner (harness/docker_run.py) that creates the container, streams its output,
 forwards its exit status or signal, and kills and removes it when the attempt kills the
 runner. For a runner killed with SIGKILL, `cleanup` removes what it left behind, by label.
-On a hang, `processes` adds the container's processes (host pids) so their threads and
-py-spy stacks are collected as for a local child.
+On a hang, `processes` gives the container's processes (host pids) for their thread
+counts, and `native_stacks` dumps them with py-spy run inside the container's namespaces.
 """
 from __future__ import annotations
 
