@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from harness import envs, interpreters, stats
 from harness.attempt import Attempt, ChildCommand, child_env, run_attempt
 from harness.errors import EnvBuildError, UsageError
-from harness.registry import Bug, get_bug
+from harness.registry import Bug, Variant, get_bug
 
 VERDICTS = ("present", "absent", "hang", "crash", "other-failure", "error", "skipped")
 
@@ -72,6 +72,17 @@ def _command(env: envs.Env, options: Options, bug: Bug) -> ChildCommand:
     return options.executor.wrap(command, env, bug) if options.executor else command
 
 
+def not_applicable(variant: Variant, installed: dict) -> str | None:
+    """Why the variant does not apply to these installed releases (its `requires`), or None."""
+    from packaging.specifiers import SpecifierSet
+
+    for package, spec in variant.requires.items():
+        version = installed.get(envs.requirement_name(package))
+        if version is None or not SpecifierSet(spec).contains(version, prereleases=True):
+            return f"variant {variant.name!r} needs {package}{spec}; installed: {version or 'none'}"
+    return None
+
+
 def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     """Run the cell to a verdict; returns the result record (also for skipped/error cells)."""
     started = time.monotonic()
@@ -82,25 +93,31 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
               "failure_kind": bug.failure_kind, "host": platform.node(),
               "executor": options.executor.describe() if options.executor else {"kind": "local"},
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    # An executor may bring its own interpreters and envs (the docker executor: from its image).
+    find_interpreter = getattr(options.executor, "find_interpreter", interpreters.find)
+    ensure_env = getattr(options.executor, "ensure_env", envs.ensure_env)
     try:
-        interpreter = interpreters.find(cell.python)
+        interpreter = find_interpreter(cell.python)
     except UsageError as exc:
         return _finish(record, "skipped", str(exc), [], started, bug)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
-        env = envs.ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
+        env = ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started, bug)
-    record.update({"python": interpreter.version, "requirements": requirements,
+    record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
                    "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
                    "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
+    inapplicable = not_applicable(variant, env.installed)
+    if inapplicable:
+        return _finish(record, "skipped", inapplicable, [], started, bug)
     missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
     if missing:
         return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started, bug)
     command = _command(env, options, bug)
 
     if variant.role == "trigger" and options.control_attempts:
-        failed = _run_controls(bug, command, options, record, progress, cell)
+        failed = _run_controls(bug, command, options, record, progress, cell, env.installed)
         if failed:
             return _finish(record, "error", failed, [], started, bug)
 
@@ -109,10 +126,14 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     return _finish(record, verdict, reason, attempts, started, bug)
 
 
-def _run_controls(bug, command, options, record, progress, cell) -> str | None:
-    """Run each control; the reason of the first failure, or None when all are clean."""
+def _run_controls(bug, command, options, record, progress, cell, installed) -> str | None:
+    """Run each control that applies; the reason of the first failure, or None when all are clean."""
     record["controls"] = []
     for control in bug.controls:
+        inapplicable = not_applicable(control, installed)
+        if inapplicable:
+            record["controls"].append({"variant": control.name, "outcome": "skipped", "reason": inapplicable})
+            continue
         for k in range(options.control_attempts):
             if progress:
                 progress.attempt(cell, control.name, k + 1, options.control_attempts)

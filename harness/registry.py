@@ -27,6 +27,9 @@ class Variant:
     timeout: float
     params: dict = field(default_factory=dict)
     requirements: list | None = None  # replaces the bug's requirements (e.g. a stdlib-only level)
+    # Package -> version specifier an installed release must meet for the variant to apply (e.g. a
+    # control whose workaround old releases lack); elsewhere the variant is skipped, not run.
+    requires: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,21 @@ def _variant(path: Path, module, name: str, raw: dict) -> Variant:
     requirements = raw.get("requirements")
     if requirements is not None and not isinstance(requirements, list):
         raise _problem(path, f"variant {name!r}: requirements must be a list")
-    return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})), requirements)
+    return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})), requirements,
+                   requires=_requires(path, name, raw.get("requires", {})))
+
+
+def _requires(path: Path, name: str, requires) -> dict:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if not isinstance(requires, dict):
+        raise _problem(path, f"variant {name!r}: requires must map package names to version specifiers")
+    for package, spec in requires.items():
+        try:
+            SpecifierSet(spec)
+        except (InvalidSpecifier, TypeError):
+            raise _problem(path, f"variant {name!r}: requires {package!r}: bad specifier {spec!r}") from None
+    return dict(requires)
 
 
 def load_bug(path: Path) -> Bug:
