@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import procs
+from harness.child import ARMED_FILE
 from harness.registry import ROOT, Bug, Variant
 
 OUTCOMES = ("reproduced", "clean", "hang", "crash", "other-failure", "error")
@@ -111,12 +112,13 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
             return Attempt("error", f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
         reader = _TailReader(proc.stdout)
         reader.start()
-        watchdog = threading.Timer(timeout + kill_grace + WATCHDOG_SLACK,
+        watchdog = threading.Timer(variant.setup_timeout + timeout + kill_grace + WATCHDOG_SLACK,
                                    lambda: procs.kill_session(proc.pid, 0.0))
         watchdog.daemon = True
         watchdog.start()
         try:
-            return _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started)
+            return _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started,
+                                      variant.setup_timeout)
         finally:
             watchdog.cancel()
     finally:
@@ -140,12 +142,10 @@ def _reap(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
-def _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started) -> Attempt:
-    try:
-        proc.wait(timeout=timeout)
-        hung = False
-    except subprocess.TimeoutExpired:
-        hung = True
+def _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started,
+                       setup=0.0) -> Attempt:
+    phase = _wait(proc, attempt_dir / ARMED_FILE, timeout, setup)
+    hung = phase is not None
     evidence = {"pid": proc.pid}
     if hung:
         members = command.processes(proc.pid)
@@ -171,15 +171,46 @@ def _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_gr
         evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive") if k in result})
         evidence["child_duration"] = result.get("duration")
         return Attempt(result["outcome"], result["reason"], duration, evidence, result.get("versions", {}))
+    if phase == "setup":
+        return Attempt("error", f"the repro did not reach the part that may hang (arm its deadline) within "
+                       f"{setup:g}s + {timeout:g}s: its setup hung or the machine is too slow", duration, evidence)
     if hung:
         kind = "the bug's hang" if bug.failure_kind == "hang" else "a hang, which is not this bug's signature"
-        return Attempt("hang", f"no result within {timeout:g}s: {kind}", duration, evidence)
+        armed = " after the repro armed its deadline" if setup else ""
+        return Attempt("hang", f"no result within {timeout:g}s{armed}: {kind}", duration, evidence)
     if proc.returncode < 0:
         sig = -proc.returncode
         evidence["signal"] = sig
         return Attempt("crash", f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
     return Attempt("error", f"child exited with code {proc.returncode} and no result: "
                    f"{_last_line(reader.text())}", duration, evidence)
+
+
+def _wait(proc: subprocess.Popen, armed: Path, timeout: float, setup: float) -> str | None:
+    """Wait for the child to end: None if it did in time, else the phase it overran.
+
+    Without a setup allowance the deadline is `timeout` from now. With one, it is `timeout` from
+    the moment the child arms it ("armed"), and at most setup + timeout ("setup" if never armed).
+    """
+    if not setup:
+        try:
+            proc.wait(timeout=timeout)
+            return None
+        except subprocess.TimeoutExpired:
+            return "armed"
+    deadline = time.monotonic() + setup + timeout
+    phase = "setup"
+    while True:
+        if phase == "setup" and armed.exists():
+            phase, deadline = "armed", min(deadline, time.monotonic() + timeout)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return phase
+        try:
+            proc.wait(timeout=min(left, 0.05) if phase == "setup" else left)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _read(path: Path) -> str:

@@ -27,16 +27,29 @@ import traceback
 SCHEMA = 1
 # How long before the parent's deadline the stacks are dumped, so the parent can read them.
 STACK_DUMP_MARGIN = 1.0
+# Written next to the result when the repro arms its deadline (Context.arm_deadline).
+ARMED_FILE = "armed"
 
 
 class Context:
     """What a variant function gets: its parameters, a private work dir, the result path."""
 
-    def __init__(self, params, workdir, result_path):
+    def __init__(self, params, workdir, result_path, arm=None):
         self.params = params
         self.workdir = workdir
         self.result_path = result_path
         self.notes = []
+        self._arm = arm
+
+    def arm_deadline(self):
+        """Start the attempt's deadline now, right before the part that may hang.
+
+        Only for variants with a setup_timeout: what ran before (imports, seeding) was slow
+        at worst, not the bug. Only the first call counts; without a setup_timeout a no-op.
+        """
+        arm, self._arm = self._arm, None
+        if arm:
+            arm()
 
     def param(self, name, default):
         return self.params.get(name, default)
@@ -121,6 +134,22 @@ def run_variant(bug, function, ctx):
     return observation
 
 
+def _setup_deadline(variant, args, stacks, attempt_dir, started):
+    """For a variant with a setup allowance: push the stack dump back to the end of the
+    allowance, and return the function that arms the real deadline (else None)."""
+    setup = float(variant.get("setup_timeout", 0))
+    if not setup:
+        return None
+    left = setup + args.timeout - (time.monotonic() - started)
+    faulthandler.dump_traceback_later(max(0.1, left - STACK_DUMP_MARGIN), exit=False, file=stacks)
+
+    def arm():
+        faulthandler.dump_traceback_later(max(0.1, args.timeout - STACK_DUMP_MARGIN), exit=False, file=stacks)
+        open(os.path.join(attempt_dir, ARMED_FILE), "w").close()
+
+    return arm
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="harness.child")
     parser.add_argument("--repro", required=True)
@@ -141,9 +170,10 @@ def main(argv=None):
     variant = bug["variants"][args.variant]
     params = dict(variant.get("params", {}))
     params.update(json.loads(args.params))
-    workdir = os.path.join(os.path.dirname(os.path.abspath(args.result)), "work")
+    attempt_dir = os.path.dirname(os.path.abspath(args.result))
+    workdir = os.path.join(attempt_dir, "work")
     os.makedirs(workdir, exist_ok=True)
-    ctx = Context(params, workdir, args.result)
+    ctx = Context(params, workdir, args.result, _setup_deadline(variant, args, stacks, attempt_dir, started))
 
     observation = run_variant(bug, getattr(module, variant["run"]), ctx)
     outcome, reason = judge(bug, observation)

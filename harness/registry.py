@@ -27,6 +27,9 @@ class Variant:
     timeout: float
     params: dict = field(default_factory=dict)
     requirements: list | None = None  # replaces the bug's requirements (e.g. a stdlib-only level)
+    # Seconds allowed before the repro arms its deadline (ctx.arm_deadline()): slow imports and
+    # seeding are not a hang. 0: the deadline runs from the start of the attempt.
+    setup_timeout: float = 0.0
     # Package -> version specifier an installed release must meet for the variant to apply (e.g. a
     # control whose workaround old releases lack); elsewhere the variant is skipped, not run.
     requires: dict = field(default_factory=dict)
@@ -107,8 +110,11 @@ def _variant(path: Path, module, name: str, raw: dict) -> Variant:
     requirements = raw.get("requirements")
     if requirements is not None and not isinstance(requirements, list):
         raise _problem(path, f"variant {name!r}: requirements must be a list")
+    setup = raw.get("setup_timeout", 0)
+    if not isinstance(setup, (int, float)) or setup < 0:
+        raise _problem(path, f"variant {name!r}: setup_timeout must be a number of seconds >= 0")
     return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})), requirements,
-                   requires=_requires(path, name, raw.get("requires", {})))
+                   float(setup), requires=_requires(path, name, raw.get("requires", {})))
 
 
 def _requires(path: Path, name: str, requires) -> dict:
