@@ -93,16 +93,19 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
               "failure_kind": bug.failure_kind, "host": platform.node(),
               "executor": options.executor.describe() if options.executor else {"kind": "local"},
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    # An executor may bring its own interpreters and envs (the docker executor: from its image).
+    find_interpreter = getattr(options.executor, "find_interpreter", interpreters.find)
+    ensure_env = getattr(options.executor, "ensure_env", envs.ensure_env)
     try:
-        interpreter = interpreters.find(cell.python)
+        interpreter = find_interpreter(cell.python)
     except UsageError as exc:
         return _finish(record, "skipped", str(exc), [], started, bug)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
-        env = envs.ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
+        env = ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started, bug)
-    record.update({"python": interpreter.version, "requirements": requirements,
+    record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
                    "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
                    "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
     inapplicable = not_applicable(variant, env.installed)

@@ -41,6 +41,9 @@ def _options_parser() -> argparse.ArgumentParser:
                         help="run each attempt as a local process or in a container on the Docker engine")
     common.add_argument("--image", help="with --executor docker: the container image "
                         "(default: a base image of the host's release, built locally once)")
+    common.add_argument("--python-from", choices=["auto", "host", "image"], default="auto",
+                        help="with --executor docker: the interpreter from the host (mounted), from the image, "
+                        "or auto: the host's if it has a mountable one, else the image's")
     return common
 
 
@@ -113,13 +116,16 @@ def _options(args, **extra) -> Options:
 def _executor(args):
     """None for local attempts; a DockerExecutor (engine reachable, image present) for containers."""
     kind, image = getattr(args, "executor", "local"), getattr(args, "image", None)
+    python_from = getattr(args, "python_from", "auto")
     if image and kind != "docker":
         raise UsageError("--image needs --executor docker")
+    if python_from == "image" and kind != "docker":
+        raise UsageError("--python-from image needs --executor docker")
     if kind != "docker":
         return None
     from harness.docker_executor import DockerExecutor
 
-    return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr))
+    return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr), python_from=python_from)
 
 
 def _emit(args, record: dict, progress: Progress) -> None:
@@ -148,11 +154,12 @@ def cmd_run(args) -> int:
     variants = args.variants or ["trigger"]
     for name in variants:
         bug.variant(name)
-    interpreters.find(args.python)
+    options = _options(args, measure=args.measure, control_attempts=args.control_attempts)
+    # The executor may look beyond the host (the docker executor: in its image).
+    getattr(options.executor, "find_interpreter", interpreters.find)(args.python)
     pins = _check_pins(bug, args.pins)
     exclude_newer = _exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
-    options = _options(args, measure=args.measure, control_attempts=args.control_attempts)
     progress = Progress(enabled=not args.quiet)
     verdicts = []
     with services.started(bug.services) as service_env:

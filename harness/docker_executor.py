@@ -14,6 +14,11 @@ forwards its exit status or signal, and kills and removes it when the attempt ki
 runner. For a runner killed with SIGKILL, `cleanup` removes what it left behind, by label.
 On a hang, `processes` gives the container's processes (host pids) for their thread
 counts, and `native_stacks` dumps them with py-spy run inside the container's namespaces.
+
+The interpreter can also come from the image (`find_interpreter`, `ensure_env`; see
+harness/docker_python.py): when the wanted version is not on the host, or the host's is a
+system one that cannot be mounted, or `python_from="image"` asks for it. The cell's env is
+then built in a container of the image, and the child runs the image's own interpreter.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import procs
+from harness import envs, interpreters, procs
 from harness.attempt import ChildCommand
 from harness.errors import UsageError
 from harness.registry import ROOT
@@ -42,6 +47,8 @@ ENGINE_START_TIMEOUT = 60.0
 PY_SPY_IN_CONTAINER = "/opt/repro-harness/py-spy"
 # Only network modes `none` and `host` are used: no bridge, and the host firewall is left alone.
 DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip6tables=false"]
+# Where the executor takes the interpreter from: the host's if it can mount it, else the image's.
+PYTHON_FROM = ("auto", "host", "image")
 
 
 class EngineUnavailable(UsageError):
@@ -180,31 +187,73 @@ class DockerExecutor:
     """Wraps a cell's ChildCommand so its attempts run in containers of `image`."""
 
     def __init__(self, image: str | None = None, memory: str = DEFAULT_MEMORY, cpus: float | None = None,
-                 pids: int = DEFAULT_PIDS, log=None):
+                 pids: int = DEFAULT_PIDS, log=None, python_from: str = "auto"):
         from harness.docker_image import ensure_base_image
 
+        if python_from not in PYTHON_FROM:
+            raise UsageError(f"bad python_from {python_from!r}: one of {', '.join(PYTHON_FROM)}")
         self.engine = client()
         self.image = image or ensure_base_image(self.engine, log)
-        self._check_image()
+        self.image_id = self._check_image()
         self.memory, self.pids = memory, pids
         self.cpus = cpus or float(os.cpu_count() or 1)
+        self.python_from = python_from
         self.id = uuid.uuid4().hex[:12]   # labels this run's containers for cleanup
 
-    def _check_image(self) -> None:
+    def _check_image(self) -> str:
+        """The image's id, pulled first if the engine lacks it."""
         import docker.errors
 
         try:
-            self.engine.images.get(self.image)
+            return self.engine.images.get(self.image).id
         except docker.errors.ImageNotFound:
             try:
-                self.engine.images.pull(self.image)
+                return self.engine.images.pull(self.image).id
             except Exception as exc:  # noqa: BLE001 - no hub is reachable here
                 raise UsageError(f"image {self.image!r} is not on the engine and cannot be pulled: "
                                  f"{_one_line(exc)}") from exc
 
     def describe(self) -> dict:
         """For the result record: where the attempts ran."""
-        return {"kind": "docker", "image": self.image, "memory": self.memory, "cpus": self.cpus, "pids": self.pids}
+        return {"kind": "docker", "image": self.image, "image_id": self.image_id, "python_from": self.python_from,
+                "memory": self.memory, "cpus": self.cpus, "pids": self.pids}
+
+    def find_interpreter(self, wanted: str) -> interpreters.Interpreter:
+        """The host's interpreter when the container can mount it (and python_from allows),
+        else the image's; a UsageError naming both places when neither has `wanted`."""
+        from harness.docker_python import find_in_image
+
+        host_note = None
+        if self.python_from != "image" or wanted == "current":
+            try:
+                found = interpreters.find(wanted)
+            except UsageError as exc:
+                if self.python_from == "host" or wanted == "current":
+                    raise
+                host_note = str(exc)
+            else:
+                if _mountable_prefix(found.path):
+                    return found
+                if self.python_from == "host" or wanted == "current":
+                    raise UsageError(_system_python(found.path))
+                host_note = f"the host's Python {found.version} is {found.path}, a system install the container cannot mount"
+        try:
+            return find_in_image(self.engine, self.image, self.image_id, wanted, self._labels("probe"))
+        except UsageError as exc:
+            raise UsageError(f"{host_note}; {exc}" if host_note else str(exc)) from None
+
+    def ensure_env(self, interpreter, requirements: list, exclude_newer: str | None = None, on_build=None):
+        """envs.ensure_env, with the env built in a container when the interpreter is the image's."""
+        from harness.docker_python import ImageInterpreter, uv_runner
+
+        if not isinstance(interpreter, ImageInterpreter):
+            return envs.ensure_env(interpreter, requirements, exclude_newer, on_build)
+        labels = self._labels("env-build")
+        return envs.ensure_env(interpreter, requirements, exclude_newer, on_build,
+                               uv_for=lambda root: uv_runner(self.engine, interpreter, root, labels))
+
+    def _labels(self, purpose: str) -> dict:
+        return {LABEL: "1", f"{LABEL}.executor": self.id, f"{LABEL}.purpose": purpose}
 
     def wrap(self, command: ChildCommand, env, bug) -> DockerChildCommand:
         return DockerChildCommand(
@@ -214,12 +263,15 @@ class DockerExecutor:
             memory=self.memory, cpus=self.cpus, pids=self.pids, executor_id=self.id, engine=self.engine)
 
     def _mounts(self, env, bug) -> list[list[str]]:
-        """Read-only, each at its host path; py-spy at a fixed path for hang stacks."""
-        prefix = Path(env.interpreter.path).resolve().parent.parent
-        if str(prefix) in ("/", "/usr", "/usr/local"):
-            raise UsageError(f"the docker executor mounts the interpreter's installation, but "
-                             f"{env.interpreter.path} lives in {prefix}: use a pyenv or uv-managed Python")
-        paths = [prefix, ROOT]
+        """Read-only, each at its host path; py-spy at a fixed path for hang stacks.
+
+        The host's interpreter installation is mounted; an interpreter of the image is there already."""
+        paths = [ROOT]
+        if not getattr(env.interpreter, "image_id", None):
+            prefix = _mountable_prefix(env.interpreter.path)
+            if prefix is None:
+                raise UsageError(_system_python(env.interpreter.path))
+            paths.insert(0, prefix)
         if env.python != env.interpreter.path:    # a venv: its root, holding bin/ and site-packages
             paths.append(Path(env.python).parent.parent)
         if ROOT not in bug.path.resolve().parents:  # a repro from REPRO_PATH
@@ -229,9 +281,24 @@ class DockerExecutor:
         return mounts + [[py_spy, PY_SPY_IN_CONTAINER, "ro"]] if py_spy else mounts
 
 
+def _mountable_prefix(python: str) -> Path | None:
+    """The installation prefix of a host interpreter, None for a system one (/usr/bin/python3)."""
+    prefix = Path(python).resolve().parent.parent
+    return None if str(prefix) in ("/", "/usr", "/usr/local") else prefix
+
+
+def _system_python(path: str) -> str:
+    return (f"the docker executor mounts the interpreter's installation, but {path} is a system install: "
+            f"use a pyenv or uv-managed Python, or one in the image (--python-from image)")
+
+
 def _py_spy_binary() -> str | None:
-    """The py-spy executable itself (a static binary), not a wrapper script such as a pyenv shim."""
-    for candidate in (Path(sys.executable).with_name("py-spy"), shutil.which("py-spy")):
+    return host_binary("py-spy")
+
+
+def host_binary(name: str) -> str | None:
+    """The executable `name` itself (an ELF binary to mount), not a wrapper script such as a pyenv shim."""
+    for candidate in (Path(sys.executable).with_name(name), shutil.which(name)):
         try:
             with open(candidate, "rb") as handle:
                 if handle.read(4) == b"\x7fELF":
@@ -274,11 +341,14 @@ def _log_tail(path: Path) -> str:
 
 
 def main(argv=None) -> int:
-    """`start-engine`: start dockerd unless one answers; `build-image`: build the base image."""
+    """`start-engine`: start dockerd unless one answers; `build-image`: build the base image
+    (`--include python3`: with Debian's interpreter in it)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m harness.docker_executor")
     parser.add_argument("action", choices=["start-engine", "build-image"])
+    parser.add_argument("--include", action="append", default=[], metavar="PACKAGE",
+                        help="build-image: add a Debian package, e.g. python3 (an image with its own interpreter)")
     args = parser.parse_args(argv)
     try:
         if args.action == "start-engine":
@@ -287,7 +357,8 @@ def main(argv=None) -> int:
         else:
             from harness.docker_image import ensure_base_image
 
-            print(ensure_base_image(client(), log=lambda text: print(text, file=sys.stderr)))
+            print(ensure_base_image(client(), log=lambda text: print(text, file=sys.stderr),
+                                    include=tuple(args.include)))
     except UsageError as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,10 @@ libraries CPython builds and manylinux wheels link against, imported with `docke
 The interpreter and the cell's env are not in the image: the executor mounts them, so the
 image must provide the libraries of the release they were built on (the host's). The tag is
 a hash of the recipe, so a second run (or a second machine with the same recipe) reuses it.
+
+`include` adds Debian packages to the recipe, e.g. `python3`: an image that carries its own
+interpreter (Debian's build, such as 3.11.2 in bookworm), which the executor can use for
+versions the host lacks (harness/docker_python.py).
 """
 from __future__ import annotations
 
@@ -61,17 +65,24 @@ def apt_mirror(release: str) -> str:
     raise UsageError(f"cannot build the base image: no apt source for {release} in /etc/apt")
 
 
-def image_tag(release: str) -> str:
-    recipe = json.dumps({"release": release, "packages": PACKAGES, "trim": TRIM, "version": RECIPE_VERSION})
-    return f"{REPOSITORY}:{release}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+def image_tag(release: str, include: tuple = ()) -> str:
+    recipe = {"release": release, "packages": PACKAGES, "trim": TRIM, "version": RECIPE_VERSION}
+    if include:  # only then: the base recipe's tag stays what it was
+        recipe["include"] = sorted(include)
+    digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
+    return f"{REPOSITORY}:{'-'.join([release, *sorted(include), digest])}"
 
 
-def ensure_base_image(client, log=None) -> str:
-    """The tag of the base image, built (about a minute, once per machine) if the engine lacks it."""
+def ensure_base_image(client, log=None, include: tuple = ()) -> str:
+    """The tag of the base image (plus `include`d packages), built (about a minute, once per
+    machine) if the engine lacks it."""
     import docker.errors
 
+    for name in include:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", name):
+            raise UsageError(f"bad Debian package name {name!r}")
     release = host_release()
-    tag = image_tag(release)
+    tag = image_tag(release, tuple(include))
     with envs._locked(envs.cache_dir() / "docker-image.lock"):  # one build among parallel runs
         try:
             client.images.get(tag)
@@ -80,11 +91,11 @@ def ensure_base_image(client, log=None) -> str:
             pass
         if log:
             log(f"building the docker executor's base image {tag} (debootstrap {release}, once)")
-        _build(client, release, tag)
+        _build(client, release, tag, [*PACKAGES, *include])
     return tag
 
 
-def _build(client, release: str, tag: str) -> None:
+def _build(client, release: str, tag: str, packages: list) -> None:
     debootstrap = shutil.which("debootstrap")
     if not debootstrap:
         raise UsageError("cannot build the base image: debootstrap is not installed "
@@ -93,7 +104,7 @@ def _build(client, release: str, tag: str) -> None:
     envs.cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="docker-base-", dir=envs.cache_dir()) as work:
         root = Path(work) / "root"
-        done = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}",
+        done = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(packages)}",
                                release, str(root), mirror], capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             log_text = _read(root / "debootstrap" / "debootstrap.log") or done.stdout + done.stderr

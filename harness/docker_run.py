@@ -38,7 +38,8 @@ def _create(engine, spec: dict):
 
     labels = {**spec["labels"], f"{LABEL}.runner": str(os.getpid())}  # found by this, if we die
     return engine.containers.create(
-        spec["image"], _child_argv(spec), environment=spec["env"], working_dir=spec["workdir"],
+        # entrypoint=[]: the child's argv runs as given, whatever ENTRYPOINT the image declares.
+        spec["image"], _child_argv(spec), entrypoint=[], environment=spec["env"], working_dir=spec["workdir"],
         volumes={host: {"bind": inside, "mode": mode} for host, inside, mode in spec["mounts"]},
         network_mode=spec["network"], mem_limit=spec["memory"], memswap_limit=spec["memory"],
         nano_cpus=int(spec["cpus"] * 1e9), pids_limit=spec["pids"], shm_size=spec["shm"],

@@ -70,8 +70,12 @@ def check_date(date: str | None) -> str | None:
 
 
 def env_key(interpreter: Interpreter, requirements: list, exclude_newer: str | None) -> str:
-    blob = json.dumps({"python": interpreter.version, "path": interpreter.path,
-                       "requirements": sorted(requirements), "exclude_newer": exclude_newer}, sort_keys=True)
+    fields = {"python": interpreter.version, "path": interpreter.path,
+              "requirements": sorted(requirements), "exclude_newer": exclude_newer}
+    image_id = getattr(interpreter, "image_id", None)
+    if image_id:  # an interpreter inside a container image (harness/docker_python.py)
+        fields["image_id"] = image_id
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -87,10 +91,11 @@ def _locked(path: Path):
 
 
 def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str | None = None,
-               on_build=None) -> Env:
+               on_build=None, uv_for=None) -> Env:
     """A ready env for these requirements; EnvBuildError if the index cannot satisfy them.
 
-    `on_build(text)` is told when an env has to be built (it can take minutes)."""
+    `on_build(text)` is told when an env has to be built (it can take minutes).
+    `uv_for(root)` gives a stand-in for `_uv` that builds the env at `root` elsewhere (in a container)."""
     if not requirements:  # nothing to install: the interpreter itself is the env
         return Env(interpreter.path, interpreter, [], exclude_newer, {}, 0.0, True)
     key = env_key(interpreter, requirements, exclude_newer)
@@ -103,17 +108,18 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
                        meta["installed"], 0.0, True)
         shutil.rmtree(root, ignore_errors=True)  # a build that was interrupted
         if on_build:
-            on_build(f"building env: Python {interpreter.version}, {' '.join(requirements)}"
+            where = f" in image {interpreter.image}" if getattr(interpreter, "image", None) else ""
+            on_build(f"building env: Python {interpreter.version}{where}, {' '.join(requirements)}"
                      f"{', deps as of ' + exclude_newer if exclude_newer else ''}")
         started = time.monotonic()
         try:
-            installed = _build(root, interpreter, requirements, exclude_newer)
+            installed = _build(root, interpreter, requirements, exclude_newer, uv_for(root) if uv_for else _uv)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         seconds = time.monotonic() - started
-        meta = {"python": interpreter.version, "requirements": requirements, "exclude_newer": exclude_newer,
-                "installed": installed, "build_seconds": round(seconds, 2)}
+        meta = {"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
+                "exclude_newer": exclude_newer, "installed": installed, "build_seconds": round(seconds, 2)}
         tmp = root / "env.json.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, marker)
@@ -128,22 +134,22 @@ def _uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([uv, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_newer: str | None) -> dict:
-    made = _uv("venv", "--quiet", "--python", interpreter.path, str(root))
+def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_newer: str | None, uv=_uv) -> dict:
+    made = uv("venv", "--quiet", "--python", interpreter.path, str(root))
     if made.returncode != 0:
         raise EnvBuildError(f"uv venv failed: {_uv_error(made.stderr)}")
     python = str(root / "bin" / "python")
     args = ["pip", "install", "--python", python, *requirements]
     if exclude_newer:
         args += ["--exclude-newer", exclude_newer]
-    done = _uv(*args)
+    done = uv(*args)
     if done.returncode != 0:
         message = _uv_error(done.stderr)
         if re.search(r"tcp connect|dns error|Could not connect|client error \(Connect\)|timed out", done.stderr):
             raise UsageError(f"cannot reach the package index: {message}")
         raise EnvBuildError(f"cannot install {' '.join(requirements)} on Python {interpreter.version}"
                             f"{' as of ' + exclude_newer if exclude_newer else ''}: {message}")
-    frozen = _uv("pip", "freeze", "--python", python)
+    frozen = uv("pip", "freeze", "--python", python)
     installed = {}
     for line in frozen.stdout.splitlines():
         if "==" in line:

@@ -24,6 +24,10 @@ class Interpreter:
     def minor(self) -> str:
         return ".".join(self.version.split(".")[:2])
 
+    def describe(self) -> dict:
+        """For the result record: which interpreter ran, and where it came from."""
+        return {"path": self.path, "version": self.version, "source": "host"}
+
 
 def _probe(path: str) -> str | None:
     try:

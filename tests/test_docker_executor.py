@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import docker_executor as dx
-from harness import docker_image, envs, interpreters, services
+from harness import docker_image, docker_python, envs, interpreters, services
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cells import Cell, Options, run_cell
 from harness.errors import UsageError
@@ -247,3 +247,181 @@ def test_base_image_mirror_and_tag_from_the_host_apt_sources(tmp_path, monkeypat
     with pytest.raises(UsageError, match="no apt source for trixie"):
         docker_image.apt_mirror("trixie")
     assert docker_image.image_tag("bookworm") == docker_image.image_tag("bookworm") != docker_image.image_tag("trixie")
+
+
+# ---------------------------------------------------------------- interpreters from the image
+
+@pytest.fixture(scope="session")
+def python_image(engine):
+    """The base image plus Debian's own python3 (3.11.2 in bookworm): an interpreter build of the image."""
+    try:
+        return docker_image.ensure_base_image(dx.client(), include=("python3",))
+    except UsageError as exc:
+        pytest.skip(f"cannot build an image with Debian's python3: {exc}")
+
+
+@pytest.fixture(scope="session")
+def image_python(python_image):
+    """(executor that takes the interpreter from the image, the image's interpreter)."""
+    executor = dx.DockerExecutor(python_image, python_from="image")
+    pythons = docker_python.image_pythons(executor.engine, executor.image_id, executor._labels("probe"))
+    assert pythons, f"{python_image} lists no CPython"
+    return executor, executor.find_interpreter(pythons[0][1])
+
+
+def host_mountable(version: str) -> bool:
+    found = interpreters.available([version])[version]
+    return not isinstance(found, str) and dx._mountable_prefix(found.path) is not None
+
+
+def test_env_key_names_the_image():
+    requirements = ["six==1.16.0"]
+    host = interpreters.Interpreter("/usr/bin/python3.11", "3.11.2")
+    in_image = docker_python.ImageInterpreter("/usr/bin/python3.11", "3.11.2", image="a", image_id="sha256:1")
+    other_image = docker_python.ImageInterpreter("/usr/bin/python3.11", "3.11.2", image="a", image_id="sha256:2")
+    keys = {envs.env_key(i, requirements, None) for i in (host, in_image, other_image)}
+    assert len(keys) == 3
+    assert in_image.describe()["source"] == "image" and host.describe()["source"] == "host"
+
+
+def test_image_interpreters_are_listed_once_per_image_id(python_image, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
+    executor = dx.DockerExecutor(python_image)
+    pythons = docker_python.image_pythons(executor.engine, executor.image_id, executor._labels("probe"))
+    assert [path for path, _ in pythons] == ["/usr/bin/python3.11"], pythons
+    cached = json.loads((tmp_path / "docker-pythons" / f"{executor.image_id.replace(':', '-')}.json").read_text())
+    assert cached["image_id"] == executor.image_id and [tuple(p) for p in cached["pythons"]] == pythons
+    version = pythons[0][1]
+    # auto: the host's interpreter if the container can mount it, else the image's.
+    found = executor.find_interpreter(version)
+    expected = "host" if host_mountable(version) else "image"
+    assert found.describe()["source"] == expected and found.version == version
+    assert leftovers(executor) == []
+
+
+def test_a_version_neither_on_the_host_nor_in_the_image_is_one_line_and_exit_2(python_image, tmp_path):
+    out = run_cli("run", "synthetic-hang", "--python", "3.11.99", "--executor", "docker", "--image", python_image,
+                  "--results", str(tmp_path / "r.jsonl"))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "no Python 3.11.99 interpreter found" in out.stderr
+    assert f"image {python_image} has no Python 3.11.99 (3.11" in out.stderr
+    forced = run_cli("run", "synthetic-hang", "--python", "3.9", "--python-from", "image", "--executor", "docker",
+                     "--image", python_image, "--results", str(tmp_path / "r.jsonl"))
+    assert forced.returncode == 2 and f"image {python_image} has no Python 3.9 (" in forced.stderr
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_cell_runs_the_image_interpreter_in_its_container(image_python):
+    executor, interpreter = image_python
+    record = run_cell(Cell("docker-probe", "trigger", interpreter.version),
+                      Options(attempts=1, control_attempts=0, executor=executor))
+    assert record["verdict"] == "absent" and record["outcomes"] == {"clean": 1}, record["reason"]
+    assert record["python"] == interpreter.version
+    assert record["interpreter"] == {"path": interpreter.path, "version": interpreter.version, "source": "image",
+                                     "image": executor.image, "image_id": executor.image_id}
+    assert record["executor"]["python_from"] == "image" and record["executor"]["image_id"] == executor.image_id
+
+
+def test_the_child_sees_the_image_interpreter(image_python):
+    executor, interpreter = image_python
+    bug = get_bug("docker-probe")
+    env = executor.ensure_env(interpreter, [])
+    command = executor.wrap(ChildCommand(env.python, child_env({})), env, bug)
+    seen = probe(run_attempt(bug, bug.variant("trigger"), command, kill_grace=1.0))
+    assert seen["python"] == interpreter.version and seen["executable"] == interpreter.path
+    assert seen["interfaces"] == ["lo"]   # in the container, not on the host
+    # Only the project (and py-spy) is mounted: no host interpreter installation.
+    assert all(not Path(host).is_relative_to("/usr") for host, _, _ in command.mounts)
+
+
+def build_containers(executor, since: int, until: int) -> list:
+    """The images of the env-build containers this executor created in [since, until), from the engine's events."""
+    events = executor.engine.events(since=since, until=until, decode=True, filters={
+        "type": "container", "event": "create", "label": [f"{dx.LABEL}.executor={executor.id}",
+                                                          f"{dx.LABEL}.purpose=env-build"]})
+    return [event["Actor"]["Attributes"]["image"] for event in events]
+
+
+@pytest.mark.slow
+def test_an_env_is_built_in_the_image_once(image_python, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
+    executor, interpreter = image_python
+    started = int(time.time()) - 1
+    first = executor.ensure_env(interpreter, ["six==1.16.0"])
+    built_at = int(time.time()) + 1
+    again = executor.ensure_env(interpreter, ["six==1.16.0"])
+    assert (first.reused, again.reused) == (False, True) and first.installed == {"six": "1.16.0"}
+    # uv ran in containers of the image (venv, install, freeze), and not again for the reuse.
+    assert build_containers(executor, started, built_at) == [executor.image_id] * 3
+    assert build_containers(executor, built_at, int(time.time()) + 1) == []
+    root = Path(first.python).parent.parent
+    assert root.parent == tmp_path / "envs" and again.python == first.python
+    config = (root / "pyvenv.cfg").read_text()
+    assert f"home = {Path(interpreter.path).parent}" in config and f"version_info = {interpreter.version}" in config
+    assert json.loads((root / "env.json").read_text())["interpreter"]["image_id"] == executor.image_id
+    # The same version on the host (if any) gets an env of its own.
+    host = interpreters.Interpreter(interpreter.path, interpreter.version)
+    assert envs.env_key(host, ["six==1.16.0"], None) != root.name
+    bug = get_bug("docker-probe")
+    command = executor.wrap(ChildCommand(first.python, child_env({})), first, bug)
+    seen = probe(run_attempt(bug, bug.variant("trigger"), command, kill_grace=1.0))
+    assert seen["python"] == interpreter.version and seen["executable"] == first.python
+    assert seen["base_prefix"] == str(Path(interpreter.path).parent.parent)
+    assert leftovers(executor) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pin, expected", [("deltalake==0.20.1", "present"), ("deltalake==1.6.6", "absent")])
+def test_delta_already_borrowed_with_the_image_interpreter(image_python, pin, expected):
+    executor, interpreter = image_python
+    record = run_cell(Cell("delta-already-borrowed", "trigger", interpreter.version, (pin,)),
+                      Options(attempts=3, executor=executor))
+    assert record["verdict"] == expected, (record["reason"], record.get("evidence"))
+    assert record["installed"]["deltalake"] == pin.split("==")[1]
+    assert record["interpreter"]["source"] == "image" and record["python"] == interpreter.version
+    assert record["controls"][0]["outcome"] == "clean"
+    assert leftovers(executor) == []
+
+
+def test_real_hang_cell_with_the_image_interpreter(image_python):
+    """Debian's 3.11.2 predates the 3.11.12 fix of python/cpython#106883: the deadlock is there."""
+    from harness.registry import all_bugs
+
+    executor, interpreter = image_python
+    if "beam-py311-gc-deadlock" not in all_bugs():
+        pytest.skip("repros/beam_py311_gc_deadlock.py is not in this checkout")
+    if not (3, 11) <= tuple(map(int, interpreter.version.split("."))) < (3, 11, 12):
+        pytest.skip(f"the image's Python {interpreter.version} is not a 3.11 before the fix")
+    record = run_cell(Cell("beam-py311-gc-deadlock", "cpython-trigger", interpreter.version),
+                      Options(executor=executor))
+    assert record["verdict"] == "present", record["reason"]
+    assert record["controls"][0]["outcome"] == "clean"
+    assert record["interpreter"]["source"] == "image"
+    assert leftovers(executor) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_an_env_build_in_the_image_leaves_nothing(python_image, tmp_path):
+    cache = tmp_path / "cache"
+    argv = [sys.executable, "-m", "harness", "run", "delta-already-borrowed", "--python", "3.11", "--python-from",
+            "image", "--with", "deltalake==0.19.2", "--executor", "docker", "--image", python_image,
+            "--results", str(tmp_path / "r.jsonl"), "--quiet"]
+    cli = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "REPRO_CACHE_DIR": str(cache)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    engine = dx.client()
+    try:
+        deadline, building = time.monotonic() + 120, []
+        while not building:  # the first of the build's containers (uv venv, uv pip install, ...)
+            assert time.monotonic() < deadline and cli.poll() is None, "no env-build container was seen"
+            building = engine.containers.list(all=True, filters={"label": f"{dx.LABEL}.purpose=env-build"})
+            time.sleep(0.05)
+        os.kill(cli.pid, signal.SIGINT)
+        _, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
+    assert cli.returncode == 130, stderr
+    executor_id = building[0].labels[f"{dx.LABEL}.executor"]
+    assert engine.containers.list(all=True, filters={"label": f"{dx.LABEL}.executor={executor_id}"}) == []
+    assert [p.name for p in (cache / "envs").iterdir() if not p.name.endswith(".lock")] == []

@@ -1,11 +1,14 @@
 """A synthetic bug for the docker executor's tests: reports what the child sees of its container.
 
 Stdlib only. `inspect` notes (as one JSON line) the cgroup limits, the network interfaces,
-whether an HTTP server at REPRO_MOTO_URL answers, and whether the project is writable;
+whether an HTTP server at REPRO_MOTO_URL answers, whether the project is writable, and which
+interpreter runs it;
 `oom` allocates until the memory limit stops it.
 """
 import json
 import os
+import platform
+import sys
 import urllib.request
 
 BUG = {
@@ -77,6 +80,9 @@ def inspect(ctx):
         "workdir_writable": _writable(ctx.workdir),
         "uid": os.getuid(),
         "pid": os.getpid(),
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "base_prefix": sys.base_prefix,
     })
     ctx.note(json.dumps(seen))
     return {}
