@@ -136,7 +136,11 @@ def _emit(args, record: dict, progress: Progress) -> None:
 
 
 def cmd_list(args) -> int:
-    bugs = all_bugs()
+    from harness.registry import discover
+
+    bugs, broken = discover()
+    for problem in broken.values():
+        print(f"repro: broken repro file: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps([{"id": b.id, "title": b.title, "failure_kind": b.failure_kind, "packages": b.packages,
                            "variants": {v.name: v.role for v in b.variants.values()}, "services": b.services,

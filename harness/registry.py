@@ -158,19 +158,38 @@ def load_bug(path: Path) -> Bug:
     )
 
 
-def all_bugs() -> dict[str, Bug]:
-    bugs = {}
+def discover() -> tuple[dict[str, Bug], dict[str, str]]:
+    """Every valid repro by id, and every repro file that cannot be loaded with its problem.
+
+    One broken file (a repro being written) must not hide the others.
+    """
+    bugs, broken = {}, {}
     for directory in repro_dirs():
         for path in sorted(directory.glob("*.py")):
             if path.name.startswith("_"):
                 continue
-            bug = load_bug(path)
+            try:
+                bug = load_bug(path)
+            except UsageError as exc:
+                broken[str(path)] = str(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a syntax or import error in the file itself
+                broken[str(path)] = f"{path}: cannot be loaded: {type(exc).__name__}: {exc}"
+                continue
             bugs[bug.id] = bug
-    return bugs
+    return bugs, broken
+
+
+def all_bugs() -> dict[str, Bug]:
+    return discover()[0]
 
 
 def get_bug(bug_id: str) -> Bug:
-    bugs = all_bugs()
+    bugs, broken = discover()
     if bug_id not in bugs:
+        hint = next((problem for path, problem in broken.items()
+                     if Path(path).stem == bug_id.replace("-", "_")), None)
+        if hint:
+            raise UsageError(f"bug {bug_id!r} is broken: {hint}")
         raise UsageError(f"unknown bug {bug_id!r}; known bugs: {', '.join(sorted(bugs)) or '(none)'}")
     return bugs[bug_id]

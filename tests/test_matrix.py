@@ -43,3 +43,23 @@ def test_the_checked_in_matrix_is_valid():
     assert "delta-already-borrowed" in loaded
     for entry in loaded.values():
         assert entry["cells"], f"{entry['bug']} declares no cells"
+
+
+def test_every_checked_in_repro_file_loads():
+    from harness.registry import ROOT, discover
+
+    _, broken = discover()
+    assert not {path: problem for path, problem in broken.items() if path.startswith(str(ROOT / "repros"))}
+
+
+def test_a_broken_repro_file_does_not_hide_the_others(tmp_path, monkeypatch):
+    import os
+
+    from harness.registry import get_bug
+    from conftest import FAULT_REPROS
+
+    (tmp_path / "half_written.py").write_text("BUG = {'id': 'half-written',\n")
+    monkeypatch.setenv("REPRO_PATH", os.pathsep.join([str(FAULT_REPROS), str(tmp_path)]))
+    assert get_bug("synthetic-faults").id == "synthetic-faults"
+    with pytest.raises(UsageError, match="bug 'half-written' is broken: .*SyntaxError"):
+        get_bug("half-written")
