@@ -33,9 +33,10 @@ BUG = {
     # Also 20/20: trigger on py3.12.1 lancedb==0.30.2, trigger-import on py3.11.7 lancedb==0.30.2.
     "trigger_rate": {"reproduced": 20, "attempts": 20,
                      "cell": "py3.11.7 lancedb==0.14.0 (dependencies as of its release)"},
-    "notes": "0.32.0+ (runtimes rebuilt after fork): trigger on py3.11.7 lancedb==0.40.0 gave 16 clean "
-             "and 4 SIGSEGV (other-failure) in 20 attempts, no hang; with --param rounds=100, 3 of 10 "
-             "attempts still hung. The parent that only imported lancedb (trigger-import) is clean there.",
+    "notes": "0.32.0+ (runtimes rebuilt after fork): trigger on lancedb==0.40.0 gave 16 clean and 4 "
+             "SIGSEGV (other-failure) in 20 attempts on py3.11.7, 13 clean and 7 SIGSEGV on py3.12.1, no "
+             "hang; with --param rounds=100, 3 of 10 attempts still hung (py3.11.7). A parent that only "
+             "imported lancedb (trigger-import) is clean there.",
     "services": [],
     # The deadline is armed when a worker is not done after `patience` seconds (ctx.arm_deadline):
     # importing lancedb and creating the table take 2 s on an idle machine and over 8 s on a
