@@ -100,19 +100,20 @@ class CellItem(pytest.Item):
         services_env = _services(self.config, self.bug.services)
         options = Options(attempts=self.config.option.attempts, service_env=services_env)
         record = run_cell(matrix.resolve(self.expected), options)
-        record["expected"] = self.expected.expect
+        record["expected"] = list(self.expected.expect)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
         self.user_properties.append(("verdict", record["verdict"]))
         if record["verdict"] == "skipped":
             pytest.skip(record["reason"])
-        if record["verdict"] != self.expected.expect:
+        if record["verdict"] not in self.expected.expect:
             raise VerdictMismatch(record)
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, VerdictMismatch):
             record = excinfo.value.args[0]
-            return (f"{self.expected.cell.label}: expected {self.expected.expect}, got {record['verdict']}\n"
+            return (f"{self.expected.cell.label}: expected {' or '.join(self.expected.expect)}, "
+                    f"got {record['verdict']}\n"
                     f"  reason: {record['reason']}\n  installed: {record.get('installed')}\n"
                     f"  outcomes: {record.get('outcomes')}")
         return super().repr_failure(excinfo)

@@ -11,7 +11,8 @@
     pins = ["deltalake==0.20.1"]   # requirement overrides of the cell
     variants = ["trigger", "control-uri"]   # default: every variant of the bug
     exclude_newer = "release"      # optional: a date, or "release" = the pinned release's date
-    expect = "present"             # the trigger's expected verdict; controls expect "absent"
+    expect = "present"             # the trigger's expected verdict (or a list: any of them);
+                                   # controls expect "absent"
 
 Validated on load: a bad entry is one UsageError naming the file, the entry and the problem.
 """
@@ -37,7 +38,7 @@ MATRIX_DIR = ROOT / "matrix"
 @dataclass(frozen=True)
 class Expected:
     cell: Cell
-    expect: str
+    expect: tuple  # the verdicts that meet the expectation (usually one)
     exclude_newer_rule: str | None  # "release" is resolved to a date only when the cell runs
 
 
@@ -60,7 +61,11 @@ def _load_file(path: Path, bugs: dict) -> dict:
     for role, entry in data.get("verify", {}).items():
         if role not in ("present", "absent"):
             raise _fail(path, f"verify.{role}", "only 'present' and 'absent' cells can be verified")
-        verify[role] = _expand(path, f"verify.{role}", {**entry, "variants": ["trigger"], "expect": role}, bug)[0]
+        variant = entry.get("variant", "trigger")
+        if variant not in bug.variants or bug.variants[variant].role != "trigger":
+            raise _fail(path, f"verify.{role}", f"variant must be a trigger variant of {bug.id}, not {variant!r}")
+        fields = {k: v for k, v in entry.items() if k != "variant"}
+        verify[role] = _expand(path, f"verify.{role}", {**fields, "variants": [variant], "expect": role}, bug)[0]
     return {"bug": bug.id, "cells": cells, "verify": verify}
 
 
@@ -84,8 +89,10 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
         if variant not in bug.variants:
             raise _fail(path, name, f"bug {bug.id} has no variant {variant!r}; it has: {', '.join(bug.variants)}")
     expect = entry.get("expect")
-    if expect not in VERDICTS:
-        raise _fail(path, name, f"expect must be one of {', '.join(VERDICTS)}, not {expect!r}")
+    expect = tuple(expect) if isinstance(expect, list) else (expect,)
+    if not expect or any(e not in VERDICTS for e in expect):
+        raise _fail(path, name, f"expect must be one of {', '.join(VERDICTS)} (or a list of them), "
+                                f"not {entry.get('expect')!r}")
     rule = entry.get("exclude_newer")
     if rule not in (None, "release"):
         try:
@@ -95,7 +102,7 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     out = []
     for python in pythons:
         for variant in variants:
-            role_expect = expect if bug.variants[variant].role == "trigger" else "absent"
+            role_expect = expect if bug.variants[variant].role == "trigger" else ("absent",)
             cell = Cell(bug.id, variant, python, pins, None if rule == "release" else rule)
             out.append(Expected(cell, role_expect, rule))
     return out

@@ -18,7 +18,19 @@ def test_a_good_file_expands_pythons_and_variants(tmp_path):
     cells = entry["cells"]
     assert {c.cell.python for c in cells} == {"3.10", "3.11"}
     by_variant = {c.cell.variant: c.expect for c in cells}
-    assert by_variant["trigger"] == "present" and by_variant["control"] == "absent"
+    assert by_variant["trigger"] == ("present",) and by_variant["control"] == ("absent",)
+
+
+def test_expect_may_list_several_verdicts(tmp_path):
+    entry = load(tmp_path, GOOD.replace('expect = "present"', 'expect = ["absent", "other-failure"]'))
+    assert {c.expect for c in entry["cells"] if c.cell.variant == "trigger"} == {("absent", "other-failure")}
+
+
+def test_verify_may_name_a_trigger_variant(tmp_path):
+    text = GOOD + '[verify]\nabsent = { python = "3.11", variant = "segfault" }\n'
+    assert load(tmp_path, text)["verify"]["absent"].cell.variant == "segfault"
+    with pytest.raises(UsageError, match="verify.absent: variant must be a trigger variant"):
+        load(tmp_path, text.replace('"segfault"', '"control"'))
 
 
 @pytest.mark.parametrize("text,problem", [
