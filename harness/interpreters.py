@@ -102,7 +102,8 @@ def find(wanted: str) -> Interpreter:
         for candidate in candidates():  # lazily: `uv python find` only when the others found nothing
             version = _probe(candidate)
             if version and _matches(version, wanted):
-                return Interpreter(candidate, version)
+                # The real file, not a link to it: containers mount it, and the env key stays stable.
+                return Interpreter(os.path.realpath(candidate), version)
     raise UsageError(f"no Python {wanted} interpreter found (looked on PATH for python{minor}, "
                      f"in pyenv's versions, and with `uv python find`)")
 
