@@ -63,9 +63,11 @@ def _results_dir(session: nox.Session) -> str:
 
 def _run_cells(session: nox.Session, *selection: str) -> None:
     _install(session)
+    # Exactly the cells declared for the session's Python: a 3.11 session also runs 3.11.7,
+    # whose cells have a session of their own.
     session.run("pytest", "matrix/", "-p", "no:cacheprovider", "-q", "-rs", "--results-dir",
                 _results_dir(session), "--junitxml", str(Path(_results_dir(session)) / "junit.xml"),
-                *selection, *session.posargs)
+                "--cell-python", str(session.python), *selection, *session.posargs)
 
 
 @nox.session
