@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -93,12 +94,17 @@ def bench_matrix() -> list[str]:
     return lines
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="harness.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--bug", action="append", help="bugs to measure (default: every bug with [verify])")
     parser.add_argument("--rate-attempts", type=int, default=20)
     parser.add_argument("--matrix", action="store_true", help="time the whole default matrix, cold and warm")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up attempts and services like Ctrl-C does
     if args.matrix:
         print("\n".join(bench_matrix()), flush=True)
         return 0
