@@ -16,7 +16,7 @@ from harness import envs, index, interpreters, results, services
 from harness.cells import Cell, Options, run_cell
 from harness.errors import UsageError
 from harness.progress import Progress
-from harness.registry import ROOT, Bug, all_bugs, get_bug
+from harness.registry import ROOT, Bug, get_bug
 
 DEFAULT_RESULTS = ROOT / "results" / "results.jsonl"
 
