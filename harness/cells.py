@@ -49,10 +49,10 @@ class Options:
     executor: object = None       # builds the ChildCommand; None = local subprocess
 
 
-def plan_attempts(bug: Bug, options: Options) -> int:
+def plan_attempts(bug: Bug, options: Options, variant: Variant | None = None) -> int:
     if options.attempts:
         return options.attempts
-    needed = stats.attempts_needed(bug.trigger_rate_lower_bound(), options.confidence)
+    needed = stats.attempts_needed(bug.trigger_rate_lower_bound(variant=variant), options.confidence)
     return min(needed, options.max_attempts)
 
 
@@ -122,8 +122,8 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
             return _finish(record, "error", failed, [], started, bug)
 
     attempts = _run_attempts(bug, variant, command, options, progress, cell)
-    verdict, reason = decide(bug, variant.role, attempts, options)
-    return _finish(record, verdict, reason, attempts, started, bug)
+    verdict, reason = decide(bug, variant, attempts, options)
+    return _finish(record, verdict, reason, attempts, started, bug, variant)
 
 
 def _run_controls(bug, command, options, record, progress, cell, installed) -> str | None:
@@ -146,7 +146,7 @@ def _run_controls(bug, command, options, record, progress, cell, installed) -> s
 
 
 def _run_attempts(bug, variant, command, options, progress, cell) -> list[Attempt]:
-    planned = plan_attempts(bug, options)
+    planned = plan_attempts(bug, options, variant)
     attempts: list[Attempt] = []
     for k in range(planned):
         if progress:
@@ -161,8 +161,9 @@ def _run_attempts(bug, variant, command, options, progress, cell) -> list[Attemp
     return attempts
 
 
-def decide(bug: Bug, role: str, attempts: list[Attempt], options: Options) -> tuple[str, str]:
+def decide(bug: Bug, variant: Variant, attempts: list[Attempt], options: Options) -> tuple[str, str]:
     """The verdict of a cell from its attempts."""
+    role = variant.role
     counts = _summary(attempts)
     n = len(attempts)
     hits = sum(a.matches_bug(bug) for a in attempts)
@@ -179,7 +180,7 @@ def decide(bug: Bug, role: str, attempts: list[Attempt], options: Options) -> tu
         worst = Counter("other-failure" if a.outcome == "reproduced" else a.outcome for a in failures)
         verdict = worst.most_common(1)[0][0]
         return verdict, f"{len(failures)} of {n} attempts failed without the bug's signature: {failures[0].reason}"
-    p = bug.trigger_rate_lower_bound()
+    p = bug.trigger_rate_lower_bound(variant=variant)
     confidence = stats.confidence_of(p, n)
     reason = (f"{n} clean attempts; with trigger rate >= {p:.3f} a present bug would have shown "
               f"with probability {confidence:.4f}")
@@ -188,15 +189,15 @@ def decide(bug: Bug, role: str, attempts: list[Attempt], options: Options) -> tu
     return "absent", reason
 
 
-def _finish(record, verdict, reason, attempts, started, bug: Bug) -> dict:
+def _finish(record, verdict, reason, attempts, started, bug: Bug, variant: Variant | None = None) -> dict:
     n = len(attempts)
     record.update({"verdict": verdict, "reason": reason, "attempts": n, "outcomes": _summary(attempts),
                    "durations": [round(a.duration, 3) for a in attempts],
                    "seconds": round(time.monotonic() - started, 2)})
-    p = bug.trigger_rate_lower_bound()
+    p = bug.trigger_rate_lower_bound(variant=variant)
     record["reproductions"] = sum(a.matches_bug(bug) for a in attempts)
     record["trigger_rate_assumed"] = round(p, 4)
-    record["trigger_rate_measured"] = bug.trigger_rate
+    record["trigger_rate_measured"] = bug.rate_of(variant)
     clean = sum(a.outcome == "clean" for a in attempts)
     record["confidence"] = round(stats.confidence_of(p, clean), 6) if verdict == "absent" else None
     record["evidence"] = _evidence(attempts)

@@ -33,6 +33,9 @@ class Variant:
     # Package -> version specifier an installed release must meet for the variant to apply (e.g. a
     # control whose workaround old releases lack); elsewhere the variant is skipped, not run.
     requires: dict = field(default_factory=dict)
+    # This trigger's own measured rate, when it differs from the bug's (the bug's is the weakest
+    # trigger's): an `absent` verdict of this variant needs attempts by its own rate.
+    trigger_rate: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,19 @@ class Bug:
     def controls(self) -> list:
         return [v for v in self.variants.values() if v.role == "control"]
 
-    def trigger_rate_lower_bound(self, confidence: float = 0.95) -> float:
+    def rate_of(self, variant: Variant | None = None) -> dict:
+        """The measured trigger rate of a variant: its own if it has one, else the bug's."""
+        return variant.trigger_rate if variant is not None and variant.trigger_rate else self.trigger_rate
+
+    def trigger_rate_lower_bound(self, confidence: float = 0.95, variant: Variant | None = None) -> float:
         """One-sided lower confidence bound of the measured per-attempt trigger rate.
 
         Exact (Clopper-Pearson) for the all-reproduced case k == n, which is what the
         repros are tuned to; otherwise a Wilson bound. Using the bound instead of k/n keeps
         an `absent` verdict honest when the rate was measured on few attempts.
         """
-        k, n = self.trigger_rate["reproduced"], self.trigger_rate["attempts"]
+        rate = self.rate_of(variant)
+        k, n = rate["reproduced"], rate["attempts"]
         alpha = 1 - confidence
         if k == n:
             return alpha ** (1 / n)
@@ -113,8 +121,17 @@ def _variant(path: Path, module, name: str, raw: dict) -> Variant:
     setup = raw.get("setup_timeout", 0)
     if not isinstance(setup, (int, float)) or setup < 0:
         raise _problem(path, f"variant {name!r}: setup_timeout must be a number of seconds >= 0")
+    rate = raw.get("trigger_rate")
+    if rate is not None and (raw["role"] != "trigger" or not _valid_rate(rate)):
+        raise _problem(path, f"variant {name!r}: trigger_rate is for trigger variants: "
+                             "{'reproduced': k, 'attempts': n} with 0 < k <= n")
     return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})), requirements,
-                   float(setup), requires=_requires(path, name, raw.get("requires", {})))
+                   float(setup), requires=_requires(path, name, raw.get("requires", {})),
+                   trigger_rate=dict(rate) if rate else None)
+
+
+def _valid_rate(rate) -> bool:
+    return isinstance(rate, dict) and 0 < rate.get("reproduced", 0) <= rate.get("attempts", 0)
 
 
 def _requires(path: Path, name: str, requires) -> dict:
@@ -143,7 +160,7 @@ def load_bug(path: Path) -> Bug:
     if raw["failure_kind"] == "exception" and not raw.get("signature"):
         raise _problem(path, "an exception bug needs a signature (regular expression)")
     rate = raw["trigger_rate"]
-    if not (isinstance(rate, dict) and 0 < rate.get("reproduced", 0) <= rate.get("attempts", 0)):
+    if not _valid_rate(rate):
         raise _problem(path, "trigger_rate must be {'reproduced': k, 'attempts': n} with 0 < k <= n")
     variants = {name: _variant(path, module, name, v) for name, v in raw["variants"].items()}
     if "trigger" not in variants or not any(v.role == "control" for v in variants.values()):

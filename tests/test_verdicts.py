@@ -35,6 +35,31 @@ def test_capped_absent_says_so():
     assert "capped" in record["reason"] and record["confidence"] < 0.99
 
 
+def test_absent_uses_the_variants_own_trigger_rate():
+    bug = get_bug("synthetic-hang")
+    variant = bug.variant("measured-trigger")
+    p = bug.trigger_rate_lower_bound(variant=variant)
+    assert p == pytest.approx(0.05 ** (1 / 20)) and bug.trigger_rate_lower_bound() == pytest.approx(0.05)
+    record = run("measured-trigger", bug="synthetic-hang", confidence=0.99, control_attempts=0)
+    assert record["verdict"] == "absent" and record["attempts"] == stats.attempts_needed(p, 0.99) == 3
+    assert record["trigger_rate_measured"] == {"reproduced": 20, "attempts": 20}
+    assert record["confidence"] >= 0.99
+
+
+def test_trigger_rate_is_only_for_triggers(tmp_path):
+    from harness.errors import UsageError
+    from harness.registry import load_bug
+
+    path = tmp_path / "bad_rate.py"
+    path.write_text('BUG = {"id": "bad-rate", "title": "t", "failure_kind": "hang", '
+                    '"trigger_rate": {"reproduced": 1, "attempts": 1}, "variants": {'
+                    '"trigger": {"role": "trigger", "run": "f", "timeout": 1}, '
+                    '"control": {"role": "control", "run": "f", "timeout": 1, '
+                    '"trigger_rate": {"reproduced": 1, "attempts": 1}}}}\ndef f(ctx):\n    return {}\n')
+    with pytest.raises(UsageError, match="trigger_rate is for trigger variants"):
+        load_bug(path)
+
+
 def test_control_that_reproduces_is_an_error():
     record = run("control", bug="synthetic-broken-control", attempts=1)
     assert record["verdict"] == "error" and "control reproduced" in record["reason"]

@@ -12,6 +12,10 @@ BUG = {
         "trigger": {"role": "trigger", "run": "deadlock", "timeout": 4},
         "control": {"role": "control", "run": "clean", "timeout": 10},
         "segfault": {"role": "trigger", "run": "segfault", "timeout": 10},
+        # A trigger measured on its own (20 of 20): its absent needs far fewer attempts than
+        # the bug's 1-of-1 rate would ask for.
+        "measured-trigger": {"role": "trigger", "run": "clean", "timeout": 10,
+                             "trigger_rate": {"reproduced": 20, "attempts": 20}},
     },
 }
 
