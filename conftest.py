@@ -1,8 +1,9 @@
 """pytest glue: one test per matrix cell for the interpreter pytest runs in.
 
-`pytest matrix/` collects every cell of `matrix/*.toml` whose Python is the running
-interpreter's (`--all-pythons`: every cell), runs it through the engine and fails when
-the verdict differs from the expected one. Node ids are
+`pytest matrix/` collects every cell of the default tier of `matrix/*.toml` whose Python
+is the running interpreter's (`--all-pythons`: every Python; `--tier all`: the history
+cells too), runs it through the engine and fails when the verdict differs from the
+expected one. Node ids are
 `matrix/<file>::<python and pins>::<variant>`, so the JUnit classname carries the cell.
 Results go to `results/<worker>.jsonl` (one file per xdist worker).
 """
@@ -30,6 +31,10 @@ def pytest_addoption(parser):
     group.addoption("--all-pythons", action="store_true", help="collect cells of every Python, not just this one")
     group.addoption("--cell-python", default=None,
                     help="only cells declared for exactly this Python (default: the running X.Y and X.Y.Z)")
+    group.addoption("--tier", default="default", choices=("default", "history", "all"),
+                    help="which cells: the default tier (plain `nox`), the history tier, or all")
+    group.addoption("--progress", action="store_true",
+                    help="per cell and attempt progress on stderr (cell k of n, attempt k of n, elapsed)")
     group.addoption("--results-dir", default=str(ROOT / "results"), help="where JSON lines results go")
 
 
@@ -63,6 +68,8 @@ class MatrixFile(pytest.File):
         for expected in entry["cells"]:
             cell = expected.cell
             if not opts.all_pythons and cell.python not in wanted:
+                continue
+            if not matrix.in_tier(expected, opts.tier):
                 continue
             if (opts.pins or opts.pins_none) and sorted(cell.pins) != sorted(opts.pins):
                 continue
@@ -103,7 +110,10 @@ class CellItem(pytest.Item):
 
         services_env = _services(self.config, self.bug.services)
         options = Options(attempts=self.config.option.attempts, service_env=services_env)
-        record = run_cell(matrix.resolve(self.expected), options)
+        progress = self._progress()
+        record = run_cell(matrix.resolve(self.expected), options, progress)
+        if progress:
+            progress.verdict(record)
         record["expected"] = list(self.expected.expect)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
@@ -112,6 +122,19 @@ class CellItem(pytest.Item):
             pytest.skip(record["reason"])
         if record["verdict"] not in self.expected.expect:
             raise VerdictMismatch(record)
+
+    def _progress(self):
+        """A progress writer past pytest's capture, or None without --progress."""
+        if not self.config.option.progress:
+            return None
+        from harness.progress import Progress
+
+        progress = getattr(self.config, "_repro_progress", None)
+        if progress is None:
+            progress = self.config._repro_progress = Progress(sys.__stderr__)
+        items = self.session.items
+        progress.cell(items.index(self) + 1, len(items), self.expected.cell.label)
+        return progress
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, VerdictMismatch):

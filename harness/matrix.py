@@ -13,6 +13,8 @@
     exclude_newer = "release"      # optional: a date, or "release" = the pinned release's date
     expect = "present"             # the trigger's expected verdict (or a list: any of them);
                                    # controls expect "absent"
+    tier = "history"               # optional: "default" (run by plain `nox` / `pytest matrix/`)
+                                   # or "history" (the long tail of releases: `--tier all`)
 
 Validated on load: a bad entry is one UsageError naming the file, the entry and the problem.
 """
@@ -33,6 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MATRIX_DIR = ROOT / "matrix"
+TIERS = ("default", "history")  # the default tier is what plain `nox` runs; history is opt-in
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Expected:
     cell: Cell
     expect: tuple  # the verdicts that meet the expectation (usually one)
     exclude_newer_rule: str | None  # "release" is resolved to a date only when the cell runs
+    tier: str = "default"
 
 
 def _fail(path: Path, entry: str, problem: str) -> UsageError:
@@ -54,9 +58,15 @@ def _load_file(path: Path, bugs: dict) -> dict:
     bug = bugs.get(data.get("bug"))
     if bug is None:
         raise _fail(path, "bug", f"unknown bug {data.get('bug')!r}; known: {', '.join(sorted(bugs))}")
-    cells = []
+    cells, first_entry = [], {}
     for index, entry in enumerate(data.get("cells", []), 1):
-        cells.extend(_expand(path, f"cells[{index}]", entry, bug))
+        for expected in _expand(path, f"cells[{index}]", entry, bug):
+            key = (expected.cell, expected.exclude_newer_rule)
+            if key in first_entry:  # it would run twice, perhaps with two expectations
+                raise _fail(path, f"cells[{index}]", f"{expected.cell.label} is already declared by "
+                                                     f"cells[{first_entry[key]}]")
+            first_entry[key] = index
+            cells.append(expected)
     verify = {}
     for role, entry in data.get("verify", {}).items():
         if role not in ("present", "absent"):
@@ -70,7 +80,7 @@ def _load_file(path: Path, bugs: dict) -> dict:
 
 
 def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
-    unknown = set(entry) - {"python", "pins", "variants", "exclude_newer", "expect", "note"}
+    unknown = set(entry) - {"python", "pins", "variants", "exclude_newer", "expect", "note", "tier"}
     if unknown:
         raise _fail(path, name, f"unknown key(s) {', '.join(sorted(unknown))}")
     pythons = entry.get("python")
@@ -93,6 +103,9 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     if not expect or any(e not in VERDICTS for e in expect):
         raise _fail(path, name, f"expect must be one of {', '.join(VERDICTS)} (or a list of them), "
                                 f"not {entry.get('expect')!r}")
+    tier = entry.get("tier", "default")
+    if tier not in TIERS:
+        raise _fail(path, name, f"tier must be one of {', '.join(TIERS)}, not {tier!r}")
     rule = entry.get("exclude_newer")
     if rule not in (None, "release"):
         try:
@@ -104,8 +117,13 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
         for variant in variants:
             role_expect = expect if bug.variants[variant].role == "trigger" else ("absent",)
             cell = Cell(bug.id, variant, python, pins, None if rule == "release" else rule)
-            out.append(Expected(cell, role_expect, rule))
+            out.append(Expected(cell, role_expect, rule, tier))
     return out
+
+
+def in_tier(expected: Expected, tier: str) -> bool:
+    """Whether a cell belongs to the selected tier ("all" selects every tier)."""
+    return tier == "all" or expected.tier == tier
 
 
 def load_file(path: Path) -> dict:

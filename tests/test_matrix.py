@@ -43,11 +43,40 @@ def test_verify_may_name_a_trigger_variant(tmp_path):
     (GOOD + 'exclude_newer = "soon"\n', "cells[1]: bad --exclude-newer"),
     (GOOD + "colour = 1\n", "cells[1]: unknown key(s) colour"),
     (GOOD + '[verify]\nmaybe = { python = "3.11" }\n', "verify.maybe"),
+    (GOOD + 'tier = "nightly"\n', "cells[1]: tier must be one of default, history"),
+    (GOOD + "[[cells]]\npython = \"3.11\"\nvariants = [\"control\"]\nexpect = \"absent\"\n",
+     "cells[2]: synthetic-faults[control] py3.11 is already declared by cells[1]"),
 ])
 def test_bad_entries_name_file_entry_and_problem(tmp_path, text, problem):
     with pytest.raises(UsageError) as info:
         load(tmp_path, text)
     assert str(info.value).startswith("synthetic_faults.toml: ") and problem in str(info.value)
+
+
+def test_cells_are_in_the_default_tier_unless_marked(tmp_path):
+    text = GOOD + '[[cells]]\npython = ["3.12"]\nexpect = "present"\ntier = "history"\n'
+    cells = load(tmp_path, text)["cells"]
+    assert {c.cell.python for c in cells if matrix.in_tier(c, "default")} == {"3.11"}
+    assert {c.cell.python for c in cells if matrix.in_tier(c, "history")} == {"3.12"}
+    assert len([c for c in cells if matrix.in_tier(c, "all")]) == len(cells)
+
+
+def test_pytest_collects_the_default_tier_unless_asked(tmp_path):
+    import subprocess
+    import sys
+
+    from harness.registry import ROOT
+
+    def collected(*args):
+        out = subprocess.run([sys.executable, "-m", "pytest", "matrix/", "--collect-only", "-q", "--all-pythons",
+                              "-p", "no:cacheprovider", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        return [line for line in out.stdout.splitlines() if line.startswith("matrix/")]
+
+    loaded = [e for m in matrix.load().values() for e in m["cells"]]
+    default, everything = collected(), collected("--tier", "all")
+    assert len(default) == sum(e.tier == "default" for e in loaded) < len(everything) == len(loaded)
+    assert len(collected("--tier", "history")) == len(everything) - len(default)
 
 
 def test_the_checked_in_matrix_is_valid():
