@@ -4,19 +4,22 @@ Per bug, from its matrix [verify] cells: env build cold (empty harness cache; uv
 download cache as it is) and warm, warm time to a `present` and to an `absent` verdict,
 and the trigger rate observed over N attempts on the present cell.
 
-`--matrix` instead times the whole default matrix (`nox`) twice, cold (empty caches)
-and warm, and counts the envs the warm run had to build.
+`--matrix` instead times the whole default matrix (`nox`, the default tier of every
+matrix file for every Python found) twice, cold (empty harness, uv and nox caches) and
+warm, and counts the envs and packages the warm run had to install.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from harness import envs, interpreters, matrix, results, services
@@ -76,22 +79,51 @@ def bench_bug(bug_id: str, rate_attempts: int, service_env: dict) -> list[str]:
 
 
 def bench_matrix() -> list[str]:
-    """The whole default matrix, cold then warm; the warm run must build no env."""
+    """The whole default matrix (`nox`), cold then warm; the warm run should install nothing.
+
+    Cold: empty harness env cache, empty uv cache (every wheel downloaded again) and no nox
+    venvs. Warm: the same again with everything the cold run left. nox's output streams to
+    stderr as the run goes (cell k of n, attempt k of n, elapsed).
+    """
     lines = []
     with tempfile.TemporaryDirectory(prefix="bench-matrix-") as tmp:
-        env = {**os.environ, "REPRO_CACHE_DIR": str(Path(tmp) / "cache")}
+        env = {**os.environ, "REPRO_CACHE_DIR": str(Path(tmp) / "cache"), "UV_CACHE_DIR": str(Path(tmp) / "uv")}
         for label in ("cold", "warm"):
             shutil.rmtree(ROOT / "results" / "nox", ignore_errors=True)
             if label == "cold":
                 shutil.rmtree(ROOT / ".nox", ignore_errors=True)
+            print(f"[bench] whole default matrix, {label} run", file=sys.stderr, flush=True)
             started = time.monotonic()
-            proc = subprocess.run([sys.executable, "-m", "nox"], cwd=ROOT, env=env, capture_output=True, text=True)
+            returncode, installed = _run_nox(env)
             seconds = time.monotonic() - started
             records = [r for f in (ROOT / "results" / "nox").rglob("*.jsonl") for r in results.read(f)]
             built = sum(1 for r in records if r.get("env") and not r["env"]["reused"])
-            lines.append(f"  whole default matrix, {label}: {seconds / 60:6.1f} min, {len(records)} cells, "
-                         f"{built} envs built, nox exit {proc.returncode}")
+            verdicts = Counter(r["verdict"] for r in records)
+            lines.append(f"  whole default matrix, {label}: {seconds / 60:5.1f} min, {len(records)} cells "
+                         f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}), {built} envs built, "
+                         f"{installed} packages installed into nox venvs, nox exit {returncode}")
     return lines
+
+
+def _run_nox(env: dict) -> tuple[int, int]:
+    """Run plain `nox` (verbose: uv's install summaries show), echoing its output to stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "nox", "--verbose", "--no-color"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    installed = 0
+    try:
+        for line in proc.stdout:
+            sys.stderr.write(line)
+            found = re.search(r"Installed (\d+) packages? in", line)
+            installed += int(found.group(1)) if found else 0
+        return proc.wait(), installed
+    finally:
+        if proc.poll() is None:  # interrupted: as Ctrl-C would, so pytest cleans up its cells
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _interrupt(signum, frame):
