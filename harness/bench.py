@@ -2,7 +2,8 @@
 
 Per bug, from its matrix [verify] cells: env build cold (empty harness cache; uv's own
 download cache as it is) and warm, warm time to a `present` and to an `absent` verdict,
-and the trigger rate observed over N attempts on the present cell.
+and the trigger rate observed over N attempts on the present cell; the start time of each
+service the bugs need (the moto server).
 
 `--matrix` instead times the whole default matrix (`nox`, the default tier of every
 matrix file for every Python found) twice, cold (empty harness, uv and nox caches) and
@@ -126,6 +127,22 @@ def _run_nox(env: dict) -> tuple[int, int]:
                 proc.wait()
 
 
+def bench_service_starts(names, starts: int = 5) -> list[str]:
+    """Start and stop each service `starts` times: the cost a run that needs it pays once."""
+    lines = []
+    for name in sorted(set(names)):
+        seconds = []
+        for _ in range(starts):
+            started = time.monotonic()
+            with services.started([name]):
+                seconds.append(time.monotonic() - started)
+        seconds.sort()
+        lines.append(_row(f"{name} server start (ready to serve), {starts} starts",
+                          f"median {seconds[len(seconds) // 2]:.2f} s, min {seconds[0]:.2f} s, "
+                          f"max {seconds[-1]:.2f} s"))
+    return lines
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -142,6 +159,9 @@ def main(argv=None) -> int:
         return 0
     declared = matrix.load()
     bugs = args.bug or [b for b, entry in declared.items() if set(entry["verify"]) == {"present", "absent"}]
+    needed = {s for bug_id in bugs for s in get_bug(bug_id).services}
+    if needed:
+        print("services\n" + "\n".join(bench_service_starts(needed)), flush=True)
     for bug_id in bugs:
         with services.started(get_bug(bug_id).services) as service_env:
             print("\n".join(bench_bug(bug_id, args.rate_attempts, service_env)), flush=True)
