@@ -14,6 +14,16 @@ def fault_repros(monkeypatch):
     monkeypatch.setenv("REPRO_PATH", str(FAULT_REPROS))
 
 
+def skip_without_python(version: str) -> None:
+    """Skip the calling test (or module fixture) with the reason when no such interpreter is here."""
+    from harness import interpreters
+
+    try:
+        interpreters.find(version)
+    except Exception as exc:  # noqa: BLE001 - any failure to find it is a reason to skip
+        pytest.skip(f"no Python {version} here: {exc}")
+
+
 def alive(pid: int) -> bool:
     """True if pid is a live (non-zombie) process."""
     try:

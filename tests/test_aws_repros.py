@@ -4,8 +4,9 @@ One attempt is enough to show `present` (each trigger measured 20 of 20); `absen
 attempts the confidence rule asks for. The controls run first, as in the matrix.
 """
 import pytest
+from conftest import skip_without_python
 
-from harness import index, interpreters, services
+from harness import index, services
 from harness.cells import Cell, Options, run_cell
 
 pytestmark = pytest.mark.slow
@@ -13,10 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def needs_python_311():
-    try:
-        interpreters.find("3.11")
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no Python 3.11 here: {exc}")
+    skip_without_python("3.11")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """delta-already-borrowed end to end with the real deltalake releases from the index (Python 3.11)."""
 import pytest
+from conftest import skip_without_python
 
 from harness import index, interpreters
 from harness.cells import Cell, Options, run_cell
@@ -16,10 +17,7 @@ def newest_deltalake() -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def needs_python_311():
-    try:
-        interpreters.find("3.11")
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no Python 3.11 here: {exc}")
+    skip_without_python("3.11")
 
 
 def run(variant, version):
