@@ -70,7 +70,8 @@ def bench_bug(bug_id: str, rate_attempts: int, service_env: dict) -> list[str]:
         lines.append(_row(f"time to verdict, warm, {name} cell",
                           f"{seconds:7.2f} s  -> {record['verdict']} ({record['attempts']} attempts)"))
         record, seconds = _timed(lambda: run_cell(cell, Options(service_env=service_env)))
-        lines.append(_row("  same, with the control run first", f"{seconds:7.2f} s  -> {record['verdict']}"))
+        lines.append(_row("  same, with its controls (run unless clean)",
+                          f"{seconds:7.2f} s  -> {record['verdict']}"))
     record = run_cell(present, Options(attempts=rate_attempts, measure=True, control_attempts=0,
                                        service_env=service_env))
     hits = record.get("reproductions", 0)

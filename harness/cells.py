@@ -116,20 +116,24 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started, bug)
     command = _command(env, options, bug)
 
-    if variant.role == "trigger" and options.control_attempts:
-        failed = _run_controls(bug, command, options, record, progress, cell, env.installed)
-        if failed:
-            return _finish(record, "error", failed, [], started, bug)
-
     attempts = _run_attempts(bug, variant, command, options, progress, cell)
     verdict, reason = decide(bug, variant, attempts, options)
+    # The controls validate a failure of the trigger: that it needs the trigger's conditions (the
+    # workaround avoids it) and that the setup itself is sound. A clean trigger (absent) claims
+    # nothing they could invalidate, so they run only when the trigger did not come out clean.
+    if variant.role == "trigger" and options.control_attempts and verdict not in ("absent", "error"):
+        failed = _run_controls(bug, variant, command, options, record, progress, cell, env.installed)
+        if failed:
+            return _finish(record, "error", failed, attempts, started, bug, variant)
+    elif variant.role == "trigger":
+        record["controls"] = []  # not run: see above
     return _finish(record, verdict, reason, attempts, started, bug, variant)
 
 
-def _run_controls(bug, command, options, record, progress, cell, installed) -> str | None:
-    """Run each control that applies; the reason of the first failure, or None when all are clean."""
+def _run_controls(bug, variant, command, options, record, progress, cell, installed) -> str | None:
+    """Run each control of the trigger that applies; the reason of the first failure, or None."""
     record["controls"] = []
-    for control in bug.controls:
+    for control in bug.controls_for(variant):
         inapplicable = not_applicable(control, installed)
         if inapplicable:
             record["controls"].append({"variant": control.name, "outcome": "skipped", "reason": inapplicable})

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
                      help="variant to run (repeatable; default: trigger)")
     run.add_argument("--measure", action="store_true", help="run every attempt: measure the trigger rate")
-    run.add_argument("--control-attempts", type=int, default=1, help="control runs before a trigger cell")
+    run.add_argument("--control-attempts", type=int, default=1,
+                     help="runs of each control when a trigger cell is not clean")
     verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
     verify.add_argument("bug")
     from harness import bisect_cli

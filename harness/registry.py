@@ -36,6 +36,9 @@ class Variant:
     # This trigger's own measured rate, when it differs from the bug's (the bug's is the weakest
     # trigger's): an `absent` verdict of this variant needs attempts by its own rate.
     trigger_rate: dict | None = None
+    # The controls that validate this trigger (each is the trigger's workload with one workaround);
+    # None: every control of the bug.
+    controls: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ class Bug:
     @property
     def controls(self) -> list:
         return [v for v in self.variants.values() if v.role == "control"]
+
+    def controls_for(self, variant: Variant) -> list:
+        """The controls that validate a trigger variant: the ones it names, else all of them."""
+        if variant.controls is None:
+            return self.controls
+        return [self.variants[name] for name in variant.controls]
 
     def rate_of(self, variant: Variant | None = None) -> dict:
         """The measured trigger rate of a variant: its own if it has one, else the bug's."""
@@ -125,9 +134,13 @@ def _variant(path: Path, module, name: str, raw: dict) -> Variant:
     if rate is not None and (raw["role"] != "trigger" or not _valid_rate(rate)):
         raise _problem(path, f"variant {name!r}: trigger_rate is for trigger variants: "
                              "{'reproduced': k, 'attempts': n} with 0 < k <= n")
+    controls = raw.get("controls")
+    if controls is not None and (raw["role"] != "trigger" or not isinstance(controls, list) or not controls):
+        raise _problem(path, f"variant {name!r}: controls is a non-empty list, on trigger variants only")
     return Variant(name, raw["role"], raw["run"], float(timeout), dict(raw.get("params", {})), requirements,
                    float(setup), requires=_requires(path, name, raw.get("requires", {})),
-                   trigger_rate=dict(rate) if rate else None)
+                   trigger_rate=dict(rate) if rate else None,
+                   controls=tuple(controls) if controls is not None else None)
 
 
 def _valid_rate(rate) -> bool:
@@ -165,6 +178,10 @@ def load_bug(path: Path) -> Bug:
     variants = {name: _variant(path, module, name, v) for name, v in raw["variants"].items()}
     if "trigger" not in variants or not any(v.role == "control" for v in variants.values()):
         raise _problem(path, "needs a 'trigger' variant and at least one control")
+    for variant in variants.values():
+        unknown = [c for c in variant.controls or () if getattr(variants.get(c), "role", None) != "control"]
+        if unknown:
+            raise _problem(path, f"variant {variant.name!r}: controls {unknown} are not control variants")
     if raw["id"].replace("-", "_") != path.stem:
         raise _problem(path, f"file name must be the bug id with '_' for '-': {raw['id'].replace('-', '_')}.py")
     return Bug(

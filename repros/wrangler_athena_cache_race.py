@@ -39,11 +39,13 @@ BUG = {
                     # Its own weakest cell (every measured cell gave 20 of 20); the bug's rate
                     # above is read-sql's, which would make this level's `absent` cost 7 attempts.
                     "trigger_rate": {"reproduced": 20, "attempts": 20,
-                                     "cell": "py3.13.0 awswrangler==3.11.0 (trigger)"}},
+                                     "cell": "py3.13.0 awswrangler==3.11.0 (trigger)"},
+                    "controls": ["control-serialised"]},  # the same calls, never concurrent
         # End to end: read_sql_query from threads against moto, local cache on.
         # `seed` earlier executions in the workgroup make the cache big enough to take a while
         # to iterate, as in a busy workgroup.
         "read-sql": {"role": "trigger", "run": "read_sql_cache_on", "timeout": 120,
+                     "controls": ["control-no-cache"],  # the same calls with the cache off
                      "requires": {"awswrangler": ">=3.0.0"},  # athena_cache_settings
                      "params": {"threads": 8, "queries": 6, "seed": 500, "switch_interval": 1e-5}},
         # The same end-to-end workload with the cache off: the documented way around it.

@@ -1,7 +1,7 @@
 """The two AWS repros end to end: real awswrangler/deltalake releases against the harness's moto server.
 
 One attempt is enough to show `present` (each trigger measured 20 of 20); `absent` is asserted with the
-attempts the confidence rule asks for. The controls run first, as in the matrix.
+attempts the confidence rule asks for. The controls run after a reproduction, as in the matrix.
 """
 import pytest
 from conftest import skip_without_python

@@ -309,7 +309,7 @@ def test_a_real_child_sees_only_loopback_and_a_crash_leaves_the_server_up(tmp_pa
     with services.started(["moto"]) as env:
         port = urlsplit(env["AWS_ENDPOINT_URL"]).port
         record = run_cell(Cell("moto-env-probe", "trigger", "current"), Options(attempts=1, service_env=env))
-        # The control ran first in a real child and reported its environment.
+        # The trigger crashed, so the control ran after it, in a real child, and reported its environment.
         seen = json.loads(record["controls"][0]["evidence"]["notes"][0])
         assert_only_loopback(seen)
         assert record["outcomes"] == {"crash": 1}

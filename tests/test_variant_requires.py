@@ -9,9 +9,9 @@ from harness.registry import Variant, load_bug
 
 REPRO = textwrap.dedent('''
     BUG = {"id": "requires-probe", "title": "probe", "packages": [], "requirements": [],
-           "failure_kind": "exception", "signature": "never", "trigger_rate": {"reproduced": 1, "attempts": 1},
+           "failure_kind": "exception", "signature": "probe bug", "trigger_rate": {"reproduced": 1, "attempts": 1},
            "variants": {
-               "trigger": {"role": "trigger", "run": "clean", "timeout": 30},
+               "trigger": {"role": "trigger", "run": "reproduce", "timeout": 30},
                "trigger-new": {"role": "trigger", "run": "clean", "timeout": 30,
                                "requires": {"nosuchpkg": ">=1"}},
                "control-new": {"role": "control", "run": "fail", "timeout": 30,
@@ -20,6 +20,9 @@ REPRO = textwrap.dedent('''
 
     def clean(ctx):
         return {}
+
+    def reproduce(ctx):
+        return {"errors": ["RuntimeError: probe bug"]}
 
     def fail(ctx):
         raise RuntimeError("ran although it does not apply")
@@ -43,7 +46,7 @@ def test_specifiers_against_installed_releases():
 
 def test_an_inapplicable_control_is_skipped_and_the_others_still_validate(probe):
     record = run_cell(Cell("requires-probe", "trigger", "current"), Options(attempts=1))
-    assert record["verdict"] == "absent", record["reason"]
+    assert record["verdict"] == "present", record["reason"]
     outcomes = {c["variant"]: c["outcome"] for c in record["controls"]}
     assert outcomes == {"control-new": "skipped", "control": "clean"}
 

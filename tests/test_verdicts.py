@@ -12,11 +12,18 @@ def run(variant, bug="synthetic-faults", **options):
     return run_cell(Cell(bug, variant, "current"), Options(**options))
 
 
-def test_present_stops_at_first_reproduction():
+def test_present_stops_at_first_reproduction_and_is_validated_by_the_control():
     record = run("trigger")
     assert record["verdict"] == "present"
     assert record["attempts"] == 1 and record["reproductions"] == 1
     assert record["controls"][0]["outcome"] == "clean"
+
+
+def test_a_clean_trigger_needs_no_control():
+    record = run("control", bug="synthetic-hang", attempts=2)  # a control cell runs no controls
+    assert "controls" not in record
+    record = run("measured-trigger", bug="synthetic-hang", confidence=0.99)
+    assert record["verdict"] == "absent" and record["controls"] == []
 
 
 def test_absent_is_backed_by_enough_clean_attempts():
@@ -60,6 +67,26 @@ def test_trigger_rate_is_only_for_triggers(tmp_path):
         load_bug(path)
 
 
+def test_a_trigger_may_name_the_controls_that_validate_it(tmp_path):
+    from harness.errors import UsageError
+    from harness.registry import load_bug
+
+    text = ('BUG = {"id": "named-controls", "title": "t", "failure_kind": "exception", "signature": "x", '
+            '"trigger_rate": {"reproduced": 1, "attempts": 1}, "variants": {'
+            '"trigger": {"role": "trigger", "run": "f", "timeout": 1, "controls": ["control-b"]}, '
+            '"other": {"role": "trigger", "run": "f", "timeout": 1}, '
+            '"control-a": {"role": "control", "run": "f", "timeout": 1}, '
+            '"control-b": {"role": "control", "run": "f", "timeout": 1}}}\ndef f(ctx):\n    return {}\n')
+    path = tmp_path / "named_controls.py"
+    path.write_text(text)
+    bug = load_bug(path)
+    assert [c.name for c in bug.controls_for(bug.variant("trigger"))] == ["control-b"]
+    assert [c.name for c in bug.controls_for(bug.variant("other"))] == ["control-a", "control-b"]
+    path.write_text(text.replace('["control-b"]', '["other"]'))
+    with pytest.raises(UsageError, match="controls \\['other'\\] are not control variants"):
+        load_bug(path)
+
+
 def test_control_that_reproduces_is_an_error():
     record = run("control", bug="synthetic-broken-control", attempts=1)
     assert record["verdict"] == "error" and "control reproduced" in record["reason"]
@@ -69,7 +96,7 @@ def test_trigger_cell_is_an_error_when_its_control_fails():
     record = run("trigger", bug="synthetic-broken-control")
     assert record["verdict"] == "error"
     assert "control 'control' was not clean" in record["reason"]
-    assert record["attempts"] == 0  # no verdict is claimed from a trigger whose repro is invalid
+    assert record["attempts"] == 1  # the trigger reproduced; its control then showed the repro invalid
 
 
 def test_foreign_failure_is_never_absent():
