@@ -14,6 +14,7 @@ skipped locally with nox's reason and is an error under CI.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -22,14 +23,15 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from harness import interpreters, matrix  # noqa: E402
+from harness import interpreters  # noqa: E402
+from harness import matrix as matrix_module  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
 nox.options.sessions = ["matrix"]
 
-MATRIX = matrix.load()
+MATRIX = matrix_module.load()
 PYTHONS = sorted({e.cell.python for entry in MATRIX.values() for e in entry["cells"]},
                  key=lambda v: tuple(map(int, v.split("."))))
 
@@ -53,7 +55,18 @@ _expose_interpreters()
 
 
 def _install(session: nox.Session) -> None:
-    session.install("-e", ".", "pytest-xdist")
+    """The project (editable) into the session's venv, once per pyproject.toml.
+
+    An editable install sees source edits without reinstalling; only a change of the project's
+    metadata needs one. Skipping the no-op reinstall saves seconds per session on warm runs.
+    """
+    wanted = ("-e", ".", "pytest-xdist")
+    stamp = Path(session.virtualenv.location) / ".repro-install"
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + repr(wanted).encode()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == key:
+        return
+    session.install(*wanted)
+    stamp.write_text(key)
 
 
 def _results_dir(session: nox.Session) -> str:
@@ -76,8 +89,26 @@ def _run_cells(session: nox.Session, *selection: str, allow_none: bool = False) 
 @nox.parametrize("python", PYTHONS)
 def matrix(session: nox.Session) -> None:
     """The default tier of the matrix for this Python (`-- --tier all`: every cell)."""
-    # A Python whose cells are all in the history tier has nothing to run by default.
+    tier = _posarg(session, "--tier") or "default"
+    if not _has_cells(str(session.python), tier):
+        session.skip(f"no cells of the {tier} tier for Python {session.python}")
     _run_cells(session, "--tier", "default", allow_none=True)
+
+
+def _posarg(session: nox.Session, name: str) -> str | None:
+    """The value of `name` in the session's posargs (`--tier all` or `--tier=all`), if given."""
+    args = list(session.posargs)
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _has_cells(python: str, tier: str) -> bool:
+    return any(e.cell.python == python and matrix_module.in_tier(e, tier)
+               for entry in MATRIX.values() for e in entry["cells"])
 
 
 def _pin_param(pin: str) -> tuple[str, str]:
