@@ -40,7 +40,10 @@ BUG = {
                     "params": {"writers": 4, "rows": 10}},
         # The same through deltalake.write_deltalake directly: the loss is delta-rs's.
         "trigger-deltalake": {"role": "trigger", "run": "deltalake_unsafe_rename", "timeout": 180,
-                              "params": {"writers": 4, "rows": 10}},
+                              "params": {"writers": 4, "rows": 10},
+                              # 50 of 50 here; 20 of 20 on each present pair 0.15.3-0.22.3
+                              "trigger_rate": {"reproduced": 50, "attempts": 50,
+                                               "cell": "py3.11.7 awswrangler==3.11.0 deltalake==0.22.3"}},
         # The trigger plus a DynamoDB lock table on the same moto server (delta-rs's
         # S3DynamoDbLogStore, python 0.15.0 on; removed in 1.6.1, where conditional put is used).
         "control-lock": {"role": "control", "run": "wrangler_dynamodb_lock", "timeout": 180,
