@@ -52,9 +52,11 @@ BUG = {
                     "params": {"threads": 8, "cycles": 5, "duration": 8.0, "stall": 3.0, "startup": 25.0}},
         # Beam level, in process: Beam's own thread_dump() called in a loop under the same workload.
         "thread-dump": {"role": "trigger", "run": "beam_thread_dump", "timeout": 30,
+                        "trigger_rate": {"reproduced": 50, "attempts": 50, "cell": "py3.11.7 apache-beam==2.63.0"},
                         "params": {"threads": 4, "duration": 4.0, "stall": 2.5, "startup": 20.0}},
         # CPython level on the bare interpreter: a thread calls sys._current_frames() in a loop.
         "cpython-trigger": {"role": "trigger", "run": "cpython_frames", "timeout": 20, "requirements": [],
+                            "trigger_rate": {"reproduced": 50, "attempts": 50, "cell": "bare py3.11.7"},
                             "params": {"threads": 4, "duration": 4.0, "stall": 2.5, "startup": 10.0}},
         # The same CPython-level workload with the fix of CPython 3.11.12 and Beam 2.64.0 applied by
         # hand: the collector is off during the call. Must never hang.
