@@ -131,7 +131,7 @@ class CellItem(pytest.Item):
 
         progress = getattr(self.config, "_repro_progress", None)
         if progress is None:
-            progress = self.config._repro_progress = Progress(sys.__stderr__)
+            progress = self.config._repro_progress = Progress(_Uncaptured(self.config))
         items = self.session.items
         progress.cell(items.index(self) + 1, len(items), self.expected.cell.label)
         return progress
@@ -147,6 +147,24 @@ class CellItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, self.expected.cell.label
+
+
+class _Uncaptured:
+    """A stream to the real stderr while pytest captures the test's output (one line per event)."""
+
+    def __init__(self, config):
+        self.capture = config.pluginmanager.getplugin("capturemanager")
+
+    def write(self, text: str) -> None:
+        with self.capture.global_and_fixture_disabled():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
 
 
 def _services(config, names) -> dict:
