@@ -84,7 +84,7 @@ def markdown(records: list[dict]) -> str:
     lines = ["| bug | variant | Python | pins | verdict | strength | installed |",
              "|---|---|---|---|---|---|---|"]
     for r in records:
-        installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items()) or "-"
+        installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items() if v) or "-"
         lines.append(f"| {r['bug']} | {r['variant']} | {r.get('python') or r['python_requested']} | "
                      f"{_pin_label(r)} | **{r['verdict']}**{_mismatch(r)} | {_strength(r)} | {installed} |")
     return "\n".join(lines) + "\n"
