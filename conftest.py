@@ -23,6 +23,8 @@ ENV_BUILD_ALLOWANCE = 1800.0  # outer guard only: a cold Beam or lancedb env tak
 
 
 def pytest_addoption(parser):
+    from harness.matrix import TIERS
+
     group = parser.getgroup("repro", "reproduction matrix")
     group.addoption("--bug", action="append", default=[], help="only cells of this bug (repeatable)")
     group.addoption("--attempts", type=int, default=None, help="fixed attempts per cell")
@@ -31,7 +33,7 @@ def pytest_addoption(parser):
     group.addoption("--all-pythons", action="store_true", help="collect cells of every Python, not just this one")
     group.addoption("--cell-python", default=None,
                     help="only cells declared for exactly this Python (default: the running X.Y and X.Y.Z)")
-    group.addoption("--tier", default="default", choices=("default", "history", "all"),
+    group.addoption("--tier", default="default", choices=(*TIERS, "all"),
                     help="which cells: the default tier (plain `nox`), the history tier, or all")
     group.addoption("--progress", action="store_true",
                     help="per cell and attempt progress on stderr (cell k of n, attempt k of n, elapsed)")
