@@ -5,7 +5,8 @@ is the running interpreter's (`--all-pythons`: every Python; `--tier all`: the h
 cells too), runs it through the engine and fails when the verdict differs from the
 expected one. Node ids are
 `matrix/<file>::<python and pins>::<variant>`, so the JUnit classname carries the cell.
-Results go to `results/<worker>.jsonl` (one file per xdist worker).
+Results go to `results/<worker>.jsonl` (one file per xdist worker). A broken matrix file is one
+failing item, `matrix/<file>::load`, with its one-line problem: the other files' cells still run.
 """
 from __future__ import annotations
 
@@ -58,10 +59,16 @@ def pytest_collect_file(file_path, parent):
 class MatrixFile(pytest.File):
     def collect(self):
         from harness import matrix
+        from harness.errors import UsageError
         from harness.registry import get_bug
 
         opts = self.config.option
-        entry = matrix.load_file(self.path)
+        try:
+            entry = matrix.load_file(self.path)
+        except UsageError as exc:
+            if not opts.bug or matrix.claimed_bug(self.path) in opts.bug:
+                yield BrokenMatrixFile.from_parent(self, name="load", problem=str(exc))
+            return
         if opts.bug and entry["bug"] not in opts.bug:
             return
         bug = get_bug(entry["bug"])
@@ -78,6 +85,27 @@ class MatrixFile(pytest.File):
             groups.setdefault(f"py{cell.python}-{'-'.join(cell.pins) or 'default'}", []).append(expected)
         for name, members in groups.items():
             yield CellGroup.from_parent(self, name=name, members=members, bug=bug)
+
+
+class BrokenFile(Exception):
+    pass
+
+
+class BrokenMatrixFile(pytest.Item):
+    """Fails with the file's one-line problem (a collection error would stop every other cell)."""
+
+    def __init__(self, *, problem, **kwargs):
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def runtest(self):
+        raise BrokenFile(self.problem)
+
+    def repr_failure(self, excinfo):
+        return self.problem if isinstance(excinfo.value, BrokenFile) else super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: broken matrix file"
 
 
 class CellGroup(pytest.Collector):

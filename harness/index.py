@@ -7,11 +7,14 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.errors import UsageError
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
+# An exact pin: name[extras]==version, one version (no wildcard, no range, no `===`, no file reference).
+EXACT_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s,;*=@]+)$")
 
 
 def index_url() -> str:
@@ -105,3 +108,13 @@ def release_date_cutoff(package: str, version: str) -> str:
     first = datetime.fromisoformat(release.uploaded.replace("Z", "+00:00"))
     last = datetime.fromisoformat((release.last_uploaded or release.uploaded).replace("Z", "+00:00"))
     return max(first + timedelta(days=1), last + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def release_cutoff(pins: Iterable[str]) -> str | None:
+    """The exclude-newer cutoff of a set of pins: the newest of their releases' cutoffs.
+
+    The newest, so every pinned release is installable whatever the pins' order; None when
+    no pin is an exact `name==version` (ranges and local file references have no date).
+    """
+    exact = [m.group(1, 3) for m in map(EXACT_PIN_RE.match, (p.strip() for p in pins)) if m]
+    return max((release_date_cutoff(name, version) for name, version in exact), default=None)

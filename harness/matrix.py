@@ -17,6 +17,8 @@
                                    # or "history" (the long tail of releases: `--tier all`)
 
 Validated on load: a bad entry is one UsageError naming the file, the entry and the problem.
+`discover()` keeps a broken file from hiding the others: it returns the good files and the
+problems of the broken ones, as `registry.discover()` does for repro files.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import envs
+from harness import envs, index
 from harness.cells import VERDICTS, Cell
 from harness.errors import UsageError
 from harness.registry import ROOT, all_bugs
@@ -52,20 +54,35 @@ def _fail(path: Path, entry: str, problem: str) -> UsageError:
 
 def _load_file(path: Path, bugs: dict) -> dict:
     try:
+        return _read_file(path, bugs)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a value of a type no check foresaw: still one line
+        raise UsageError(f"{path.name}: cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def _read_file(path: Path, bugs: dict) -> dict:
+    try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path.name}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path.name}: cannot be read: {exc}") from None
     bug = bugs.get(data.get("bug"))
     if bug is None:
         raise _fail(path, "bug", f"unknown bug {data.get('bug')!r}; known: {', '.join(sorted(bugs))}")
+    if not _tables(data.get("cells", [])):
+        raise _fail(path, "cells", "must be an array of tables: [[cells]]")
+    if not isinstance(data.get("verify", {}), dict) or not _tables(list(data.get("verify", {}).values())):
+        raise _fail(path, "verify", "must be a table of tables: present = { python = ... }")
     cells, first_entry = [], {}
-    for index, entry in enumerate(data.get("cells", []), 1):
-        for expected in _expand(path, f"cells[{index}]", entry, bug):
+    for number, entry in enumerate(data.get("cells", []), 1):
+        for expected in _expand(path, f"cells[{number}]", entry, bug):
             key = (expected.cell, expected.exclude_newer_rule)
             if key in first_entry:  # it would run twice, perhaps with two expectations
-                raise _fail(path, f"cells[{index}]", f"{expected.cell.label} is already declared by "
+                raise _fail(path, f"cells[{number}]", f"{expected.cell.label} is already declared by "
                                                      f"cells[{first_entry[key]}]")
-            first_entry[key] = index
+            first_entry[key] = number
             cells.append(expected)
     verify = {}
     for role, entry in data.get("verify", {}).items():
@@ -79,22 +96,32 @@ def _load_file(path: Path, bugs: dict) -> dict:
     return {"bug": bug.id, "cells": cells, "verify": verify}
 
 
+def _tables(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     unknown = set(entry) - {"python", "pins", "variants", "exclude_newer", "expect", "note", "tier"}
     if unknown:
         raise _fail(path, name, f"unknown key(s) {', '.join(sorted(unknown))}")
     pythons = entry.get("python")
     pythons = [pythons] if isinstance(pythons, str) else pythons
-    if not isinstance(pythons, list) or not pythons or not all(isinstance(p, str) for p in pythons):
+    if not _strings(pythons) or not pythons:
         raise _fail(path, name, "python must be a version or a list of versions, e.g. [\"3.11\"]")
     pins = entry.get("pins", [])
-    if not isinstance(pins, list):
+    if not _strings(pins):
         raise _fail(path, name, "pins must be a list of requirements")
     try:
         pins = tuple(envs.check_requirement(p) for p in pins)
     except UsageError as exc:
         raise _fail(path, name, str(exc)) from None
     variants = entry.get("variants", list(bug.variants))
+    if not _strings(variants):
+        raise _fail(path, name, "variants must be a list of variant names")
     for variant in variants:
         if variant not in bug.variants:
             raise _fail(path, name, f"bug {bug.id} has no variant {variant!r}; it has: {', '.join(bug.variants)}")
@@ -109,9 +136,11 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     rule = entry.get("exclude_newer")
     if rule not in (None, "release"):
         try:
-            envs.check_date(rule)
+            envs.check_date(rule if isinstance(rule, str) else repr(rule))
         except UsageError as exc:
             raise _fail(path, name, str(exc)) from None
+    if rule == "release" and not any(index.EXACT_PIN_RE.match(p) for p in pins):
+        raise _fail(path, name, 'exclude_newer = "release" needs a NAME==VERSION pin: the date is its release\'s')
     out = []
     for python in pythons:
         for variant in variants:
@@ -131,29 +160,60 @@ def load_file(path: Path) -> dict:
     return _load_file(path, all_bugs())
 
 
-def load(directory: Path = MATRIX_DIR) -> dict[str, dict]:
-    """Every matrix file, keyed by bug id."""
+def discover(directory: Path = MATRIX_DIR) -> tuple[dict[str, dict], dict[str, str]]:
+    """Every valid matrix file keyed by bug id, and every broken one: {path: one-line problem}.
+
+    One broken file (a TOML slip, a bug whose repro is being written) must not hide the others.
+    """
     bugs = all_bugs()
-    loaded = {}
+    loaded, broken, first_file = {}, {}, {}
     for path in sorted(directory.glob("*.toml")):
-        entry = _load_file(path, bugs)
+        try:
+            entry = _load_file(path, bugs)
+        except UsageError as exc:
+            broken[str(path)] = str(exc)
+            continue
         if entry["bug"] in loaded:
-            raise UsageError(f"{path.name}: bug {entry['bug']} already has a matrix file")
-        loaded[entry["bug"]] = entry
+            broken[str(path)] = f"{path.name}: bug {entry['bug']} already has a matrix file: {first_file[entry['bug']]}"
+            continue
+        loaded[entry["bug"]], first_file[entry["bug"]] = entry, path.name
+    return loaded, broken
+
+
+def load(directory: Path = MATRIX_DIR) -> dict[str, dict]:
+    """Every matrix file, keyed by bug id; UsageError (the first problem) if any file is broken.
+
+    For checks of the whole matrix (the CI job list); `discover` or `for_bug` for everything else.
+    """
+    loaded, broken = discover(directory)
+    if broken:
+        raise UsageError(next(iter(broken.values())))
     return loaded
+
+
+def claimed_bug(path: Path) -> str:
+    """The bug a matrix file is about, even a broken one: its `bug` value, else its name's."""
+    try:
+        bug = tomllib.loads(path.read_text()).get("bug")
+    except (OSError, ValueError):  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+        bug = None
+    return bug if isinstance(bug, str) else path.stem.replace("_", "-")
+
+
+def for_bug(bug_id: str, directory: Path = MATRIX_DIR) -> dict | None:
+    """The bug's matrix entry; None if it has no file; UsageError (one line) if its file is broken."""
+    loaded, broken = discover(directory)
+    for path, problem in broken.items():
+        if claimed_bug(Path(path)) == bug_id:
+            raise UsageError(f"the matrix file of {bug_id} is broken: {problem}")
+    return loaded.get(bug_id)
 
 
 def resolve(expected: Expected) -> Cell:
     """The cell to run, with an exclude_newer rule of "release" turned into a date."""
     if expected.exclude_newer_rule != "release":
         return expected.cell
-    from harness import index
-    from harness.registry import get_bug
-
-    bug = get_bug(expected.cell.bug)
-    for pin in expected.cell.pins:
-        name = envs.requirement_name(pin)
-        if name in bug.packages and "==" in pin:
-            date = index.release_date_cutoff(name, pin.split("==", 1)[1])
-            return Cell(**{**expected.cell.__dict__, "exclude_newer": date})
-    raise UsageError(f"{expected.cell.label}: exclude_newer = \"release\" needs an == pin of {bug.packages}")
+    date = index.release_cutoff(expected.cell.pins)
+    if date is None:
+        raise UsageError(f"{expected.cell.label}: exclude_newer = \"release\" needs a NAME==VERSION pin")
+    return Cell(**{**expected.cell.__dict__, "exclude_newer": date})

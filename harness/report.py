@@ -1,7 +1,8 @@
 """Reports from result files: a README table, a static HTML grid, shields.io badges, a JUnit summary.
 
 The newest record of each cell wins, so re-running a cell updates its row. Every
-output is written atomically (temp file + rename).
+output is written atomically (temp file + rename). A cell record without a key the outputs
+need is left out with one line naming file:line, so one bad record cannot stop a report.
 """
 from __future__ import annotations
 
@@ -10,49 +11,75 @@ import json
 import os
 import re
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 from harness import results
 
 COLOURS = {"present": "#d73a49", "absent": "#2ea44f", "hang": "#8250df", "crash": "#bf3989",
            "other-failure": "#e36209", "error": "#6a737d", "skipped": "#d0d7de"}
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+REQUIRED = ("bug", "variant", "python_requested", "role", "verdict", "attempts", "reason")  # read by every output
+# What XML 1.0 cannot hold: C0 controls but tab, newline and CR; lone surrogates; U+FFFE and U+FFFF.
+NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def cell_key(record: dict) -> tuple:
-    return (record["bug"], record["variant"], record["python_requested"], tuple(record.get("pins", [])))
+    return (record["bug"], record["variant"], record["python_requested"], tuple(record.get("pins") or ()))
 
 
-def collect(paths: list[Path]) -> list[dict]:
-    """The newest cell record per cell from every *.jsonl under the given files or directories."""
+def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
+    """The newest cell record per cell from every *.jsonl under the given files or directories,
+    and one line per cell record left out ("file:line: ...": a key the outputs need is missing)."""
     files = []
     for path in paths:
         files.extend(sorted(Path(path).rglob("*.jsonl")) if Path(path).is_dir() else [Path(path)])
     newest: dict[tuple, dict] = {}
+    skipped = []
     for file in files:
-        for record in results.read(file):
+        for line, record in _numbered(file, results.read(file)):
             if record.get("kind") != "cell":
+                continue
+            missing = [key for key in REQUIRED if record.get(key) is None]
+            if missing:
+                skipped.append(f"{file}:{line}: cell record without {', '.join(map(repr, missing))}: left out")
                 continue
             key = cell_key(record)
             if key not in newest or record.get("started_at", "") >= newest[key].get("started_at", ""):
                 newest[key] = record
-    return sorted(newest.values(), key=lambda r: (r["bug"], _pin_label(r), _py_key(r["python_requested"]),
-                                                  r["role"] != "trigger", r["variant"]))
+    records = sorted(newest.values(), key=lambda r: (r["bug"], _pin_label(r), _py_key(r["python_requested"]),
+                                                     r["role"] != "trigger", r["variant"]))
+    return records, skipped
+
+
+def _numbered(file: Path, records: list[dict]):
+    """Each record results.read kept, with its line in the file (it skips lines: torn, other schema)."""
+    lines = enumerate(Path(file).read_bytes().split(b"\n"), 1)
+    for record in records:
+        number = next((n for n, raw in lines if _parses_to(raw, record)), "?")
+        yield number, record
+
+
+def _parses_to(raw: bytes, record: dict) -> bool:
+    try:
+        return json.loads(raw.decode("utf-8", "replace")) == record
+    except ValueError:
+        return False
 
 
 def _py_key(version: str):
-    return tuple(int(x) for x in version.split(".") if x.isdigit()) or (0,)
+    return tuple(int(x) for x in str(version).split(".") if x.isdigit()) or (0,)
 
 
 def _pin_label(record: dict) -> str:
-    return " ".join(record.get("pins", [])) or "default"
+    return " ".join(record.get("pins") or ()) or "default"
 
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
+    # UTF-8 whatever the locale (the page and the JUnit say so); a lone surrogate becomes \udXXX.
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
         handle.write(text)
     os.replace(tmp, path)
 
@@ -90,10 +117,19 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
+def check_readme(readme: Path) -> str:
+    """The README's text; ValueError (one line) if it cannot be read or has no results section."""
+    try:
+        text = readme.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the README {readme}: {exc.strerror or exc}") from None
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} section")
+    return text
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = check_readme(readme)
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     _write(readme, f"{head}{README_START}\n{table}{README_END}{tail}")
@@ -109,30 +145,37 @@ def badge(bug: str, records: list[dict]) -> dict:
     return {"schemaVersion": 1, "label": bug, "message": message, "color": colour}
 
 
+def _xml_text(value) -> str:
+    """Text XML 1.0 can hold: a character it cannot (NUL, ESC, ...) is written as \\xNN."""
+    return NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+
+
+def _element(parent, tag: str, text: str | None = None, **attrs) -> ET.Element:
+    element = ET.SubElement(parent, tag, {k: _xml_text(v) for k, v in attrs.items()})
+    if text is not None:
+        element.text = _xml_text(text)
+    return element
+
+
 def junit(records: list[dict]) -> str:
     suites: dict[str, list[dict]] = {}
     for r in records:
         suites.setdefault(r["bug"], []).append(r)
-    out = ['<?xml version="1.0" encoding="utf-8"?>', "<testsuites>"]
+    root = ET.Element("testsuites")
     for bug, members in suites.items():
-        failures = sum(unexpected(r) for r in members)
-        skipped = sum(r["verdict"] == "skipped" for r in members)
-        out.append(f'<testsuite name={quoteattr(bug)} tests="{len(members)}" failures="{failures}" '
-                   f'skipped="{skipped}">')
+        suite = _element(root, "testsuite", name=bug, tests=len(members), failures=sum(map(unexpected, members)),
+                         skipped=sum(r["verdict"] == "skipped" for r in members))
         for r in members:
             classname = f"{bug}.py{r['python_requested']}-{_pin_label(r).replace(' ', '-')}"
-            out.append(f'<testcase classname={quoteattr(classname)} name={quoteattr(r["variant"])} '
-                       f'time="{r.get("seconds", 0)}">')
+            case = _element(suite, "testcase", classname=classname, name=r["variant"], time=r.get("seconds", 0))
             if r["verdict"] == "skipped":
-                out.append(f"<skipped message={quoteattr(r['reason'][:500])}/>")
+                _element(case, "skipped", message=str(r["reason"])[:500])
             elif unexpected(r):
                 message = "expected %s, got %s" % (" or ".join(expected_verdicts(r)), r["verdict"])
-                out.append(f"<failure message={quoteattr(message)}>{html.escape(r['reason'])}</failure>")
-            summary = "%s: %s" % (r["verdict"], r["reason"])
-            out.append(f"<system-out>{html.escape(summary)}</system-out></testcase>")
-        out.append("</testsuite>")
-    out.append("</testsuites>")
-    return "\n".join(out) + "\n"
+                _element(case, "failure", r["reason"], message=message)
+            _element(case, "system-out", "%s: %s" % (r["verdict"], r["reason"]))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _details(records: list[dict]) -> str:

@@ -34,22 +34,22 @@ def test_newest_record_of_a_cell_wins(records, tmp_path):
     older = [json.loads(line) for line in records.read_text().splitlines()][0]
     older["started_at"], older["verdict"] = "2000-01-01T00:00:00+00:00", "error"
     results.append(tmp_path / "old.jsonl", older)
-    merged = report.collect([records, tmp_path / "old.jsonl"])
-    assert len(merged) == 4
+    merged, skipped = report.collect([records, tmp_path / "old.jsonl"])
+    assert len(merged) == 4 and skipped == []
     assert next(r for r in merged if r["variant"] == "trigger" and r["bug"] == "synthetic-faults")["verdict"] == "present"
 
 
 def test_readme_section_is_replaced(records, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nold table\n{report.README_END}\noutro\n")
-    report.update_readme(readme, report.markdown(report.collect([records])))
+    report.update_readme(readme, report.markdown(report.collect([records])[0]))
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| synthetic-hang | segfault |" in text and "**crash** (expected present)" in text
 
 
 def test_badges_and_junit(records, tmp_path):
-    written = report.write_all(report.collect([records]), tmp_path, None)
+    written = report.write_all(report.collect([records])[0], tmp_path, None)
     badge = json.loads(Path(written["badge:synthetic-hang"]).read_text())
     assert badge["schemaVersion"] == 1 and badge["color"] == "red" and "1 unexpected" in badge["message"]
     assert json.loads(Path(written["badge:synthetic-faults"]).read_text())["color"] == "orange"
@@ -58,6 +58,71 @@ def test_badges_and_junit(records, tmp_path):
     assert len(cases) == 4, "every cell is its own testcase"
     assert cases[("synthetic-hang.pycurrent-default", "segfault")].find("failure") is not None
     assert cases[("synthetic-faults.pycurrent-default", "trigger")].find("failure") is None
+
+
+def repro_report(*args):
+    import sys
+
+    from harness.registry import ROOT
+
+    return subprocess.run([sys.executable, "-m", "harness", "report", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def with_bad_records(records, tmp_path):
+    """The good records, then a cell record without "verdict" (line 5) and one without "variant" (line 6)."""
+    lines = records.read_text().splitlines()
+    bad = [json.loads(lines[0]), json.loads(lines[1])]
+    del bad[0]["verdict"], bad[1]["variant"]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([*lines, *map(json.dumps, bad)]) + "\n")
+    return path
+
+
+def test_a_record_without_a_key_is_left_out_naming_file_and_line(records, tmp_path):
+    path = with_bad_records(records, tmp_path)
+    merged, skipped = report.collect([path])
+    assert len(merged) == 4
+    assert skipped == [f"{path}:5: cell record without 'verdict': left out",
+                       f"{path}:6: cell record without 'variant': left out"]
+
+
+def test_report_warns_of_bad_records_and_writes_the_rest(records, tmp_path):
+    out = repro_report(with_bad_records(records, tmp_path), "--out", tmp_path / "site", "--no-readme")
+    assert out.returncode == 0, out.stderr
+    path = tmp_path / "mixed.jsonl"
+    assert out.stderr.splitlines() == [f"repro: warning: {path}:5: cell record without 'verdict': left out",
+                                       f"repro: warning: {path}:6: cell record without 'variant': left out"]
+    assert len(list(ET.parse(tmp_path / "site" / "junit.xml").getroot().iter("testcase"))) == 4
+
+
+def test_report_with_no_good_record_is_one_line_and_exit_2(records, tmp_path):
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text("\n".join(with_bad_records(records, tmp_path).read_text().splitlines()[4:]) + "\n")
+    out = repro_report(only_bad, "--out", tmp_path / "site", "--no-readme")
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "no cell results" in out.stderr and f"{only_bad}:1: cell record without 'verdict'" in out.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_a_missing_readme_is_one_line_and_exit_2_before_anything_is_written(records, tmp_path):
+    out = repro_report(records, "--out", tmp_path / "site", "--readme", tmp_path / "no" / "README.md")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [f"repro: cannot read the README {tmp_path / 'no' / 'README.md'}: "
+                                       "No such file or directory"]
+    assert not (tmp_path / "site").exists()
+
+
+def test_junit_is_valid_xml_whatever_the_reason_holds(records, tmp_path):
+    controls = "".join(map(chr, range(0x20)))
+    base = json.loads(records.read_text().splitlines()[0])
+    odd = [{**base, "variant": f"odd{controls}", "reason": f"stderr: {controls}\ud800", "expected": ["absent"]},
+           {**base, "variant": "skipped", "verdict": "skipped", "reason": controls}]
+    written = report.write_all(odd, tmp_path, None)
+    cases = list(ET.parse(written["junit"]).getroot().iter("testcase"))
+    failure = cases[0].find("failure")
+    assert failure is not None and "\\x00" in failure.text and "\\x1b" in failure.text and "\t" in failure.text
+    assert cases[0].get("name").startswith("odd\\x00") and cases[1].find("skipped") is not None
 
 
 class CellReader(HTMLParser):
@@ -75,7 +140,7 @@ def test_html_grid_in_headless_chromium(records, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
-    written = report.write_all(report.collect([records]), tmp_path / "site", None)
+    written = report.write_all(report.collect([records])[0], tmp_path / "site", None)
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
