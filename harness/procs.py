@@ -1,18 +1,38 @@
-"""Process-group plumbing: find every process of an attempt, dump stacks, kill and reap.
+"""Process plumbing: find every process of an attempt, dump stacks, kill and reap.
 
-An attempt's child is started in a new session, so its process id is also the id of
-its process group and session. Everything it starts (threads' helpers, forked
-workers, forkserver, resource_tracker) stays in that session unless it calls setsid
-itself, so the session is what we look for and kill.
+An attempt's child is started in a new session, so most of what it starts (forked workers,
+forkserver, resource_tracker) shares its session. A process can leave the session (setsid,
+a double fork), so the session alone is not enough: the harness makes itself a child
+subreaper, so every orphaned descendant re-parents to the harness instead of init and
+stays findable by ancestry. An attempt's processes are then: the child's session, every
+descendant of the child, and every orphan that re-parented to us since the attempt began.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+_subreaper: bool | None = None
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants re-parent to this process (Linux >= 3.4). Idempotent."""
+    global _subreaper
+    if _subreaper is None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _subreaper = False
+    return _subreaper
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -24,17 +44,102 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2:].split()
 
 
+def process_table() -> dict[int, tuple[str, int, int, int]]:
+    """pid -> (state, ppid, process group, session) of every process now."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields:
+                table[int(entry)] = (fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
 def session_members(sid: int) -> list[int]:
     """Live (non-zombie) processes whose session or process group is sid."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _stat_fields(int(entry))
-        # fields: state ppid pgrp session ...
-        if fields and fields[0] != "Z" and sid in (int(fields[2]), int(fields[3])):
-            members.append(int(entry))
-    return members
+    return [pid for pid, (state, _, pgrp, session) in process_table().items()
+            if state != "Z" and sid in (pgrp, session)]
+
+
+def descendants(roots, table=None) -> list[int]:
+    """Every process (zombies too) whose chain of parents reaches one of `roots`, roots excluded."""
+    table = process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def own_children() -> set[int]:
+    """The pids whose parent is this process."""
+    me = os.getpid()
+    return {pid for pid, (_, ppid, _, _) in process_table().items() if ppid == me}
+
+
+class AttemptProcesses:
+    """Every process of one attempt, found by session and by ancestry, and killed with it.
+
+    `before` is the set of our own children when the attempt started (services, a guardian):
+    any other child of ours that appears later is the attempt's child or one of its orphans.
+    """
+
+    def __init__(self, pid: int, before: set[int]):
+        self.pid = pid
+        self.before = set(before)
+
+    def all(self) -> list[int]:
+        """Every process of the attempt, zombies included."""
+        table = process_table()
+        me = os.getpid()
+        ours = [pid for pid, (_, ppid, _, _) in table.items() if ppid == me and pid not in self.before]
+        roots = set(ours) | {self.pid}
+        in_session = [pid for pid, (_, _, pgrp, sid) in table.items() if self.pid in (pgrp, sid)]
+        found = set(descendants(roots, table)) | set(in_session) | {p for p in roots if p in table}
+        return sorted(found)
+
+    def live(self) -> list[int]:
+        """The attempt's processes that still run (not zombies)."""
+        table = process_table()
+        return [pid for pid in self.all() if pid in table and table[pid][0] != "Z"]
+
+    def kill(self, grace: float) -> list[int]:
+        """SIGTERM everything, SIGKILL what is left after `grace` seconds, then reap our orphans.
+
+        Returns the pids that needed SIGKILL. Safe to call when nothing is left.
+        """
+        killed: list[int] = []
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            deadline = time.monotonic() + wait
+            members = self.live()
+            while members:
+                _signal_all(self.pid, members, sig)  # again each round: a process may fork meanwhile
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+                members = self.live()
+            if sig == signal.SIGKILL:
+                killed = members
+            elif not members:
+                break
+        self.reap()
+        return killed
+
+    def reap(self) -> None:
+        """Collect the exit status of orphans that re-parented to us (else they stay zombies)."""
+        me = os.getpid()
+        table = process_table()
+        for pid in self.all():
+            if pid != self.pid and table.get(pid, ("", 0))[1] == me:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
 
 def thread_count(pid: int) -> int | None:
@@ -65,9 +170,10 @@ def py_spy_dumps(pids: list[int], timeout: float = 10.0, argv_for=None) -> dict[
 
 
 def kill_session(sid: int, grace: float) -> list[int]:
-    """SIGTERM every member, then SIGKILL what is left after `grace` seconds.
+    """SIGTERM every member of a session, then SIGKILL what is left after `grace` seconds.
 
-    Returns the pids that needed SIGKILL. Safe to call when nothing is left.
+    For processes the harness starts itself (a server, an engine): an attempt's processes
+    are killed through AttemptProcesses, which also finds those that left the session.
     """
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         members = session_members(sid)
@@ -87,8 +193,29 @@ def _signal_all(sid: int, members: list[int], sig: int) -> None:
         os.killpg(sid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-    for pid in members:  # members that moved to another process group of the session
+    for pid in members:  # members in other process groups or sessions
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+@contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM until the block is done, so a second Ctrl-C cannot cut a cleanup
+    short before its SIGKILL step; a signal that came meanwhile is acted on right after.
+
+    Python-level handlers, not a signal mask: the kernel may hand the signal to any thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received and callable(previous[received[0]]):
+            previous[received[0]](received[0], None)  # e.g. raises KeyboardInterrupt now

@@ -1,0 +1,113 @@
+"""A guardian that kills the attempts' processes when the harness itself dies (SIGKILL, OOM).
+
+The harness cleans up after every attempt, but a process killed with SIGKILL runs no
+cleanup. So each harness process starts one guardian, in a session of its own, with a
+pipe as its stdin that the harness holds open and tells, one line each, which attempt
+children are running ("+PID" / "-PID"). When the pipe reaches end of file the harness is
+gone: the guardian then kills every process that carries the harness's token in its
+environment (every process an attempt starts inherits it, whether it left the session or
+not) and the sessions of the children still running, SIGTERM first, SIGKILL after.
+
+    python -m harness.guardian TOKEN      (started by `guard()`, never by hand)
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+TOKEN_VARIABLE = "REPRO_RUN"
+GRACE = 2.0
+
+_lock = threading.Lock()
+_guardian: subprocess.Popen | None = None
+_token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def token() -> str:
+    """The mark every attempt process of this harness process carries (in TOKEN_VARIABLE)."""
+    return _token
+
+
+def start() -> int:
+    """The guardian's pid, started now if it is not running (before an attempt takes stock of
+    the harness's own children, so that it is never taken for a process of the attempt)."""
+    global _guardian
+    with _lock:
+        if _guardian is None or _guardian.poll() is not None:
+            env = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
+            _guardian = subprocess.Popen([sys.executable, "-m", "harness.guardian", _token],
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+        return _guardian.pid
+
+
+def _tell(line: str) -> None:
+    """Tell the guardian a line; if it died, the next attempt's start() starts a new one."""
+    with _lock:
+        try:
+            _guardian.stdin.write(line.encode() + b"\n")
+            _guardian.stdin.flush()
+        except (AttributeError, OSError):
+            pass
+
+
+def watch(pid: int) -> None:
+    _tell(f"+{pid}")
+
+
+def unwatch(pid: int) -> None:
+    _tell(f"-{pid}")
+
+
+# ------------------------------------------------------------------ the guardian process
+
+def _marked(mark: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if mark in handle.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _kill_all(mark: bytes, sessions: set[int]) -> None:
+    for sig, wait in ((signal.SIGTERM, GRACE), (signal.SIGKILL, 0.5)):
+        for sid in sessions:
+            try:
+                os.killpg(sid, sig)
+            except OSError:
+                pass
+        for pid in _marked(mark):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _marked(mark):
+            time.sleep(0.05)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the harness is not for us
+    running: set[int] = set()
+    for line in sys.stdin.buffer:  # ends when the harness is gone (its end of the pipe closed)
+        text = line.decode(errors="replace").strip()
+        if text[:1] in "+-" and text[1:].isdigit():
+            (running.add if text[0] == "+" else running.discard)(int(text[1:]))
+    _kill_all(f"{TOKEN_VARIABLE}={argv[0]}".encode(), running)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
