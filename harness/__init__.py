@@ -1,5 +1,8 @@
 """Reproduction and regression harness for concurrency bugs in Python data libraries.
 
-Importing this package must stay stdlib-only and Python 3.9 compatible: the child
-side (harness.child) runs inside every interpreter under test.
+The child side (harness.child and harness.kit) runs inside every interpreter under test:
+it is stdlib-only and Python 3.9 compatible, and each attempt gets a copy of just those
+files on its path (harness.attempt.install_child_code), never this installation.
 """
+
+__version__ = "0.1.0"

@@ -2,13 +2,17 @@
 
 The parent alone classifies: the child's result file if it wrote one, otherwise the
 way it ended (deadline -> hang, signal -> crash, anything else -> error). Every
-blocking step has its own timeout, and a watchdog thread kills the child's session if
-the attempt overruns its deadline by far, so the harness cannot hang with it.
+blocking step has its own timeout, the child's output is read without ever blocking on
+the pipe (a process that escaped may hold it open for ever), and a watchdog thread kills
+the attempt if it overruns its deadline by far, so the harness cannot hang with it. Every
+process of the attempt, in its session or escaped from it, is killed and reaped with it
+(procs.AttemptProcesses), and a guardian kills them should the harness itself be killed.
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -18,11 +22,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import procs
-from harness.child import ARMED_FILE
-from harness.registry import ROOT, Bug, Variant
+from harness import guardian, procs
+from harness.child import ARMED_FILE, HANG_EVIDENCE_FILE
+from harness.registry import Bug, Variant
 
 OUTCOMES = ("reproduced", "clean", "hang", "crash", "other-failure", "error")
+# The stdlib-only child side: all the harness puts on the child's path (a copy per attempt),
+# so nothing of the harness's own environment can shadow the cell's packages.
+CHILD_CODE = ("child.py", "kit.py")
+HARNESS_DIR = Path(__file__).resolve().parent
 OUTPUT_TAIL = 16384          # bytes of child output kept as evidence
 WATCHDOG_SLACK = 30.0        # seconds past deadline + grace before the watchdog intervenes
 
@@ -36,8 +44,13 @@ class Attempt:
     versions: dict = field(default_factory=dict)
 
     def matches_bug(self, bug: Bug) -> bool:
-        """Did this attempt show the bug itself (not some other failure)?"""
-        return self.outcome == "reproduced" or (self.outcome == "hang" and bug.failure_kind == "hang")
+        """Did this attempt show the bug itself (not some other failure)?
+
+        A deadline that ran out is the bug only for a hang bug whose repro had seen its stall
+        begin (ctx.hang_evidence): a too short deadline alone proves nothing."""
+        if self.outcome == "hang":
+            return bug.failure_kind == "hang" and "hang_evidence" in self.evidence
+        return self.outcome == "reproduced"
 
     def to_json(self) -> dict:
         return {"outcome": self.outcome, "reason": self.reason, "duration": round(self.duration, 3),
@@ -45,21 +58,46 @@ class Attempt:
 
 
 class _TailReader(threading.Thread):
-    """Drains a pipe, keeping only the last bytes: a flooding child costs no memory or disk."""
+    """Drains a pipe, keeping only the last bytes: a flooding child costs no memory or disk.
+
+    It never blocks in a read (select with a timeout on a non-blocking fd), so stop() always
+    returns, even while a process that escaped the attempt still holds the pipe open."""
+
+    DRAIN_AFTER_STOP = 1.0  # seconds of further output read after stop(), at most
 
     def __init__(self, pipe):
         super().__init__(daemon=True)
-        self.pipe = pipe
+        self.fd = pipe.fileno()
+        os.set_blocking(self.fd, False)
         self.tail = b""
         self.total = 0
+        self.stopped_at = None
 
     def run(self):
         while True:
-            chunk = self.pipe.read1(65536) if hasattr(self.pipe, "read1") else self.pipe.read(65536)
+            stopping = self.stopped_at is not None
+            if stopping and time.monotonic() - self.stopped_at > self.DRAIN_AFTER_STOP:
+                return
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if not ready:
+                if stopping:
+                    return
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
             if not chunk:
-                break
+                return
             self.total += len(chunk)
             self.tail = (self.tail + chunk)[-OUTPUT_TAIL:]
+
+    def stop(self) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+        self.join(timeout=self.DRAIN_AFTER_STOP + 1.0)
 
     def text(self) -> str:
         return self.tail.decode("utf-8", "replace")
@@ -76,9 +114,13 @@ class ChildCommand:
                 "--result", str(attempt_dir / "result.json"), "--stacks", str(attempt_dir / "stacks.txt"),
                 "--timeout", str(timeout), "--params", json.dumps(params)]
 
-    def processes(self, pid: int) -> list[int]:
-        """The live processes of the attempt started as `pid` (an executor adds its own)."""
-        return procs.session_members(pid)
+    def environment(self, attempt_dir: Path) -> dict:
+        """The child's environment for one attempt: its path holds only the child code copied there."""
+        return {**self.env, "PYTHONPATH": str(install_child_code(attempt_dir))}
+
+    def processes(self, tree: procs.AttemptProcesses) -> list[int]:
+        """The live processes of the attempt (an executor may find them its own way)."""
+        return tree.live()
 
     def native_stacks(self, pids: list[int]) -> dict[int, str]:
         """py-spy's native + Python stacks of these processes (an executor may dump them its way)."""
@@ -89,75 +131,97 @@ class ChildCommand:
 
 
 def child_env(extra: dict) -> dict:
-    """The child's environment: ours minus credentials, plus the harness on the path and extras."""
+    """The child's environment: ours minus credentials and path, plus the run's mark and extras.
+
+    PYTHONPATH is set per attempt (ChildCommand.environment); the user's site directory is off,
+    and REPRO_RUN marks every process of the attempt for the guardian."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONPATH"}
-    env.update({"PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1", "PYTHONDONTWRITEBYTECODE": "1",
-                "RUST_LOG": "off", "PYTHONUNBUFFERED": "1"})
+    env.update({"PYTHONFAULTHANDLER": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                "RUST_LOG": "off", "PYTHONUNBUFFERED": "1", guardian.TOKEN_VARIABLE: guardian.token()})
     env.update(extra)
     return env
 
 
+def install_child_code(attempt_dir: Path) -> Path:
+    """Copy the child side into `attempt_dir/lib/harness` and return the directory for the path."""
+    lib = attempt_dir / "lib"
+    package = lib / "harness"
+    if not package.is_dir():
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text('"""The child side of the harness (copied for one attempt)."""\n')
+        for name in CHILD_CODE:
+            shutil.copyfile(HARNESS_DIR / name, package / name)
+    return lib
+
+
 def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: float | None = None,
-                params: dict | None = None, kill_grace: float = 2.0, keep_dir: Path | None = None) -> Attempt:
+                params: dict | None = None, kill_grace: float = 2.0) -> Attempt:
     timeout = timeout or variant.timeout
     attempt_dir = Path(tempfile.mkdtemp(prefix=f"repro-{bug.id}-"))
     started = time.monotonic()
-    proc = None
+    procs.become_subreaper()  # orphans of the attempt re-parent to us: findable by ancestry
+    guardian.start()          # before taking stock of our children: it is not the attempt's
+    before = procs.own_children()
+    proc = tree = reader = None
     try:
         try:
             proc = subprocess.Popen(command.argv(bug, variant, attempt_dir, timeout, params or {}),
-                                    cwd=attempt_dir, env=command.env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                    cwd=attempt_dir, env=command.environment(attempt_dir),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         except OSError as exc:
             return Attempt("error", f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
+        tree = procs.AttemptProcesses(proc.pid, before)
+        guardian.watch(proc.pid)
         reader = _TailReader(proc.stdout)
         reader.start()
         watchdog = threading.Timer(variant.setup_timeout + timeout + kill_grace + WATCHDOG_SLACK,
-                                   lambda: procs.kill_session(proc.pid, 0.0))
+                                   lambda: tree.kill(0.0))
         watchdog.daemon = True
         watchdog.start()
         try:
-            return _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started,
-                                      variant.setup_timeout)
+            return _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, kill_grace,
+                                      started, variant.setup_timeout)
         finally:
             watchdog.cancel()
     finally:
-        # Whatever happened (including Ctrl-C in the parent): nothing of the attempt survives.
-        if proc is not None:
-            procs.kill_session(proc.pid, kill_grace)
-            _reap(proc)
-            command.cleanup(proc.pid)
-        if keep_dir is not None:
-            shutil.copytree(attempt_dir, keep_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("work"))
-        shutil.rmtree(attempt_dir, ignore_errors=True)
+        # Whatever happened (including Ctrl-C in the parent): nothing of the attempt survives, and
+        # a second Ctrl-C cannot cut this short before the SIGKILL step.
+        with procs.signals_deferred():
+            if proc is not None:
+                tree.kill(kill_grace)
+                _reap(proc, reader)
+                command.cleanup(proc.pid)
+                guardian.unwatch(proc.pid)
+            shutil.rmtree(attempt_dir, ignore_errors=True)
 
 
-def _reap(proc: subprocess.Popen) -> None:
+def _reap(proc: subprocess.Popen, reader: _TailReader) -> None:
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+    reader.stop()  # never blocks: it does not wait for the pipe's end of file
     if proc.stdout:
         proc.stdout.close()
 
 
-def _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_grace, started,
+def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, kill_grace, started,
                        setup=0.0) -> Attempt:
     phase = _wait(proc, attempt_dir / ARMED_FILE, timeout, setup)
     hung = phase is not None
     evidence = {"pid": proc.pid}
     if hung:
-        members = command.processes(proc.pid)
+        members = command.processes(tree)
         evidence["threads"] = {pid: procs.thread_count(pid) for pid in members}
         evidence["native_stacks"] = command.native_stacks(members)
-    # Grandchildren that outlive the child die here, and so release the output pipe.
-    lingering = procs.session_members(proc.pid)
+    # Processes that outlive the child (in its session or escaped from it) die here.
+    lingering = tree.live()
     if lingering and not hung:
         evidence["lingering_processes"] = lingering
-    procs.kill_session(proc.pid, kill_grace)
-    _reap(proc)
-    reader.join(timeout=5)
+    tree.kill(kill_grace)
+    _reap(proc, reader)
     duration = time.monotonic() - started
     evidence["output_tail"] = reader.text()
     evidence["output_bytes"] = reader.total
@@ -165,25 +229,45 @@ def _wait_and_classify(bug, command, proc, reader, attempt_dir, timeout, kill_gr
     result = _read_result(attempt_dir / "result.json")
 
     if result is not None:
-        # The child knew its outcome; a death after that (abort at exit) does not change it.
-        if proc.returncode and proc.returncode < 0:
-            evidence["exit_signal_after_result"] = -proc.returncode
-        evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive") if k in result})
-        evidence["child_duration"] = result.get("duration")
-        return Attempt(result["outcome"], result["reason"], duration, evidence, result.get("versions", {}))
+        return _from_result(result, proc, evidence, duration)
     if phase == "setup":
         return Attempt("error", f"the repro did not reach the part that may hang (arm its deadline) within "
                        f"{setup:g}s + {timeout:g}s: its setup hung or the machine is too slow", duration, evidence)
     if hung:
-        kind = "the bug's hang" if bug.failure_kind == "hang" else "a hang, which is not this bug's signature"
-        armed = " after the repro armed its deadline" if setup else ""
-        return Attempt("hang", f"no result within {timeout:g}s{armed}: {kind}", duration, evidence)
+        return _hang(bug, attempt_dir, timeout, setup, duration, evidence)
     if proc.returncode < 0:
         sig = -proc.returncode
         evidence["signal"] = sig
         return Attempt("crash", f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
     return Attempt("error", f"child exited with code {proc.returncode} and no result: "
                    f"{_last_line(reader.text())}", duration, evidence)
+
+
+def _from_result(result: dict, proc, evidence: dict, duration: float) -> Attempt:
+    """The child knew its outcome; a death after that (abort at exit) does not change it."""
+    if proc.returncode and proc.returncode < 0:
+        evidence["exit_signal_after_result"] = -proc.returncode
+    evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive", "imported") if k in result})
+    evidence["child_duration"] = result.get("duration")
+    foreign = result.get("foreign_modules")
+    if foreign:
+        return Attempt("error", f"the child imported modules from outside the cell's env, so the env under "
+                       f"test is not the one resolved: {'; '.join(foreign[:3])}", duration, evidence,
+                       result.get("versions", {}))
+    return Attempt(result["outcome"], result["reason"], duration, evidence, result.get("versions", {}))
+
+
+def _hang(bug, attempt_dir, timeout, setup, duration, evidence) -> Attempt:
+    armed = " after the repro armed its deadline" if setup else ""
+    seen = attempt_dir / HANG_EVIDENCE_FILE
+    if bug.failure_kind == "hang" and seen.exists():
+        evidence["hang_evidence"] = _read(seen)
+        return Attempt("hang", f"no result within {timeout:g}s{armed}, after the repro saw its bug's stall "
+                       f"begin: {evidence['hang_evidence'][:200]}", duration, evidence)
+    why = ("the repro had not seen its bug's stall begin" if bug.failure_kind == "hang"
+           else "this bug's failure is not a hang")
+    return Attempt("hang", f"no result within {timeout:g}s{armed}: a hang, which is not this bug's signature "
+                   f"({why})", duration, evidence)
 
 
 def _wait(proc: subprocess.Popen, armed: Path, timeout: float, setup: float) -> str | None:

@@ -29,16 +29,18 @@ SCHEMA = 1
 STACK_DUMP_MARGIN = 1.0
 # Written next to the result when the repro arms its deadline (Context.arm_deadline).
 ARMED_FILE = "armed"
+# Written next to the result when the repro sees its bug's stall begin (Context.hang_evidence).
+HANG_EVIDENCE_FILE = "hang-evidence"
 
 
 class Context:
     """What a variant function gets: its parameters, a private work dir, the result path."""
 
-    def __init__(self, params, workdir, result_path, arm=None):
+    def __init__(self, params, workdir, attempt_dir, arm=None):
         self.params = params
         self.workdir = workdir
-        self.result_path = result_path
         self.notes = []
+        self._attempt_dir = attempt_dir
         self._arm = arm
 
     def arm_deadline(self):
@@ -50,6 +52,17 @@ class Context:
         arm, self._arm = self._arm, None
         if arm:
             arm()
+
+    def hang_evidence(self, text):
+        """Say that the bug's own stall has begun (e.g. a worker not done long after a healthy
+        one would be), right before waiting on it with no timeout.
+
+        For a bug whose failure is a hang, the parent's deadline counts as the bug only after
+        this: a deadline that runs out anywhere else (a slow import, a too short --timeout,
+        the repro's own monitor) is a hang, but not this bug's.
+        """
+        self.note(text)
+        _write_text(os.path.join(self._attempt_dir, HANG_EVIDENCE_FILE), str(text))
 
     def param(self, name, default):
         return self.params.get(name, default)
@@ -115,6 +128,61 @@ def installed_versions(names):
     return found
 
 
+def _write_text(path, text):
+    """Write a small file so that a reader sees all of it or nothing."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _top_level_modules(dist):
+    """The importable top-level names a distribution installs (from its file list)."""
+    names = set()
+    for file in dist.files or ():
+        head = file.parts[0] if file.parts else ""
+        if not head or head.endswith((".dist-info", ".data", ".pth")) or head in ("..", "__pycache__"):
+            continue
+        names.add(head.split(".")[0] if "." in head else head)
+    return sorted(names)
+
+
+def imported_from(names):
+    """Per package under test: its installed version and the files its imported modules came
+    from (what the attempt really ran, not what the env was meant to hold)."""
+    from importlib import metadata
+
+    found = {}
+    for name in names:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+            continue
+        modules = {top: getattr(sys.modules[top], "__file__", None)
+                   for top in _top_level_modules(dist) if top in sys.modules}
+        found[name] = {"version": dist.version, "modules": modules}
+    return found
+
+
+def foreign_modules():
+    """Modules imported from a site-packages that is not this interpreter's own: something on
+    the path shadowed the cell's env (the harness's own packages, a stray PYTHONPATH)."""
+    import site
+
+    own = [os.path.realpath(p) + os.sep for p in site.getsitepackages()]
+    foreign = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        outside = not any(real.startswith(prefix) for prefix in own)
+        if outside and (os.sep + "site-packages" + os.sep in real or os.sep + "dist-packages" + os.sep in real):
+            foreign.append("%s: %s" % (name, real))
+    return sorted(foreign)[:20]
+
+
 def write_atomically(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
@@ -145,7 +213,7 @@ def _setup_deadline(variant, args, stacks, attempt_dir, started):
 
     def arm():
         faulthandler.dump_traceback_later(max(0.1, args.timeout - STACK_DUMP_MARGIN), exit=False, file=stacks)
-        open(os.path.join(attempt_dir, ARMED_FILE), "w").close()
+        _write_text(os.path.join(attempt_dir, ARMED_FILE), "")
 
     return arm
 
@@ -173,7 +241,7 @@ def main(argv=None):
     attempt_dir = os.path.dirname(os.path.abspath(args.result))
     workdir = os.path.join(attempt_dir, "work")
     os.makedirs(workdir, exist_ok=True)
-    ctx = Context(params, workdir, args.result, _setup_deadline(variant, args, stacks, attempt_dir, started))
+    ctx = Context(params, workdir, attempt_dir, _setup_deadline(variant, args, stacks, attempt_dir, started))
 
     observation = run_variant(bug, getattr(module, variant["run"]), ctx)
     outcome, reason = judge(bug, observation)
@@ -186,6 +254,8 @@ def main(argv=None):
         "observation": observation,
         "notes": ctx.notes,
         "versions": installed_versions(bug.get("packages", [])),
+        "imported": imported_from(bug.get("packages", [])),
+        "foreign_modules": foreign_modules(),
         "python": sys.version.split()[0],
         "duration": round(time.monotonic() - started, 3),
         "threads_alive": threading.active_count(),

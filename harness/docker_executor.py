@@ -135,7 +135,7 @@ class DockerChildCommand(ChildCommand):
         inner = super().argv(bug, variant, attempt_dir, timeout, params)
         spec = {
             "image": self.image, "argv": inner, "workdir": str(attempt_dir),
-            "env": {**self.env, "HOME": "/tmp", "TMPDIR": "/tmp"},  # the host's home is not there
+            "env": {**super().environment(attempt_dir), "HOME": "/tmp", "TMPDIR": "/tmp"},  # no host home there
             "mounts": [*self.mounts, [str(attempt_dir), str(attempt_dir), "rw"]], "network": self.network,
             "memory": self.memory, "shm": SHM_SIZE, "cpus": self.cpus, "pids": self.pids,
             "user": f"{os.getuid()}:{os.getgid()}",
@@ -148,6 +148,11 @@ class DockerChildCommand(ChildCommand):
         spec_path.write_text(json.dumps(spec))
         return [sys.executable, "-m", "harness.docker_run", str(spec_path)]
 
+    def environment(self, attempt_dir: Path) -> dict:
+        """The runner's own environment (it runs on the host, from the harness's installation);
+        the child's, with the child code on its path, goes into the container's spec."""
+        return dict(self.env)
+
     def _containers(self, runner_pid: int) -> list:
         labels = [f"{LABEL}.executor={self.executor_id}", f"{LABEL}.runner={runner_pid}"]
         try:
@@ -155,10 +160,10 @@ class DockerChildCommand(ChildCommand):
         except Exception:  # noqa: BLE001 - an engine gone away leaves nothing to list
             return []
 
-    def processes(self, pid: int) -> list[int]:
-        """The container's processes (host pids) but its init; the runner's session if none."""
+    def processes(self, tree: procs.AttemptProcesses) -> list[int]:
+        """The container's processes (host pids) but its init; the runner's processes if none."""
         found = []
-        for container in self._containers(pid):
+        for container in self._containers(tree.pid):
             try:
                 top = container.top()
                 init = container.attrs.get("State", {}).get("Pid")
@@ -166,7 +171,7 @@ class DockerChildCommand(ChildCommand):
                 continue
             column = top["Titles"].index("PID")
             found += [int(row[column]) for row in top.get("Processes") or [] if int(row[column]) != init]
-        return found or procs.session_members(pid)
+        return found or tree.live()
 
     def native_stacks(self, pids: list[int]) -> dict[int, str]:
         """py-spy run inside each container process's pid and mount namespaces (nsenter)."""

@@ -29,7 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from harness.kit import LOOPBACK as HOST
+from harness.kit import local_endpoint  # noqa: F401 - the child side's check, re-exported
+
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 # Fake credentials: scoped to the child's env, accepted by moto, useless anywhere else.
@@ -55,18 +57,6 @@ def client_env(url: str) -> dict:
     }
     env.update({f"AWS_ENDPOINT_URL_{name}": url for name in ENDPOINT_SERVICES})
     return env
-
-
-def local_endpoint(environ=None) -> str:
-    """Child side (stdlib, 3.9+): the server's URL, after checking that every AWS endpoint in
-    the environment is 127.0.0.1. A repro calls it before its first request: never real AWS."""
-    from urllib.parse import urlsplit
-
-    environ = os.environ if environ is None else environ
-    urls = {k: v for k, v in environ.items() if k.startswith(("AWS_ENDPOINT_URL", "AWS_ENDPOINT"))}
-    if "AWS_ENDPOINT_URL" not in urls or any(urlsplit(u).hostname != HOST for u in urls.values()):
-        raise RuntimeError(f"refusing to run: the AWS endpoints are not the local moto server: {urls!r}")
-    return urls["AWS_ENDPOINT_URL"]
 
 
 @dataclass

@@ -37,10 +37,10 @@ BUG = {
     "variants": {
         # N writer processes each append K rows through awswrangler with unsafe rename.
         "trigger": {"role": "trigger", "run": "wrangler_unsafe_rename", "timeout": 180,
-                    "params": {"writers": 4, "rows": 10}},
+                    "params": {"writers": 4, "rows": 10, "unsafe_rename": True, "writers_timeout": 150}},
         # The same through deltalake.write_deltalake directly: the loss is delta-rs's.
         "trigger-deltalake": {"role": "trigger", "run": "deltalake_unsafe_rename", "timeout": 180,
-                              "params": {"writers": 4, "rows": 10},
+                              "params": {"writers": 4, "rows": 10, "unsafe_rename": True, "writers_timeout": 150},
                               # 50 of 50 here; 20 of 20 on each present pair 0.15.3-0.22.3
                               "trigger_rate": {"reproduced": 50, "attempts": 50,
                                                "cell": "py3.11.7 awswrangler==3.11.0 deltalake==0.22.3"}},
@@ -138,7 +138,7 @@ def _appends(ctx, api, extra_options, lock=False):
     import boto3
     from deltalake import DeltaTable
 
-    from harness.moto_server import local_endpoint  # stdlib; refuses anything but 127.0.0.1
+    from harness.kit import local_endpoint  # stdlib; refuses anything but 127.0.0.1
 
     url = local_endpoint()
     started = time.monotonic()

@@ -117,8 +117,9 @@ def _one_pool(ctx, method, uri, create, number, patience):
         processes = list(pool._processes.values())
         slow = bool(wait([future], timeout=patience).not_done)
         if slow:
-            ctx.note("round %d: the %s worker (pid %s) is not done after %gs: waiting with no timeout"
-                     % (number, method, [p.pid for p in processes], patience))
+            # A healthy worker is done in < 0.3 s: from here a deadline that runs out is this bug.
+            ctx.hang_evidence("round %d: the %s worker (pid %s) is not done after %gs: waiting with no timeout"
+                              % (number, method, [p.pid for p in processes], patience))
             ctx.arm_deadline()
         try:
             future.result()

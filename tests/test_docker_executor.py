@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import docker_executor as dx
-from harness import docker_image, docker_python, envs, interpreters, services
+from harness import docker_image, docker_python, envs, interpreters, procs, services
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cells import Cell, Options, run_cell
 from harness.errors import UsageError
@@ -196,8 +196,9 @@ def test_a_runner_killed_with_sigkill_leaves_its_container_to_cleanup(executor, 
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
+        tree = procs.AttemptProcesses(runner.pid, procs.own_children() - {runner.pid})
         # The container's processes are found by host pid; until it runs, only the runner is.
-        while command.processes(runner.pid) == [runner.pid]:
+        while command.processes(tree) == [runner.pid]:
             assert time.monotonic() < deadline and runner.poll() is None, "the container never started"
             time.sleep(0.2)
     finally:

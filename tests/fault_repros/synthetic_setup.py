@@ -28,6 +28,7 @@ def hang_after_arming(ctx):
     time.sleep(1)
     ctx.arm_deadline()
     ctx.arm_deadline()  # only the first call counts: this must not push the deadline back
+    ctx.hang_evidence("sleeping for an hour")
     time.sleep(3600)
 
 
