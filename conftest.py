@@ -28,7 +28,7 @@ def pytest_addoption(parser):
 
     group = parser.getgroup("repro", "reproduction matrix")
     group.addoption("--bug", action="append", default=[], help="only cells of this bug (repeatable)")
-    group.addoption("--attempts", type=int, default=None, help="fixed attempts per cell")
+    group.addoption("--attempts", type=_attempt_budget, default=None, help="fixed attempts per cell (at least 1)")
     group.addoption("--pins", action="append", default=[], help="only cells with exactly these pins")
     group.addoption("--pins-none", action="store_true", help="only cells without pins")
     group.addoption("--all-pythons", action="store_true", help="collect cells of every Python, not just this one")
@@ -39,6 +39,19 @@ def pytest_addoption(parser):
     group.addoption("--progress", action="store_true",
                     help="per cell and attempt progress on stderr (cell k of n, attempt k of n, elapsed)")
     group.addoption("--results-dir", default=str(ROOT / "results"), help="where JSON lines results go")
+
+
+def _attempt_budget(text: str) -> int:
+    """--attempts: a whole number of at least 1 (no verdict may rest on zero attempts)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--attempts must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--attempts must be at least 1")
+    return value
 
 
 def pytest_configure(config):

@@ -1,28 +1,107 @@
 """`repro bisect` (where did the verdict change across releases or interpreters) and
-`repro check` (one verdict of a source checkout as a `git bisect run` exit code)."""
+`repro check` (one verdict of a source checkout as a `git bisect run` exit code; with
+`--bisect OLD..NEW`, a whole `git bisect` whose ends are checked first)."""
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
+import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
-from harness import bisect, checkout, envs, interpreters, results, services
+from harness import bisect, checkout, envs, interpreters, procs, results, services
 from harness.cells import Cell, run_cell
 from harness.errors import EnvBuildError, UsageError
 from harness.progress import Progress
-from harness.registry import get_bug
+from harness.registry import ROOT, get_bug
 
-# `git bisect run` reads 0 as good, 125 as skip, 1-127 as bad and anything above 127 as "stop":
-# a broken command line or harness must stop the bisection, never mark a commit bad.
+# `git bisect run` reads 0 as good (old), 125 as skip, 1-127 as bad (new) and anything above
+# 127 as "stop": a broken command line or harness must stop the bisection, never mark a commit.
 CHECK_EXIT = {"absent": 0, "present": 1}
+FIND_FIX_EXIT = {"present": 0, "absent": 1}   # --find-fix: the old side of the change has the bug
 CHECK_SKIP = 125
 CHECK_ABORT = 128
 PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+
+# git's words for the two sides of the change (--term-old, --term-new), by --find-fix.
+TERMS = {False: ("good", "bad"), True: ("broken", "fixed")}
+CHECK_GRACE = 20.0  # seconds a check gets to clean up its attempts and services when stopped
+
+CHECK_EPILOG = """\
+exit codes (what `git bisect run` reads): 0 absent, 1 present, 125 this revision cannot be
+tested (skip), 128 usage error or harness failure (stops the bisection); --find-fix swaps 0 and 1.
+
+where the bug appeared (OLD absent, NEW present):
+  repro check BUG --source DIR --bisect OLD..NEW
+  by hand: git bisect start --term-old=good --term-new=bad NEW OLD
+           git bisect run repro check BUG --source DIR
+
+where it was fixed (OLD present, NEW absent):
+  repro check BUG --source DIR --bisect OLD..NEW --find-fix
+  by hand: git bisect start --term-old=broken --term-new=fixed NEW OLD
+           git bisect run repro check BUG --source DIR --find-fix
+
+--bisect checks both ends first and refuses a range whose ends agree or point the other way,
+runs `git bisect run`, prints the first commit of the change with its subject and resets the
+repository, also on Ctrl-C or an error; it exits 0 when it names one commit, 1 when skipped
+commits leave several candidates, 2 when it refuses. By hand, check both ends first (OLD must
+exit 0, NEW 1): git bisect trusts the ends it is given, and with the wrong mode it names a
+wrong commit without a warning.
+"""
+
+BISECT_EPILOG = """\
+examples:
+  repro bisect BUG --package PKG --python 3.11 --map            every transition over releases
+  repro bisect BUG --package PKG --from A --to B --first-fixed  one transition, binary search
+  repro bisect BUG --variant V --python-versions available      over interpreters
+
+Each release is installed with the dependencies of its own upload date. Points that give no
+verdict (error, other-failure, skipped: not installable, a control failed) count neither as
+present nor as absent; the summary says how many there were.
+Over a library's git history instead of its releases: see `repro check --help`.
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Recipes in the epilog keep their lines; every option that has a default says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _check_options() -> argparse.ArgumentParser:
+    """The common options with check's own --exclude-newer: a private copy, so `run` keeps its own."""
+    from harness import cli
+
+    options = cli._options_parser()
+    exclude_newer = next(a for a in options._actions if a.dest == "exclude_newer")
+    exclude_newer.default = "commit"
+    exclude_newer.metavar = "DATE|commit|none"
+    exclude_newer.help = ("resolve dependencies as of DATE; commit: as of the checked-out commit's date, so each "
+                          "commit is tested with the dependencies of its own date, as releases are; none: today")
+    return options
+
+
+def _add_check_arguments(check) -> None:
+    check.add_argument("bug")
+    check.add_argument("--source", type=Path, default=Path("."), help="the package's source directory")
+    check.add_argument("--variant", default="trigger", help="the trigger variant to run")
+    check.add_argument("--find-fix", action="store_true",
+                       help="look for the fix: exit 0 present, 1 absent (for git's --term-old=broken --term-new=fixed)")
+    check.add_argument("--bisect", metavar="OLD..NEW",
+                       help="run the whole git bisect over this range of the source's repository: check both "
+                            "ends, refuse a range whose ends agree or that is reversed, name the first commit, reset")
 
 
 def add_parsers(sub, common) -> None:
-    run = sub.add_parser("bisect", parents=[common], help="find where the verdict changes across releases")
+    run = sub.add_parser("bisect", parents=[common], help="find where the verdict changes across releases",
+                         formatter_class=HelpFormatter, epilog=BISECT_EPILOG)
     run.add_argument("bug")
     run.add_argument("--package", help="the package whose releases are the axis (default: the bug's only one)")
     run.add_argument("--from", dest="first", metavar="VERSION", help="oldest release to consider")
@@ -38,14 +117,13 @@ def add_parsers(sub, common) -> None:
                      "1 for interpreters; 1 tests all)")
     run.add_argument("--python-versions", metavar="LIST|available",
                      help="comma-separated interpreters as the axis (or, with --package, one bisect each)")
-    run.add_argument("--variant", default="trigger")
+    run.add_argument("--variant", default="trigger", help="the trigger variant to run")
     run.add_argument("--no-cache", action="store_true", help="ignore cached verdicts (new ones are still stored)")
     run.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
-    check = sub.add_parser("check", parents=[common],
-                           help="exit 0 absent, 1 present, 125 cannot test: for `git bisect run`")
-    check.add_argument("bug")
-    check.add_argument("--source", type=Path, default=Path("."), help="the package's source directory (default: .)")
-    check.add_argument("--variant", default="trigger")
+    check = sub.add_parser("check", parents=[_check_options()], formatter_class=HelpFormatter, epilog=CHECK_EPILOG,
+                           help="exit 0 absent, 1 present, 125 cannot test: for `git bisect run` "
+                                "(--find-fix swaps 0 and 1; --bisect OLD..NEW runs the whole git bisect)")
+    _add_check_arguments(check)
 
 
 # ---------------------------------------------------------------- repro bisect
@@ -74,7 +152,7 @@ def cmd_bisect(args) -> int:
     bug.variant(args.variant)
     mode = args.mode or "map"
     pins = tuple(cli._check_pins(bug, args.pins))
-    options = cli._options(args)
+    options = cli._options(args, bug)
     package = _package(bug, args.package) if (args.package or not args.python_versions) else None
     if package is None and not args.python_versions:
         raise UsageError(f"--package is needed: bug {bug.id} has packages {', '.join(bug.packages) or '(none)'}")
@@ -115,15 +193,35 @@ def cmd_bisect(args) -> int:
 
 # ---------------------------------------------------------------- repro check
 
-def _check_cell(args, bug, interpreter) -> Cell:
+def check_exit_codes(find_fix: bool) -> dict:
+    return FIND_FIX_EXIT if find_fix else CHECK_EXIT
+
+
+def _exclude_newer_of(rule: str | None, source: Path) -> str | None:
+    if rule in (None, "none"):
+        return None
+    if rule != "commit":
+        return envs.check_date(rule)
+    try:
+        return checkout.commit_date(source)
+    except UsageError:
+        raise UsageError(f"--exclude-newer commit (the default) needs a git checkout with a commit at {source}; "
+                         "pass --exclude-newer DATE or none") from None
+
+
+def _check_cell(args, bug, interpreter, source: Path) -> tuple[Cell, dict]:
+    """The cell of the package built from `source`, and what the record keeps of the source."""
     from harness import cli
 
-    source = args.source.resolve()
-    wheel = checkout.build_wheel(source, interpreter)  # EnvBuildError: this revision cannot be tested
+    if not source.is_dir():
+        raise UsageError(f"no source directory {source}")
+    tree = checkout.tree_hash(source)
+    exclude_newer = _exclude_newer_of(args.exclude_newer, source)
+    wheel = checkout.build_wheel(source, interpreter, tree)  # EnvBuildError: this revision cannot be tested
     name = checkout.wheel_name(wheel)
     pins = [p for p in cli._check_pins(bug, args.pins) if envs.requirement_name(p) != name]
-    exclude_newer = checkout.commit_date(source) if args.exclude_newer == "commit" else envs.check_date(args.exclude_newer)
-    return Cell(bug.id, args.variant, interpreter.version, (f"{name} @ {wheel.as_uri()}", *pins), exclude_newer)
+    cell = Cell(bug.id, args.variant, interpreter.version, (f"{name} @ {wheel.as_uri()}", *pins), exclude_newer)
+    return cell, checkout.source_info(source, tree)
 
 
 def _check(args) -> int:
@@ -132,10 +230,10 @@ def _check(args) -> int:
     bug = get_bug(args.bug)
     bug.variant(args.variant)
     interpreter = interpreters.find(args.python)
-    options = cli._options(args)
+    options = cli._options(args, bug)
     progress = Progress(enabled=not args.quiet)
     try:
-        cell = _check_cell(args, bug, interpreter)
+        cell, source = _check_cell(args, bug, interpreter, args.source.resolve())
     except EnvBuildError as exc:
         print(f"repro check: cannot test this revision: {exc}", file=sys.stderr)
         return CHECK_SKIP
@@ -143,14 +241,18 @@ def _check(args) -> int:
         options.service_env = service_env
         progress.cell(1, 1, cell.label)
         record = run_cell(cell, options, progress)
+    code = check_exit_codes(args.find_fix).get(record["verdict"], CHECK_SKIP)
+    # Two commits of one version string are told apart by the source they were built from.
+    record.update({"source": source, "check": {"find_fix": args.find_fix, "exit_code": code}})
     cli._emit(args, record, progress)
-    code = CHECK_EXIT.get(record["verdict"], CHECK_SKIP)
     print(f"repro check {bug.id}: {record['verdict']} -> exit {code}", file=sys.stderr)
     return code
 
 
 def cmd_check(args) -> int:
     """Only 0, 1 and 125 are verdicts; a usage error or a harness failure stops `git bisect run`."""
+    if args.bisect:
+        return cmd_check_bisect(args)  # not under `git bisect run`: a refusal is exit 2, as elsewhere
     try:
         return _check(args)
     except UsageError as exc:
@@ -162,3 +264,207 @@ def cmd_check(args) -> int:
         traceback.print_exc()
         print(f"repro check: harness failure (exit {CHECK_ABORT}: stops git bisect run)", file=sys.stderr)
         return CHECK_ABORT
+
+
+# ---------------------------------------------------------------- repro check --bisect OLD..NEW
+
+FIRST_RE = re.compile(r"^([0-9a-f]{40}) is the first (\S+) commit", re.M)
+CANDIDATES_RE = re.compile(r"could be any of:\n((?:[0-9a-f]{40}\n)+)")
+NOT_FORWARDED = {"help", "bug", "source", "bisect", "json"}
+
+
+def _check_command(args, source: Path) -> list[str]:
+    """The `repro check` each step runs: this command's options, without --bisect and --json."""
+    parser = argparse.ArgumentParser(parents=[_check_options()], add_help=False)
+    _add_check_arguments(parser)
+    argv = [sys.executable, "-m", "harness", "check", args.bug, "--source", str(source)]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in NOT_FORWARDED or not action.option_strings or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:
+            argv.append(flag)
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            argv += [flag, str(item.resolve()) if isinstance(item, Path) else str(item)]
+    return argv
+
+
+def _child_env() -> dict:
+    """The checks run this harness, installed or not."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
+
+
+def _run_stopping_on_interrupt(argv: list, cwd: Path, on_line=None) -> tuple[int, str]:
+    """Run a command in its own session (Ctrl-C reaches only us); on any interruption its whole
+    session is stopped, with time for a check to clean up its attempts and services.
+    With `on_line`, stdout is read line by line and returned; otherwise it goes to our stderr."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=_child_env(), stdin=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE if on_line else 2, start_new_session=True)  # 2: our stderr
+    lines = []
+    try:
+        for line in proc.stdout if on_line else ():
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+        return proc.wait(), "".join(lines)
+    except BaseException:
+        with procs.signals_deferred():
+            procs.kill_session(proc.pid, CHECK_GRACE)
+            proc.wait()
+        raise
+    finally:
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _range(repo: Path, spec: str) -> tuple[str, str]:
+    old, sep, new = spec.partition("..")
+    if not sep or not old or not new or new.startswith("."):
+        raise UsageError(f"--bisect {spec!r}: expected OLD..NEW, e.g. v1.0..v1.1")
+    old_commit, new_commit = checkout.commit_of(repo, old), checkout.commit_of(repo, new)
+    if old_commit == new_commit:
+        raise UsageError(f"--bisect {spec}: both ends are commit {old_commit[:12]}")
+    if not checkout.is_ancestor(repo, old_commit, new_commit):
+        raise UsageError(f"--bisect {spec}: {old} is not an ancestor of {new}: the range is reversed "
+                         f"or spans two branches (write it oldest first: OLD..NEW)")
+    return old_commit, new_commit
+
+
+def _refuse_unsafe_repository(repo: Path) -> None:
+    if checkout.bisecting(repo):
+        raise UsageError(f"a git bisect is already under way in {repo}: finish it or `git bisect reset` first")
+    changed = checkout.uncommitted_changes(repo)
+    if changed:
+        raise UsageError(f"{repo} has uncommitted changes ({len(changed)} files, e.g. {changed[0].strip()}): "
+                         "a bisect checks out other commits; commit or stash them first")
+
+
+def _verdict_of(code: int, find_fix: bool) -> str:
+    verdicts = {code: verdict for verdict, code in check_exit_codes(find_fix).items()}
+    return verdicts.get(code) or {CHECK_SKIP: "cannot be tested"}.get(code, f"a failed check (exit {code})")
+
+
+def _refuse_ends(codes: tuple, labels: tuple, find_fix: bool) -> None:
+    """The ends must be on both sides of the change asked for, or git bisect names a wrong commit."""
+    if codes == (0, 1):
+        return
+    said = (f"OLD {labels[0]} is {_verdict_of(codes[0], find_fix)} and NEW {labels[1]} is "
+            f"{_verdict_of(codes[1], find_fix)}")
+    if any(code not in (0, 1) for code in codes):
+        raise UsageError(f"{said}: both ends need a verdict; pick ends where the check can run")
+    if codes[0] == codes[1]:
+        raise UsageError(f"{said}: the ends agree, so there is no change between them to find")
+    hint = "drop --find-fix to find where it appeared" if find_fix else "add --find-fix to find where it was fixed"
+    raise UsageError(f"{said}: the range is the other way round for this search ({hint})")
+
+
+def _check_ends(repo: Path, command: list, ends: tuple, labels: tuple, find_fix: bool, say) -> dict:
+    codes = []
+    for name, commit, label in zip(("OLD", "NEW"), ends, labels):
+        checkout.git(repo, "checkout", "-q", "--detach", commit)
+        say(f"checking the {name} end {label} ({commit[:12]} {checkout.subject(repo, commit)})")
+        code, _ = _run_stopping_on_interrupt(command, repo)
+        say(f"{name} end {label}: {_verdict_of(code, find_fix)}")
+        codes.append(code)
+    _refuse_ends(tuple(codes), labels, find_fix)
+    return {name: {"rev": label, "commit": commit, "verdict": _verdict_of(code, find_fix)}
+            for name, label, commit, code in zip(("old", "new"), labels, ends, codes)}
+
+
+def _outcome(text: str) -> dict:
+    """The first commit of the change from git's words, or the candidates left by skipped commits."""
+    first = FIRST_RE.search(text)
+    if first:
+        return {"commit": first.group(1)}
+    candidates = CANDIDATES_RE.search(text + "\n")
+    if candidates:
+        return {"commit": None, "candidates": candidates.group(1).split()}
+    return {"commit": None, "problem": (text.strip().splitlines() or ["git bisect gave no answer"])[-1]}
+
+
+def _bisect_between(repo: Path, command: list, ends: tuple, terms: tuple, say) -> dict:
+    def show(line):
+        if line.startswith(("Bisecting:", "[")) or FIRST_RE.match(line):
+            say(f"git: {line}")
+
+    checkout.git(repo, "bisect", terms[0], ends[0])
+    marked = checkout.git(repo, "bisect", terms[1], ends[1])  # checks out the middle, or names the commit
+    for line in marked.splitlines():
+        show(line)
+    if FIRST_RE.search(marked):
+        return _outcome(marked)
+    code, output = _run_stopping_on_interrupt(["git", "bisect", "run", *command], repo, on_line=show)
+    outcome = _outcome(output)
+    if code != 0 and outcome.get("commit"):  # a named commit is git's answer whatever the exit code
+        outcome["git_exit"] = code
+    return outcome
+
+
+def _steps(log: str, terms: tuple) -> int:
+    """Commits git bisect tested itself (the two ends, marked by us, not counted)."""
+    marks = [line for line in log.splitlines() if re.match(rf"git bisect ({terms[0]}|{terms[1]}|skip)\b", line)]
+    return max(0, len(marks) - 2)
+
+
+def _reset(repo: Path) -> str:
+    with procs.signals_deferred():  # a second Ctrl-C must not leave the repository mid-bisect
+        try:
+            checkout.git(repo, "bisect", "reset")
+        except UsageError as exc:
+            print(f"repro check --bisect: {exc}; run `git bisect reset` in {repo}", file=sys.stderr)
+    return checkout.where(repo)
+
+
+def cmd_check_bisect(args) -> int:
+    """A whole git bisect over OLD..NEW: ends checked, git bisect run, the commit named, repo reset."""
+    from harness import cli
+
+    bug = get_bug(args.bug)
+    bug.variant(args.variant)
+    interpreters.find(args.python)
+    cli._options(args, bug)  # bad options are refused before the repository is touched
+    source = args.source.resolve()
+    if not source.is_dir():
+        raise UsageError(f"no source directory {source}")
+    repo = checkout.toplevel(source)
+    ends = _range(repo, args.bisect)
+    labels = tuple(args.bisect.split("..", 1))
+    _refuse_unsafe_repository(repo)
+    say = (lambda text: None) if args.quiet else (lambda text: print(f"repro check --bisect: {text}",
+                                                                      file=sys.stderr, flush=True))
+    terms = TERMS[args.find_fix]
+    command = _check_command(args, source)
+    started = time.monotonic()
+    checkout.git(repo, "bisect", "start", f"--term-old={terms[0]}", f"--term-new={terms[1]}")
+    try:
+        checked = _check_ends(repo, command, ends, labels, args.find_fix, say)
+        outcome = _bisect_between(repo, command, ends, terms, say)
+        steps = _steps(checkout.git(repo, "bisect", "log"), terms)
+    finally:
+        left_at = _reset(repo)
+    report = {"kind": "git-bisect", "bug": bug.id, "variant": args.variant, "source": str(source),
+              "find_fix": args.find_fix, "terms": {"old": terms[0], "new": terms[1]}, **checked, **outcome,
+              "subject": checkout.subject(repo, outcome["commit"]) if outcome.get("commit") else None,
+              "checks": steps + 2, "wall_seconds": round(time.monotonic() - started, 1), "left_at": left_at}
+    print(json.dumps(report, indent=1) if args.json else _render_git_bisect(report), flush=True)
+    return 0 if report["commit"] else 1
+
+
+def _render_git_bisect(report: dict) -> str:
+    change = "fixed" if report["find_fix"] else "bad"
+    if report["commit"]:
+        head = f"{report['bug']}: first {change} commit {report['commit']} {report['subject']}"
+    elif report.get("candidates"):
+        head = (f"{report['bug']}: skipped commits leave {len(report['candidates'])} candidates for the first "
+                f"{change} commit: {', '.join(c[:12] for c in report['candidates'])}")
+    else:
+        head = f"{report['bug']}: no commit found: {report.get('problem')}"
+    old, new = report["old"], report["new"]
+    return "\n".join([
+        head,
+        f"  OLD {old['rev']} ({old['commit'][:12]}): {old['verdict']}; NEW {new['rev']} ({new['commit'][:12]}): "
+        f"{new['verdict']}",
+        f"  {report['checks']} checks (2 ends + {report['checks'] - 2} by git bisect run); "
+        f"wall {bisect._duration(report['wall_seconds'])}; the repository is back at {report['left_at']}"])

@@ -168,8 +168,9 @@ def _run_attempts(bug, variant, command, options, progress, cell) -> list[Attemp
 def decide(bug: Bug, variant: Variant, attempts: list[Attempt], options: Options) -> tuple[str, str]:
     """The verdict of a cell from its attempts."""
     role = variant.role
-    counts = _summary(attempts)
     n = len(attempts)
+    if n == 0:  # never `absent` on no evidence: a bad budget must not pass for a clean cell
+        return "error", "no attempt ran (the attempt budget was 0): no verdict can rest on nothing"
     hits = sum(a.matches_bug(bug) for a in attempts)
     errors = [a for a in attempts if a.outcome == "error"]
     if errors:
@@ -208,6 +209,9 @@ def _finish(record, verdict, reason, attempts, started, bug: Bug, variant: Varia
     seen_versions = next((a.versions for a in attempts if a.versions), None)
     if seen_versions:
         record["installed"] = seen_versions
+    imported = next((a.evidence["imported"] for a in attempts if a.evidence.get("imported")), None)
+    if imported:
+        record["imported"] = imported  # what the child really imported, and from where
     return record
 
 

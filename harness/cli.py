@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from pathlib import Path
 
-from harness import envs, index, interpreters, results, services
+from harness import __version__, envs, index, interpreters, results, services
 from harness.cells import Cell, Options, run_cell
 from harness.errors import UsageError
 from harness.progress import Progress
@@ -49,6 +50,7 @@ def _options_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repro", description="Reproduce known concurrency bugs per cell.")
+    parser.add_argument("--version", action="version", version=f"repro-harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="the known bugs and their variants")
     listing.add_argument("--json", action="store_true")
@@ -74,21 +76,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_params(pairs: list[str]) -> dict:
+def _parse_params(bug: Bug, pairs: list[str]) -> dict:
+    """--param KEY=VALUE pairs, checked against the parameters the bug's variants declare:
+    a key none declares, or a value of another type than the declared default, is bad input
+    (it would only fail inside the child, as an error of the repro)."""
+    declared = {}
+    for variant in bug.variants.values():
+        for key, default in variant.params.items():
+            declared.setdefault(key, default)
     params = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"malformed --param {pair!r}: expected KEY=VALUE")
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
+        if key not in declared:
+            raise UsageError(f"--param {key}: {bug.id} has no parameter {key!r}; it has: "
+                             f"{', '.join(sorted(declared)) or '(none)'}")
+        params[key] = _param_value(key, text, declared[key])
     return params
+
+
+def _param_value(key: str, text: str, default):
+    """The value of --param KEY=TEXT, of the type of the declared default."""
+    if isinstance(default, str):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    kinds = {bool: (bool,), int: (int,), float: (int, float), list: (list,), dict: (dict,)}
+    wanted = kinds.get(type(default), (type(default),))
+    if value is None or (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted) \
+            or (isinstance(value, float) and not math.isfinite(value)):
+        raise UsageError(f"--param {key}={text}: expected {_kind(default)} (default {json.dumps(default)})")
+    return value
+
+
+def _kind(default) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", list: "a JSON list",
+            dict: "a JSON object"}.get(type(default), type(default).__name__)
 
 
 def _check_pins(bug: Bug, pins: list[str]) -> list[str]:
     checked = [envs.check_requirement(p) for p in pins]
+    names = [envs.requirement_name(p) for p in checked]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--with pins {', '.join(twice)} more than once: give one requirement per package")
     for pin in checked:
         if "==" in pin:
             name, version = envs.requirement_name(pin), pin.split("==", 1)[1]
@@ -96,22 +130,49 @@ def _check_pins(bug: Bug, pins: list[str]) -> list[str]:
     return checked
 
 
+def _check_python(version: str) -> None:
+    """Versions below the floor are refused before any interpreter is looked for."""
+    if interpreters.VERSION_RE.match(version):
+        interpreters.check_floor(version)
+
+
 def _exclude_newer(bug: Bug, rule: str | None, pins: list[str]) -> str | None:
+    """--exclude-newer: a date as given, or "release": the newest cutoff of the exact pins."""
     if rule != "release":
         return envs.check_date(rule)
-    for pin in pins:
-        if envs.requirement_name(pin) in bug.packages and "==" in pin:
-            return index.release_date_cutoff(envs.requirement_name(pin), pin.split("==", 1)[1])
-    raise UsageError(f"--exclude-newer release needs --with NAME==VERSION for one of {', '.join(bug.packages)}")
+    date = index.release_cutoff(pins)
+    if date is None:
+        raise UsageError(f"--exclude-newer release needs --with NAME==VERSION (e.g. for {', '.join(bug.packages)})")
+    return date
 
 
-def _options(args, **extra) -> Options:
-    if args.attempts is not None and args.attempts < 1:
-        raise UsageError("--attempts must be at least 1")
-    if not 0 < args.confidence < 1:
-        raise UsageError("--confidence must be between 0 and 1")
+def _options(args, bug: Bug, **extra) -> Options:
+    """The run's options from the command line; every number is checked here (exit 2), so no
+    verdict can rest on zero attempts or on a deadline that is no deadline."""
+    _at_least(args.attempts, 1, "--attempts")
+    _at_least(args.max_attempts, 1, "--max-attempts")
+    _at_least(extra.get("control_attempts"), 0, "--control-attempts")
+    if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):
+        raise UsageError("--confidence must be between 0 and 1 (exclusive)")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError("--timeout must be a positive number of seconds")
+    _check_python(args.python)
+    _check_results(args.results)
     return Options(confidence=args.confidence, max_attempts=args.max_attempts, attempts=args.attempts,
-                   timeout=args.timeout, params=_parse_params(args.param), executor=_executor(args), **extra)
+                   timeout=args.timeout, params=_parse_params(bug, args.param), executor=_executor(args), **extra)
+
+
+def _check_results(path: Path) -> None:
+    """The results file must be writable before any cell runs (a cell may take an hour)."""
+    try:
+        results.check_writable(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+
+
+def _at_least(value, floor: int, option: str) -> None:
+    if value is not None and value < floor:
+        raise UsageError(f"{option} must be at least {floor}")
 
 
 def _executor(args):
@@ -129,11 +190,33 @@ def _executor(args):
     return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr), python_from=python_from)
 
 
-def _emit(args, record: dict, progress: Progress) -> None:
-    results.append(args.results, record)
+def _emit(args, record: dict, progress: Progress) -> bool:
+    """Keep the record (results file) and show it; False if it could not be written, in which
+    case the record itself is printed on stdout, so it is never lost."""
+    written = True
+    try:
+        results.append(args.results, record)
+    except results.ResultWriteError as exc:
+        written = False
+        print(f"repro: {exc}; the record follows on stdout", file=sys.stderr)
+        _print(args, exc.line)
     progress.verdict(record)
-    if args.json:
-        print(json.dumps(record, default=str), flush=True)
+    if args.json and written:
+        _print(args, json.dumps(record, default=str))
+    return written
+
+
+def _print(args, line: str) -> None:
+    """A line on stdout; a reader that went away (`| head`) stops the printing, not the run."""
+    if getattr(args, "stdout_closed", False):
+        return
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        args.stdout_closed = True
+        devnull = open("/dev/null", "w")  # noqa: SIM115 - stdout for the rest of the process
+        sys.stdout = devnull
+        print("repro: stdout was closed; results go on to the results file", file=sys.stderr)
 
 
 def cmd_list(args) -> int:
@@ -159,32 +242,33 @@ def cmd_run(args) -> int:
     variants = args.variants or ["trigger"]
     for name in variants:
         bug.variant(name)
-    options = _options(args, measure=args.measure, control_attempts=args.control_attempts)
+    options = _options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
     # The executor may look beyond the host (the docker executor: in its image).
     getattr(options.executor, "find_interpreter", interpreters.find)(args.python)
     pins = _check_pins(bug, args.pins)
     exclude_newer = _exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
     progress = Progress(enabled=not args.quiet)
-    verdicts = []
+    verdicts, unwritten = [], 0
     with services.started(bug.services) as service_env:
         options.service_env = service_env
         for number, cell in enumerate(cells, 1):
             progress.cell(number, len(cells), cell.label)
             record = run_cell(cell, options, progress)
-            _emit(args, record, progress)  # each finished cell is kept, even if a later one is interrupted
+            # Each finished cell is kept, even if a later one is interrupted.
+            unwritten += not _emit(args, record, progress)
             verdicts.append(record["verdict"])
-    return 1 if "error" in verdicts else 0
+    return 1 if "error" in verdicts or unwritten else 0
 
 
 def cmd_verify(args) -> int:
     from harness import matrix
 
     bug = get_bug(args.bug)
-    declared = matrix.load().get(bug.id, {}).get("verify", {})
+    declared = (matrix.for_bug(bug.id) or {}).get("verify", {})  # another bug's broken file is no concern
     if set(declared) != {"present", "absent"}:
         raise UsageError(f"matrix/{bug.id.replace('-', '_')}.toml declares no [verify] present and absent cells")
-    options = _options(args, control_attempts=0)
+    options = _options(args, bug, control_attempts=0)
     progress = Progress(enabled=not args.quiet)
     checks = []  # the declared trigger variant expecting its role, then every control expecting absent
     for expected in (declared["present"], declared["absent"]):
@@ -210,12 +294,21 @@ def cmd_report(args) -> int:
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such result file or directory: {', '.join(missing)}")
-    records = report.collect(args.paths)
-    if not records:
-        raise UsageError(f"no cell results in {', '.join(map(str, args.paths))}")
+    readme = None if args.no_readme else args.readme
     try:
-        written = report.write_all(records, args.out, None if args.no_readme else args.readme)
-    except ValueError as exc:
+        if readme is not None:
+            report.check_readme(readme)  # before anything is written: the README is written last
+        records, skipped = report.collect(args.paths)
+    except (OSError, ValueError) as exc:  # an unreadable README or results file
+        raise UsageError(str(exc)) from None
+    if not records:
+        detail = f" ({len(skipped)} left out; the first: {skipped[0]})" if skipped else ""
+        raise UsageError(f"no cell results in {', '.join(map(str, args.paths))}{detail}")
+    for problem in skipped:
+        print(f"repro: warning: {problem}", file=sys.stderr)
+    try:
+        written = report.write_all(records, args.out, readme)
+    except (OSError, ValueError) as exc:  # e.g. --out is a file
         raise UsageError(str(exc)) from None
     for name, path in written.items():
         print(f"{name}: {path}")

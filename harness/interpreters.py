@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.errors import UsageError
 
 VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
+FLOOR = (3, 9)  # the child side runs inside the interpreter under test: stdlib of 3.9 and newer
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def find(wanted: str) -> Interpreter:
         return Interpreter(sys.executable, "%d.%d.%d" % sys.version_info[:3])
     if not VERSION_RE.match(wanted):
         raise UsageError(f"bad Python version {wanted!r}: expected e.g. 3.11 or 3.11.7")
+    check_floor(wanted)
     minor = ".".join(wanted.split(".")[:2])
     for candidates in (lambda: _on_path(minor), lambda: _pyenv_candidates(wanted), lambda: _uv_candidate(wanted)):
         for candidate in candidates():  # lazily: `uv python find` only when the others found nothing
@@ -106,6 +108,13 @@ def find(wanted: str) -> Interpreter:
                 return Interpreter(os.path.realpath(candidate), version)
     raise UsageError(f"no Python {wanted} interpreter found (looked on PATH for python{minor}, "
                      f"in pyenv's versions, and with `uv python find`)")
+
+
+def check_floor(version: str) -> None:
+    """A UsageError for a Python older than the child side supports, before anything is looked up."""
+    if tuple(int(x) for x in version.split(".")[:2]) < FLOOR:
+        raise UsageError(f"Python {version} is not supported: the harness runs its child inside the "
+                         f"interpreter under test, which must be Python {'.'.join(map(str, FLOOR))} or newer")
 
 
 def available(versions: list[str]) -> dict[str, Interpreter | str]:
