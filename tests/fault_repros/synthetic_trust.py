@@ -1,0 +1,97 @@
+"""Synthetic repros that try to fool, stick or escape the harness, for tests/test_trust.py (stdlib only)."""
+import os
+import signal
+import sys
+import time
+
+BUG = {
+    "id": "synthetic-trust",
+    "title": "synthetic repros that attack the harness, for its own tests",
+    "packages": ["iniconfig"],
+    "requirements": [],
+    "failure_kind": "exception",
+    "signature": r"synthetic trust bug",
+    "trigger_rate": {"reproduced": 20, "attempts": 20},
+    "variants": {
+        "trigger": {"role": "trigger", "run": "raise_signature", "timeout": 20},
+        "control": {"role": "control", "run": "clean", "timeout": 20},
+        "escaped-daemon": {"role": "trigger", "run": "escaped_daemon", "timeout": 20,
+                           "params": {"pid_file": ""}},
+        "forked-hang": {"role": "trigger", "run": "forked_hang", "timeout": 60, "params": {"pid_file": ""}},
+        "path-probe": {"role": "trigger", "run": "path_probe", "timeout": 30,
+                       "requirements": ["iniconfig==2.0.0"], "params": {"modules": ["iniconfig"]}},
+        "shadowed": {"role": "trigger", "run": "shadowed", "timeout": 30,
+                     "requirements": ["iniconfig==2.0.0"], "params": {"directory": "", "module": ""}},
+    },
+}
+
+
+def raise_signature(ctx):
+    raise RuntimeError("synthetic trust bug")
+
+
+def clean(ctx):
+    return {}
+
+
+def _daemon(pid_file):
+    """Double fork and setsid: a process outside the attempt's session that ignores SIGTERM
+    and keeps the child's stdout open."""
+    if os.fork():
+        return
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with open(pid_file, "a") as handle:
+        handle.write("%d\n" % os.getpid())
+    sys.stdout.write("daemon holds stdout\n")
+    sys.stdout.flush()
+    while True:
+        time.sleep(3600)
+
+
+def escaped_daemon(ctx):
+    _daemon(ctx.param("pid_file", ""))
+    os.wait()  # the first fork returns at once
+    time.sleep(0.2)
+    return {}
+
+
+def forked_hang(ctx):
+    """A forked worker that ignores SIGTERM, an escaped daemon, and the child hangs waiting."""
+    pid_file = ctx.param("pid_file", "")
+    worker = os.fork()
+    if worker == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(3600)
+    with open(pid_file, "a") as handle:
+        handle.write("%d\n%d\n" % (os.getpid(), worker))
+    _daemon(pid_file)
+    os.waitpid(-1, os.WNOHANG)
+    time.sleep(3600)
+
+
+def path_probe(ctx):
+    """Which of the named modules this child can import, and from where; and its path."""
+    import importlib
+
+    for entry in sys.path:
+        ctx.note("path: %s" % entry)
+    for name in ctx.param("modules", []):
+        try:
+            module = importlib.import_module(name)
+            ctx.note("import %s: %s" % (name, getattr(module, "__file__", None)))
+        except ImportError:
+            ctx.note("import %s: not importable" % name)
+    return {}
+
+
+def shadowed(ctx):
+    """A stray path entry (as a leaked PYTHONPATH would add) that shadows the env's packages."""
+    import importlib
+
+    sys.path.insert(0, ctx.param("directory", ""))
+    importlib.import_module(ctx.param("module", ""))
+    return {}
