@@ -30,14 +30,15 @@ def cell_key(record: dict) -> tuple:
 
 def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
     """The newest cell record per cell from every *.jsonl under the given files or directories,
-    and one line per cell record left out ("file:line: ...": a key the outputs need is missing)."""
+    and one line per line left out ("file:line: ..."): torn, or a cell record without a key the
+    outputs need."""
     files = []
     for path in paths:
         files.extend(sorted(Path(path).rglob("*.jsonl")) if Path(path).is_dir() else [Path(path)])
     newest: dict[tuple, dict] = {}
     skipped = []
     for file in files:
-        for line, record in _numbered(file, results.read(file)):
+        for line, record in _numbered(file, results.read(file, skipped)):
             if record.get("kind") != "cell":
                 continue
             missing = [key for key in REQUIRED if record.get(key) is None]

@@ -87,6 +87,13 @@ def test_a_record_without_a_key_is_left_out_naming_file_and_line(records, tmp_pa
                        f"{path}:6: cell record without 'variant': left out"]
 
 
+def test_a_torn_line_is_named_too(records, tmp_path):
+    path = tmp_path / "torn.jsonl"
+    path.write_text(records.read_text() + '{"schema": 1, "kind": "cell", "bug": "synth\n')
+    merged, skipped = report.collect([path])
+    assert len(merged) == 4 and len(skipped) == 1 and skipped[0].startswith(f"{path}:5: not a whole result record")
+
+
 def test_report_warns_of_bad_records_and_writes_the_rest(records, tmp_path):
     out = repro_report(with_bad_records(records, tmp_path), "--out", tmp_path / "site", "--no-readme")
     assert out.returncode == 0, out.stderr
