@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness import envs, interpreters, matrix, results, services
 from harness.cells import Options, requirements_for, run_cell
+from harness.errors import UsageError
 from harness.registry import ROOT, get_bug
 
 
@@ -58,7 +59,9 @@ def env_builds(cell) -> tuple[float, float, bool]:
 
 
 def bench_bug(bug_id: str, rate_attempts: int, service_env: dict) -> list[str]:
-    declared = matrix.load()[bug_id]["verify"]
+    declared = (matrix.for_bug(bug_id) or {}).get("verify", {})
+    if set(declared) != {"present", "absent"}:
+        return [f"{bug_id}: no [verify] present and absent cells in its matrix file: not measured"]
     present, absent = matrix.resolve(declared["present"]), matrix.resolve(declared["absent"])
     lines = [f"{bug_id}  (present cell: {present.label}; absent cell: {absent.label})"]
     cold, warm, reused = env_builds(present)
@@ -158,7 +161,9 @@ def main(argv=None) -> int:
     if args.matrix:
         print("\n".join(bench_matrix()), flush=True)
         return 0
-    declared = matrix.load()
+    declared, broken = matrix.discover()
+    for problem in broken.values():
+        print(f"bench: broken matrix file left out: {problem}", file=sys.stderr)
     bugs = args.bug or [b for b, entry in declared.items() if set(entry["verify"]) == {"present", "absent"}]
     needed = {s for bug_id in bugs for s in get_bug(bug_id).services}
     if needed:
@@ -169,5 +174,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def _main() -> int:
+    try:
+        return main()
+    except UsageError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_main())
