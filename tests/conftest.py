@@ -1,6 +1,16 @@
-"""Fixtures for the harness's own tests."""
+"""Fixtures for the harness's own tests, and the fault table (`--fault-table`).
+
+    python -m pytest tests/test_trust.py tests/test_attempt_faults.py tests/test_setup_deadline.py \
+        -p no:cacheprovider --fault-table
+
+runs every fault-injection test and ends with a Markdown table per class of fault: faults
+tried, and of those how many lost a result, leaked a process (found by ancestry), hung the
+harness, or gave a wrong verdict or message. It is the README's reliability table.
+"""
 import os
 import signal
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -37,3 +47,81 @@ def sessions_alive(sid: int) -> list:
     from harness.procs import session_members
 
     return session_members(sid)
+
+
+@pytest.fixture
+def no_process_survives():
+    """Whatever the test started, nothing of it runs afterwards (ancestry from this process)."""
+    from harness import guardian, procs
+
+    before = set(procs.descendants([os.getpid()]))
+    yield
+    keep = before | {guardian.start()}
+    deadline = time.monotonic() + 10
+    while True:
+        table = procs.process_table()
+        left = [p for p in procs.descendants([os.getpid()], table) if p not in keep and table[p][0] != "Z"]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert left == [], f"processes left running: {[_cmdline(p) for p in left]}"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120]
+    except OSError:
+        return f"{pid} (gone)"
+
+
+# ------------------------------------------------------------------ the fault table
+
+FAULT_COLUMNS = ("results lost", "processes leaked", "harness hangs", "wrong verdicts")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fault-table", action="store_true",
+                     help="end with the reliability table of the fault-injection tests (marked `fault`)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fault(kind): a fault-injection test of this class of attack")
+    config._fault_rows = defaultdict(lambda: {"tried": set(), **{c: set() for c in FAULT_COLUMNS}})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    marker = item.get_closest_marker("fault")
+    if marker is None or report.skipped:
+        return
+    row = item.config._fault_rows[marker.args[0]]
+    row["tried"].add(item.nodeid)
+    if report.failed:
+        row[_failure_column(item, report)].add(item.nodeid)
+
+
+def _failure_column(item, report) -> str:
+    text = str(report.longrepr)
+    if report.when == "teardown" or "processes left running" in text or "survived" in text:
+        return "processes leaked"
+    if "the harness is stuck" in text or "Timeout" in text:
+        return "harness hangs"
+    if item.get_closest_marker("fault").kwargs.get("loses") == "results":
+        return "results lost"
+    return "wrong verdicts"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--fault-table"):
+        return
+    rows = config._fault_rows
+    total = {c: sum(len(r[c]) for r in rows.values()) for c in ("tried", *FAULT_COLUMNS)}
+    lines = ["| class of fault | faults tried | " + " | ".join(FAULT_COLUMNS) + " |",
+             "|---|---:|" + "---:|" * len(FAULT_COLUMNS)]
+    for kind in sorted(rows):
+        lines.append(f"| {kind} | {len(rows[kind]['tried'])} | "
+                     + " | ".join(str(len(rows[kind][c])) for c in FAULT_COLUMNS) + " |")
+    lines.append(f"| **all** | **{total['tried']}** | " + " | ".join(f"**{total[c]}**" for c in FAULT_COLUMNS) + " |")
+    terminalreporter.write_sep("=", "fault table")
+    terminalreporter.write_line("\n".join(lines))

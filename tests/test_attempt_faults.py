@@ -10,6 +10,8 @@ from harness.registry import get_bug
 
 from conftest import alive, sessions_alive
 
+pytestmark = [pytest.mark.fault("stuck or fooled: a misbehaving child"), pytest.mark.usefixtures("no_process_survives")]
+
 
 def attempt(variant, bug="synthetic-faults", env=None, **kwargs):
     spec = get_bug(bug)

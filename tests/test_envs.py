@@ -107,6 +107,7 @@ def test_an_untouched_env_is_reused(cache):
     assert marker.stat().st_mtime_ns == written, "nothing rebuilt"
 
 
+@pytest.mark.fault("fooled: a tampered env cache")
 @pytest.mark.slow
 def test_another_release_installed_into_the_env_is_rebuilt(cache):
     first, _ = build()
@@ -121,6 +122,7 @@ def test_another_release_installed_into_the_env_is_rebuilt(cache):
     assert build()[0].reused
 
 
+@pytest.mark.fault("fooled: a tampered env cache")
 @pytest.mark.slow
 def test_a_truncated_env_json_is_rebuilt(cache):
     first, _ = build()
@@ -132,6 +134,7 @@ def test_a_truncated_env_json_is_rebuilt(cache):
     assert json.loads(marker.read_text())["installed"] == first.installed
 
 
+@pytest.mark.fault("fooled: a tampered env cache")
 @pytest.mark.slow
 def test_a_deleted_package_directory_is_rebuilt(cache):
     first, _ = build()
@@ -153,6 +156,7 @@ def edit(path: Path, text: str, in_place: bool = False) -> None:
         handle.write(text)
 
 
+@pytest.mark.fault("fooled: a tampered env cache")
 @pytest.mark.slow
 def test_a_file_of_a_requirement_with_another_size_is_rebuilt(cache):
     first, _ = build()
@@ -228,6 +232,7 @@ def make_wheel(where: Path, name: str, version: str) -> Path:
     return wheel
 
 
+@pytest.mark.fault("fooled: a tampered env cache")
 @pytest.mark.slow
 def test_a_local_build_is_reused_and_another_release_over_it_is_rebuilt(cache):
     """`name @ file:///...whl` (repro check, bisect over a checkout): `uv pip freeze` gives no version for it,

@@ -124,6 +124,7 @@ def fake_cutoffs(monkeypatch):
     return dates
 
 
+@pytest.mark.fault("fooled: pin order")
 @pytest.mark.parametrize("pins", [["awswrangler==3.9.1", "deltalake==0.19.2"],
                                   ["deltalake==0.19.2", "awswrangler==3.9.1"],
                                   ["deltalake[pandas] == 0.19.2", "awswrangler==3.9.1", "pyarrow>=14",
@@ -144,6 +145,7 @@ def test_release_cutoff_without_an_exact_pin_is_none(monkeypatch):
     assert index.release_cutoff(["pyarrow>=14", "numpy==1.*", "polars @ file:///tmp/polars.whl"]) is None
 
 
+@pytest.mark.fault("fooled: pin order")
 def test_resolve_takes_the_newest_pinned_release_in_any_order(tmp_path, monkeypatch):
     fake_cutoffs(monkeypatch)
     two = GOOD + 'pins = ["awswrangler==3.9.1", "deltalake==0.19.2"]\nexclude_newer = "release"\n'
@@ -157,6 +159,7 @@ def test_the_release_rule_needs_an_exact_pin(tmp_path):
         load(tmp_path, GOOD + 'pins = ["deltalake>=0.19"]\nexclude_newer = "release"\n')
 
 
+@pytest.mark.fault("fooled: pin order")
 @pytest.mark.slow
 def test_release_cutoff_on_the_real_index_whatever_the_pin_order():
     from harness import index
@@ -190,6 +193,7 @@ def test_a_value_of_the_wrong_type_is_one_line_too(tmp_path, text, problem):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.fault("one bad file: a broken matrix file")
 def test_discover_keeps_the_good_files_and_names_the_broken_ones(tmp_path):
     from harness.registry import all_bugs
 
@@ -209,6 +213,7 @@ def test_discover_keeps_the_good_files_and_names_the_broken_ones(tmp_path):
         matrix.load(tmp_path)  # the strict whole-matrix check stays
 
 
+@pytest.mark.fault("one bad file: a broken matrix file")
 def test_for_bug_is_scoped_to_the_bugs_own_file(tmp_path):
     (tmp_path / "synthetic_faults.toml").write_text(GOOD)
     (tmp_path / "synthetic_hang.toml").write_text(TOML_SLIP)  # broken TOML: the bug is the file name's
@@ -274,6 +279,7 @@ def run_in(repo, *args, env=None):
                           env={**os.environ, **(env or {})})
 
 
+@pytest.mark.fault("one bad file: a broken matrix file")
 def test_verify_works_beside_a_broken_file_and_is_one_line_on_it(layout, tmp_path):
     results = tmp_path / "results.jsonl"
     good = run_in(layout, "-m", "harness", "verify", "synthetic-fixed", "--results", str(results), "--quiet")
@@ -286,6 +292,7 @@ def test_verify_works_beside_a_broken_file_and_is_one_line_on_it(layout, tmp_pat
     assert not (tmp_path / "no.jsonl").exists()
 
 
+@pytest.mark.fault("one bad file: a broken matrix file")
 def test_pytest_runs_the_other_files_and_fails_the_broken_one_in_one_line(layout, tmp_path):
     out = run_in(layout, "-m", "pytest", "matrix/", "-p", "no:cacheprovider", "-q", "--attempts", "1",
                  "--results-dir", str(tmp_path / "results"))
@@ -298,6 +305,7 @@ def test_pytest_runs_the_other_files_and_fails_the_broken_one_in_one_line(layout
     assert only.returncode == 0 and "synthetic_faults.toml" not in only.stdout, only.stdout[-3000:]
 
 
+@pytest.mark.fault("one bad file: a broken matrix file")
 def test_nox_lists_the_other_sessions_with_one_warning_and_fails_on_it_under_ci(layout):
     listed = run_in(layout, "-m", "nox", "-l", env={"CI": ""})
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr

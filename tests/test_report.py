@@ -79,6 +79,7 @@ def with_bad_records(records, tmp_path):
     return path
 
 
+@pytest.mark.fault("one line: a bad results file or report")
 def test_a_record_without_a_key_is_left_out_naming_file_and_line(records, tmp_path):
     path = with_bad_records(records, tmp_path)
     merged, skipped = report.collect([path])
@@ -87,6 +88,7 @@ def test_a_record_without_a_key_is_left_out_naming_file_and_line(records, tmp_pa
                        f"{path}:6: cell record without 'variant': left out"]
 
 
+@pytest.mark.fault("one line: a bad results file or report")
 def test_a_torn_line_is_named_too(records, tmp_path):
     path = tmp_path / "torn.jsonl"
     path.write_text(records.read_text() + '{"schema": 1, "kind": "cell", "bug": "synth\n')
@@ -94,6 +96,7 @@ def test_a_torn_line_is_named_too(records, tmp_path):
     assert len(merged) == 4 and len(skipped) == 1 and skipped[0].startswith(f"{path}:5: not a whole result record")
 
 
+@pytest.mark.fault("one line: a bad results file or report")
 def test_report_warns_of_bad_records_and_writes_the_rest(records, tmp_path):
     out = repro_report(with_bad_records(records, tmp_path), "--out", tmp_path / "site", "--no-readme")
     assert out.returncode == 0, out.stderr
@@ -103,6 +106,7 @@ def test_report_warns_of_bad_records_and_writes_the_rest(records, tmp_path):
     assert len(list(ET.parse(tmp_path / "site" / "junit.xml").getroot().iter("testcase"))) == 4
 
 
+@pytest.mark.fault("one line: a bad results file or report")
 def test_report_with_no_good_record_is_one_line_and_exit_2(records, tmp_path):
     only_bad = tmp_path / "bad.jsonl"
     only_bad.write_text("\n".join(with_bad_records(records, tmp_path).read_text().splitlines()[4:]) + "\n")
@@ -112,6 +116,7 @@ def test_report_with_no_good_record_is_one_line_and_exit_2(records, tmp_path):
     assert not (tmp_path / "site").exists()
 
 
+@pytest.mark.fault("one line: a bad results file or report")
 def test_a_missing_readme_is_one_line_and_exit_2_before_anything_is_written(records, tmp_path):
     out = repro_report(records, "--out", tmp_path / "site", "--readme", tmp_path / "no" / "README.md")
     assert out.returncode == 2, out.stderr
@@ -120,6 +125,7 @@ def test_a_missing_readme_is_one_line_and_exit_2_before_anything_is_written(reco
     assert not (tmp_path / "site").exists()
 
 
+@pytest.mark.fault("one line: a bad results file or report")
 def test_junit_is_valid_xml_whatever_the_reason_holds(records, tmp_path):
     controls = "".join(map(chr, range(0x20)))
     base = json.loads(records.read_text().splitlines()[0])

@@ -1,10 +1,14 @@
 """A variant with a setup_timeout: the hang deadline runs from ctx.arm_deadline(), not the start."""
 import sys
 
+import pytest
+
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.registry import get_bug
 
 from conftest import sessions_alive
+
+pytestmark = [pytest.mark.fault("stuck or fooled: a slow setup"), pytest.mark.usefixtures("no_process_survives")]
 
 
 def attempt(variant):

@@ -21,35 +21,13 @@ from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cells import Cell, Options, decide, run_cell
 from harness.registry import get_bug
 
-from conftest import FAULT_REPROS, alive
+from conftest import FAULT_REPROS, _cmdline, alive
 from test_cli import ROOT, repro
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
 
 
-@pytest.fixture(autouse=True)
-def no_process_survives():
-    """Whatever the test started, nothing of it runs afterwards (ancestry from this process)."""
-    from harness import guardian
-
-    before = set(procs.descendants([os.getpid()]))
-    yield
-    keep = before | {guardian.start()}
-    deadline = time.monotonic() + 10
-    while True:
-        table = procs.process_table()
-        left = [p for p in procs.descendants([os.getpid()], table) if p not in keep and table[p][0] != "Z"]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert left == [], f"processes left running: {[_cmdline(p) for p in left]}"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120]
-    except OSError:
-        return f"{pid} (gone)"
+pytestmark = pytest.mark.usefixtures("no_process_survives")
 
 
 def _pids(path: Path) -> list:
@@ -71,6 +49,7 @@ def attempt_in_thread(bug: str, variant: str, limit: float = 60.0, **kwargs):
 
 # ------------------------------------------------------------ 1. the harness cannot be stuck
 
+@pytest.mark.fault("stuck: a daemon escaped the session")
 def test_escaped_daemon_holding_stdout_neither_blocks_the_harness_nor_survives(tmp_path):
     pid_file = tmp_path / "pids"
     result = attempt_in_thread("synthetic-trust", "escaped-daemon", params={"pid_file": str(pid_file)})
@@ -96,6 +75,7 @@ BAD_NUMBERS = [
 ]
 
 
+@pytest.mark.fault("fooled: a bad number")
 @pytest.mark.parametrize("args,message", BAD_NUMBERS, ids=[" ".join(a) for a, _ in BAD_NUMBERS])
 def test_bad_numbers_are_usage_errors(tmp_path, args, message):
     out = repro("run", "synthetic-faults", "--python", "current", *args, "--results", str(tmp_path / "r.jsonl"))
@@ -104,6 +84,7 @@ def test_bad_numbers_are_usage_errors(tmp_path, args, message):
     assert not (tmp_path / "r.jsonl").exists()
 
 
+@pytest.mark.fault("fooled: a bad number")
 def test_no_attempt_is_never_absent():
     spec = get_bug("synthetic-faults")
     verdict, reason = decide(spec, spec.variant("trigger"), [], Options())
@@ -112,6 +93,7 @@ def test_no_attempt_is_never_absent():
     assert record["verdict"] == "error" and record["attempts"] == 0
 
 
+@pytest.mark.fault("fooled: a bad number")
 def test_pytest_matrix_refuses_a_negative_attempt_budget(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pytest", "matrix/", "-p", "no:cacheprovider", "--attempts", "-1",
                           "--results-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -120,6 +102,7 @@ def test_pytest_matrix_refuses_a_negative_attempt_budget(tmp_path):
     assert not list(tmp_path.iterdir()), "no cell ran"
 
 
+@pytest.mark.fault("fooled: a deadline without evidence")
 def test_a_short_deadline_is_not_the_bug_without_the_repros_hang_evidence(tmp_path):
     # The repro watches its workload itself for 4 s; a 1 s deadline expires before it could
     # conclude anything. That is a hang, never `present` (Beam's monitor on a fixed 3.12.1).
@@ -132,6 +115,7 @@ def test_a_short_deadline_is_not_the_bug_without_the_repros_hang_evidence(tmp_pa
     assert "had not seen its bug's stall begin" in record["evidence"][0]["reason"]
 
 
+@pytest.mark.fault("fooled: a deadline without evidence")
 def test_a_deadline_after_the_repros_hang_evidence_is_the_bug():
     result = attempt_in_thread("synthetic-hang", "trigger")
     assert result.outcome == "hang" and result.matches_bug(get_bug("synthetic-hang"))
@@ -148,6 +132,7 @@ def iniconfig_env():
     return envs.ensure_env(interpreters.find("current"), ["iniconfig==2.0.0"])
 
 
+@pytest.mark.fault("fooled: the env under test")
 def test_the_childs_path_holds_only_the_child_code_and_the_env(iniconfig_env):
     spec = get_bug("synthetic-trust")
     probe = run_attempt(spec, spec.variant("path-probe"), ChildCommand(iniconfig_env.python, child_env({})),
@@ -162,6 +147,7 @@ def test_the_childs_path_holds_only_the_child_code_and_the_env(iniconfig_env):
     assert not [p for p in paths if "site-packages" in p and not p.startswith(env_root)], paths
 
 
+@pytest.mark.fault("fooled: the env under test")
 def test_the_record_says_what_the_child_imported_and_from_where(iniconfig_env):
     record = run_cell(Cell("synthetic-trust", "path-probe", "current"), Options(attempts=1))
     assert record["verdict"] == "absent", record["reason"]
@@ -170,6 +156,7 @@ def test_the_record_says_what_the_child_imported_and_from_where(iniconfig_env):
     assert imported["modules"]["iniconfig"].startswith(str(Path(iniconfig_env.python).parent.parent))
 
 
+@pytest.mark.fault("fooled: the env under test")
 def test_a_shadowing_path_entry_makes_the_attempt_an_error(iniconfig_env):
     # pytest lives in the harness's own site-packages, never in the cell's env.
     record = run_cell(Cell("synthetic-trust", "shadowed", "current"),
@@ -180,6 +167,7 @@ def test_a_shadowing_path_entry_makes_the_attempt_an_error(iniconfig_env):
 
 # ------------------------------------------------------------ 7. results are never lost
 
+@pytest.mark.fault("lost: a result write fails", loses="results")
 def test_a_full_disk_is_exit_1_with_the_record_on_stdout():
     out = repro("run", "synthetic-faults", "--python", "current", "--results", "/dev/full")
     assert out.returncode == 1, out.stderr
@@ -189,6 +177,7 @@ def test_a_full_disk_is_exit_1_with_the_record_on_stdout():
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.fault("lost: a result write fails", loses="results")
 @pytest.mark.parametrize("where", ["/etc/hostname/results.jsonl", "/proc/no/results.jsonl", "{tmp}"])
 def test_an_unwritable_results_path_is_refused_before_anything_runs(tmp_path, where):
     path = where.format(tmp=tmp_path)  # a directory is no results file either
@@ -197,6 +186,7 @@ def test_an_unwritable_results_path_is_refused_before_anything_runs(tmp_path, wh
     assert out.stderr.startswith(f"repro: cannot write results to {path}") and len(out.stderr.splitlines()) == 1
 
 
+@pytest.mark.fault("lost: a result write fails", loses="results")
 def test_a_short_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "r.jsonl"
     results.append(path, {"kind": "cell", "n": 1})
@@ -216,6 +206,7 @@ def test_a_short_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     assert path.read_bytes() == before
 
 
+@pytest.mark.fault("lost: a result write fails", loses="results")
 def test_a_torn_line_is_reported_and_never_swallows_the_next_record(tmp_path):
     path = tmp_path / "r.jsonl"
     results.append(path, {"kind": "cell", "n": 1})
@@ -227,6 +218,7 @@ def test_a_torn_line_is_reported_and_never_swallows_the_next_record(tmp_path):
     assert len(problems) == 1 and f"{path}:2" in problems[0]
 
 
+@pytest.mark.fault("lost: a result write fails", loses="results")
 def test_a_real_full_filesystem_leaves_whole_records_only(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
@@ -258,6 +250,7 @@ def _wait_for(predicate, limit=60.0):
         time.sleep(0.1)
 
 
+@pytest.mark.fault("leak: the harness is killed")
 def test_sigkill_of_the_harness_during_a_hang_leaves_nothing_running(tmp_path):
     pid_file = tmp_path / "pids"
     harness = subprocess.Popen([sys.executable, "-m", "harness", "run", "synthetic-trust", "--variant", "forked-hang",
@@ -272,6 +265,7 @@ def test_sigkill_of_the_harness_during_a_hang_leaves_nothing_running(tmp_path):
     _wait_for(lambda: not any(alive(p) for p in pids), limit=15)
 
 
+@pytest.mark.fault("leak: the harness is killed")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_second_signal_does_not_cut_the_cleanup_short(tmp_path, sig):
     harness = subprocess.Popen([sys.executable, "-m", "harness", "run", "synthetic-faults", "--variant",
@@ -307,6 +301,7 @@ ONE_LINERS = [
 ]
 
 
+@pytest.mark.fault("one line: bad input")
 @pytest.mark.parametrize("args,message", ONE_LINERS, ids=[" ".join(a[2:]) for a, _ in ONE_LINERS])
 def test_bad_input_is_one_line(tmp_path, args, message):
     out = repro(*args, "--results", str(tmp_path / "r.jsonl"))
@@ -314,6 +309,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     assert not (tmp_path / "r.jsonl").exists()
 
 
+@pytest.mark.fault("one line: bad input")
 def test_a_closed_stdout_stops_the_printing_not_the_run(tmp_path):
     results_path = tmp_path / "r.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "synthetic-faults", "--python", "current",
@@ -330,6 +326,7 @@ def test_a_closed_stdout_stops_the_printing_not_the_run(tmp_path):
 
 # ------------------------------------------------------------ 6. the date of a set of pins
 
+@pytest.mark.fault("fooled: pin order")
 def test_exclude_newer_release_is_the_newest_pins_date_whatever_the_order():
     from harness import cli, index
 
