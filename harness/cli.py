@@ -17,9 +17,10 @@ from harness import __version__, envs, index, interpreters, results, services
 from harness.cells import Cell, Options, run_cell
 from harness.errors import UsageError
 from harness.progress import Progress
-from harness.registry import ROOT, Bug, get_bug
+from harness.registry import Bug, get_bug
 
-DEFAULT_RESULTS = ROOT / "results" / "results.jsonl"
+# Relative: the current directory's results/, the maintainer's project, never inside the install.
+DEFAULT_RESULTS = Path("results") / "results.jsonl"
 
 
 def _options_parser() -> argparse.ArgumentParser:
@@ -68,11 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     bisect_cli.add_parsers(sub, common)
     report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML")
-    report.add_argument("paths", nargs="*", type=Path, default=[ROOT / "results"],
-                        help="result files or directories of *.jsonl (default: results/)")
-    report.add_argument("--out", type=Path, default=ROOT / "matrix" / "reports", help="output directory")
-    report.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README with a results section")
+    report.add_argument("paths", nargs="*", type=Path, default=[Path("results")],
+                        help="result files or directories of *.jsonl (default: ./results)")
+    report.add_argument("--out", type=Path, default=Path("matrix") / "reports",
+                        help="output directory (default: ./matrix/reports)")
+    report.add_argument("--readme", type=Path, default=Path("README.md"),
+                        help="README with a results section (default: ./README.md)")
     report.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    new = sub.add_parser("new", help="write a commented skeleton of a repro and its matrix entry "
+                                     "(./repros/BUG.py, ./matrix/BUG.toml)")
+    new.add_argument("bug", help="the new bug's id, e.g. mylib-write-race")
+    new.add_argument("--package", help="the package under test (default: the name in ./pyproject.toml)")
     return parser
 
 
@@ -315,6 +322,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _project_name() -> str | None:
+    """The [project] name of ./pyproject.toml: the package a maintainer's repro is about."""
+    from harness.matrix import tomllib
+
+    try:
+        name = tomllib.loads(Path("pyproject.toml").read_text()).get("project", {}).get("name")
+    except (OSError, ValueError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def cmd_new(args) -> int:
+    from harness.registry import write_skeleton
+
+    package = args.package or _project_name()
+    if not package:
+        raise UsageError("no ./pyproject.toml with a [project] name: say the package with --package NAME")
+    for path in write_skeleton(args.bug, package, Path.cwd()):
+        print(f"wrote {path}")
+    print(f"next: fill in the TODOs, then `repro list` and `repro run {args.bug} --with {package}==VERSION`")
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -333,7 +363,7 @@ def main(argv=None) -> int:
             from harness import bisect_cli
 
             return {"bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check}[args.command](args)
-        commands = {"list": cmd_list, "run": cmd_run, "verify": cmd_verify, "report": cmd_report}
+        commands = {"list": cmd_list, "run": cmd_run, "verify": cmd_verify, "report": cmd_report, "new": cmd_new}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"repro: {exc}", file=sys.stderr)

@@ -16,6 +16,9 @@
     tier = "history"               # optional: "default" (run by plain `nox` / `pytest matrix/`)
                                    # or "history" (the long tail of releases: `--tier all`)
 
+Matrix files are looked for in `./matrix` of the current directory (a maintainer's own project),
+then in the matrix shipped with the harness; a bug's file in an earlier directory wins.
+
 Validated on load: a bad entry is one UsageError naming the file, the entry and the problem.
 `discover()` keeps a broken file from hiding the others: it returns the good files and the
 problems of the broken ones, as `registry.discover()` does for repro files.
@@ -29,14 +32,14 @@ from pathlib import Path
 from harness import envs, index
 from harness.cells import VERDICTS, Cell
 from harness.errors import UsageError
-from harness.registry import ROOT, all_bugs
+from harness.registry import _unique, all_bugs, shipped
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-MATRIX_DIR = ROOT / "matrix"
+MATRIX_DIR = shipped("matrix")  # the shipped matrix (the repository's matrix/ in a checkout)
 TIERS = ("default", "history")  # the default tier is what plain `nox` runs; history is opt-in
 
 
@@ -160,12 +163,28 @@ def load_file(path: Path) -> dict:
     return _load_file(path, all_bugs())
 
 
-def discover(directory: Path = MATRIX_DIR) -> tuple[dict[str, dict], dict[str, str]]:
+def matrix_dirs() -> list[Path]:
+    """Where matrix files are looked for, first wins: ./matrix, then the shipped matrix."""
+    return _unique([Path.cwd() / "matrix", MATRIX_DIR])
+
+
+def discover(directory: Path | None = None) -> tuple[dict[str, dict], dict[str, str]]:
     """Every valid matrix file keyed by bug id, and every broken one: {path: one-line problem}.
+    `directory`: that directory only; default: every directory of matrix_dirs().
 
     One broken file (a TOML slip, a bug whose repro is being written) must not hide the others.
     """
     bugs = all_bugs()
+    loaded, broken = {}, {}
+    for each in [directory] if directory is not None else matrix_dirs():
+        found, problems = _discover_in(each, bugs)
+        for bug_id, entry in found.items():
+            loaded.setdefault(bug_id, entry)  # an earlier directory's file of the bug wins
+        broken.update(problems)
+    return loaded, broken
+
+
+def _discover_in(directory: Path, bugs: dict) -> tuple[dict[str, dict], dict[str, str]]:
     loaded, broken, first_file = {}, {}, {}
     for path in sorted(directory.glob("*.toml")):
         try:
@@ -180,7 +199,7 @@ def discover(directory: Path = MATRIX_DIR) -> tuple[dict[str, dict], dict[str, s
     return loaded, broken
 
 
-def load(directory: Path = MATRIX_DIR) -> dict[str, dict]:
+def load(directory: Path | None = None) -> dict[str, dict]:
     """Every matrix file, keyed by bug id; UsageError (the first problem) if any file is broken.
 
     For checks of the whole matrix (the CI job list); `discover` or `for_bug` for everything else.
@@ -200,7 +219,7 @@ def claimed_bug(path: Path) -> str:
     return bug if isinstance(bug, str) else path.stem.replace("_", "-")
 
 
-def for_bug(bug_id: str, directory: Path = MATRIX_DIR) -> dict | None:
+def for_bug(bug_id: str, directory: Path | None = None) -> dict | None:
     """The bug's matrix entry; None if it has no file; UsageError (one line) if its file is broken."""
     loaded, broken = discover(directory)
     for path, problem in broken.items():

@@ -1,8 +1,10 @@
 """Discovery and validation of repros: every `repros/*.py` that declares a BUG dict.
 
-Adding a bug is writing one file; nothing here names a bug. Extra directories can be
-given with REPRO_PATH (os.pathsep separated), which the harness's own tests use for
-their synthetic bugs.
+Adding a bug is writing one file; nothing here names a bug. Repros are looked for, in this
+order, in `./repros` of the current directory (a maintainer's own project), in the directories
+of REPRO_PATH (os.pathsep separated; the harness's own tests put their synthetic bugs there),
+and in the bugs shipped with the harness. The first file of an id wins: a maintainer's own
+repro replaces a shipped one of the same id.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from harness.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
 FAILURE_KINDS = ("exception", "hang", "data-loss")
 ROLES = ("trigger", "control")
 
@@ -100,9 +103,29 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(confidence)
 
 
+def shipped(name: str) -> Path:
+    """A directory shipped with the harness ("repros" or "matrix"): package data in an
+    installed wheel (harness/_bundled/, see pyproject.toml), the repository's own top-level
+    directory in a source tree or an editable install."""
+    bundled = PACKAGE / "_bundled" / name
+    return bundled if bundled.is_dir() else ROOT / name
+
+
 def repro_dirs() -> list[Path]:
+    """Where repros are looked for, first wins: ./repros, REPRO_PATH, the shipped bugs."""
     extra = [Path(p) for p in os.environ.get("REPRO_PATH", "").split(os.pathsep) if p]
-    return [ROOT / "repros", *extra]
+    return _unique([Path.cwd() / "repros", *extra, shipped("repros")])
+
+
+def _unique(directories: list) -> list[Path]:
+    """Each directory once (./repros is the shipped one when run from the harness's checkout)."""
+    seen, out = set(), []
+    for directory in directories:
+        key = directory.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(directory)
+    return out
 
 
 def _load_module(path: Path):
@@ -197,11 +220,12 @@ def discover() -> tuple[dict[str, Bug], dict[str, str]]:
 
     One broken file (a repro being written) must not hide the others.
     """
-    bugs, broken = {}, {}
+    bugs, broken, claimed = {}, {}, set()
     for directory in repro_dirs():
         for path in sorted(directory.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
+            if path.name.startswith("_") or path.stem in claimed:
+                continue  # a file of this id in an earlier directory wins, even a broken one
+            claimed.add(path.stem)
             try:
                 bug = load_bug(path)
             except UsageError as exc:
@@ -227,3 +251,84 @@ def get_bug(bug_id: str) -> Bug:
             raise UsageError(f"bug {bug_id!r} is broken: {hint}")
         raise UsageError(f"unknown bug {bug_id!r}; known bugs: {', '.join(sorted(bugs)) or '(none)'}")
     return bugs[bug_id]
+
+
+BUG_ID_RE = r"[a-z0-9]+(-[a-z0-9]+)*"
+
+REPRO_SKELETON = '''"""{bug_id}: one line on the bug (what fails, under which concurrency).
+
+Runs inside the interpreter under test (Python 3.9+): import only the stdlib here and the
+library under test lazily, inside the functions. Check with `repro list`, run with
+`repro run {bug_id} --python 3.11 --with {package}==VERSION`.
+"""
+
+BUG = {{
+    "id": "{bug_id}",  # the file name is the id with '_' for '-'
+    "title": "TODO: one line",
+    "upstream": [],  # e.g. ["owner/repo#123 (report)", "owner/repo#456 (fix)"]
+    "packages": ["{package}"],  # the packages under test: the matrix and bisect axes
+    "requirements": ["{package}"],  # what an attempt's env installs; --with replaces by name
+    "failure_kind": "exception",  # exception | hang | data-loss
+    "signature": r"TODO: a regular expression matching the bug's error text",
+    # Measured, not guessed: `repro run {bug_id} --with {package}==BAD --attempts 20 --measure`.
+    # An `absent` verdict needs as many clean attempts as this rate asks for.
+    "trigger_rate": {{"reproduced": 1, "attempts": 1}},
+    "variants": {{
+        "trigger": {{"role": "trigger", "run": "trigger", "timeout": 60}},
+        # The documented workaround: it must come out clean wherever the trigger fails.
+        "control": {{"role": "control", "run": "control", "timeout": 60}},
+    }},
+}}
+
+
+def trigger(ctx):
+    import {module}  # noqa: F401 - lazily: the library under test
+
+    errors = []
+    # TODO: provoke the bug (threads, processes...) and collect every failure as 'Type: message'.
+    return {{"errors": errors}}
+
+
+def control(ctx):
+    import {module}  # noqa: F401
+
+    errors = []
+    # TODO: the same workload with the workaround applied.
+    return {{"errors": errors}}
+'''
+
+MATRIX_SKELETON = '''# The cells of {bug_id} and the verdict each should give (`pytest matrix/` and `nox` run them).
+bug = "{bug_id}"
+
+# `repro verify {bug_id}`: present on a known-bad release, absent on a known-good one.
+# [verify]
+# present = {{ python = "3.11", pins = ["{package}==BAD"] }}
+# absent  = {{ python = "3.11", pins = ["{package}==GOOD"] }}
+
+# One entry is the cross product of its lists; controls expect "absent".
+# [[cells]]
+# python = ["3.11"]
+# pins = ["{package}==BAD"]
+# exclude_newer = "release"     # the dependencies as of the pinned release's date
+# expect = "present"
+'''
+
+
+def write_skeleton(bug_id: str, package: str, where: Path) -> list[Path]:
+    """`repro new`: a commented repro and its matrix entry under `where` (repros/, matrix/).
+
+    Refuses a malformed id or an existing file: a skeleton never overwrites work."""
+    import re
+
+    if not re.fullmatch(BUG_ID_RE, bug_id):
+        raise UsageError(f"bug id {bug_id!r}: use lower-case letters, digits and '-', e.g. mylib-write-race")
+    stem = bug_id.replace("-", "_")
+    paths = [where / "repros" / f"{stem}.py", where / "matrix" / f"{stem}.toml"]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing:
+        raise UsageError(f"{' and '.join(existing)}: already there; a skeleton never overwrites a file")
+    fields = {"bug_id": bug_id, "package": package, "module": package.replace("-", "_").lower()}
+    for path, text in zip(paths, (REPRO_SKELETON, MATRIX_SKELETON)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.format(**fields))
+    return paths
