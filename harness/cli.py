@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="result files or directories of *.jsonl (default: ./results)")
     report.add_argument("--out", type=Path, default=Path("matrix") / "reports",
                         help="output directory (default: ./matrix/reports)")
-    report.add_argument("--readme", type=Path, default=Path("README.md"),
-                        help="README with a results section (default: ./README.md)")
+    report.add_argument("--readme", type=Path, default=None,
+                        help="README with a results section (default: ./README.md if it has one)")
     report.add_argument("--no-readme", action="store_true", help="leave the README alone")
     new = sub.add_parser("new", help="write a commented skeleton of a repro and its matrix entry "
                                      "(./repros/BUG.py, ./matrix/BUG.toml)")
@@ -295,13 +295,24 @@ def cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
+def _default_readme() -> Path | None:
+    """./README.md if it has the results section; a project's README without one is left alone."""
+    from harness import report
+
+    try:
+        report.check_readme(Path("README.md"))
+    except (OSError, ValueError):
+        return None
+    return Path("README.md")
+
+
 def cmd_report(args) -> int:
     from harness import report
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UsageError(f"no such result file or directory: {', '.join(missing)}")
-    readme = None if args.no_readme else args.readme
+    readme = None if args.no_readme else (args.readme or _default_readme())
     try:
         if readme is not None:
             report.check_readme(readme)  # before anything is written: the README is written last

@@ -89,6 +89,13 @@ def pytest_configure(config):
     config._fault_rows = defaultdict(lambda: {"tried": set(), **{c: set() for c in FAULT_COLUMNS}})
 
 
+def pytest_collection_modifyitems(items):
+    """Every fault-injection test also checks that no process it started is left."""
+    for item in items:
+        if item.get_closest_marker("fault") and "no_process_survives" not in item.fixturenames:
+            item.fixturenames.append("no_process_survives")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     report = (yield).get_result()

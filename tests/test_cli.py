@@ -82,17 +82,19 @@ def test_run_writes_json_lines_with_schema(tmp_path):
     assert [json.loads(line)["verdict"] for line in out.stdout.splitlines()] == ["present", "absent"]
 
 
-def _find_child(marker: str, timeout: float = 30):
+def _find_child(parent: int, marker: str, timeout: float = 30):
+    """The attempt child of `parent` (by ancestry: not some other run's child on this machine)."""
+    from harness.procs import descendants
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                if "harness.child" in cmd and marker in cmd:
-                    return int(entry)
+        for pid in descendants([parent]):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "harness.child" in cmd and marker in cmd:
+                return pid
         time.sleep(0.05)
     raise AssertionError(f"no child with {marker!r} appeared")
 
@@ -105,7 +107,7 @@ def test_ctrl_c_kills_children_and_keeps_finished_results(tmp_path):
                                "--results", str(results)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        child = _find_child("--variant sleep")
+        child = _find_child(parent.pid, "--variant sleep")
         parent.send_signal(signal.SIGINT)
         _, err = parent.communicate(timeout=30)
     finally:
