@@ -30,6 +30,7 @@ from harness.registry import Bug
 
 PRESENT, ABSENT, SKIP = "present", "absent", "skip"
 CACHE_SCHEMA = 1
+NOT_A_RELEASE = "not a wheel or sdist of a version (eggs, odd file names)"
 
 
 def state_of(verdict: str) -> str:
@@ -181,13 +182,36 @@ class Point:
     result: dict = field(default_factory=dict)   # filled when tested
 
 
+def _tags_of(text: str) -> frozenset:
+    """The tags of a wheel's tag triple (compressed sets expanded); none for a triple that does not
+    parse (awswrangler 0.0.1's `py36,py37-none-any`): such a wheel fits no interpreter."""
+    from packaging import tags as pt
+
+    try:
+        return pt.parse_tag(text)
+    except ValueError:  # packaging's InvalidTag
+        return frozenset()
+
+
 def _wheel_fits(tags: list[str], interpreter: Interpreter) -> bool:
     from packaging import tags as pt
 
     version = tuple(int(x) for x in interpreter.version.split(".")[:2])
     platforms = list(pt.platform_tags())
     supported = set(pt.cpython_tags(version, platforms=platforms)) | set(pt.compatible_tags(version, platforms=platforms))
-    return any(pt.parse_tag(tag) & supported for tag in tags)
+    return any(_tags_of(tag) & supported for tag in tags)
+
+
+def _leave_out_reason(release, parsed, interpreter: Interpreter) -> str | None:
+    if parsed.is_prerelease:
+        return "pre-release"
+    if release.yanked:
+        return "yanked"
+    if not _python_fits(release.requires_python, interpreter):
+        return f"requires Python {release.requires_python}"
+    if not _wheel_fits(release.wheel_tags, interpreter):
+        return f"no wheel for CPython {interpreter.minor} on this platform"
+    return None
 
 
 def _python_fits(requires: str | None, interpreter: Interpreter) -> bool:
@@ -205,6 +229,7 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
 
     Left out, with the reason: pre-releases, yanked releases, releases without a wheel for this
     interpreter and platform (building old native releases from source is not what users had).
+    Index entries that are not a version (an egg read as one) are counted in one line.
     """
     from packaging.version import Version
 
@@ -212,27 +237,25 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
     for bound in (first, last):
         if bound is not None:
             index.check_pin(package, bound)
-    points, left_out = [], []
+    points, left_out, not_releases = [], [], 0
     for version in sorted(known, key=index._sort_key):
         release = known[version]
         try:
             parsed = Version(version)
-        except ValueError:
-            left_out.append((version, "not a valid version"))
+        except ValueError:  # an egg or an odd file name the index read as a version: not a release
+            not_releases += 1
             continue
         if (first and parsed < Version(first)) or (last and parsed > Version(last)):
             continue
-        reason = ("pre-release" if parsed.is_prerelease else "yanked" if release.yanked
-                  else f"requires Python {release.requires_python}"
-                  if not _python_fits(release.requires_python, interpreter)
-                  else f"no wheel for CPython {interpreter.minor} on this platform"
-                  if not _wheel_fits(release.wheel_tags, interpreter) else None)
+        reason = _leave_out_reason(release, parsed, interpreter)
         if reason:
             left_out.append((version, reason))
             continue
         cell = Cell(bug.id, variant, interpreter.version, (f"{package}=={version}", *pins),
                     index.release_date_cutoff(package, version))
         points.append(Point(version, release.uploaded, cell))
+    if not_releases:
+        left_out.append((f"{not_releases} files", NOT_A_RELEASE))
     return points, left_out
 
 
@@ -405,6 +428,7 @@ def _report(bug, points, probe, mode, stride, outcome, counts, seconds) -> dict:
         timeline.append(row)
     report = {"kind": "bisect", "bug": bug.id, "mode": mode, "points": len(points), "timeline": timeline,
               "counts": counts, "wall_seconds": round(seconds, 1)}
+    report["not_judged"] = unjudged_counts(report)
     if mode == "map":
         report["stride"] = stride
         report["transitions"] = [_transition(points, probe, a, b) for a, b in transitions(probe)]
@@ -431,6 +455,66 @@ def _short_reason(reason: str) -> str:
     return reason[:110]
 
 
+def _some(labels: list) -> str:
+    return ", ".join(labels) if len(labels) <= 8 else f"{', '.join(labels[:3])}, ..., {', '.join(labels[-3:])}"
+
+
+def left_out_lines(left_out: list) -> list[str]:
+    """Left-out releases grouped by reason, a few named per reason (the JSON report has all)."""
+    by_reason: dict = {}
+    for version, why in left_out:
+        by_reason.setdefault(why, []).append(version)
+    lines = [f"left out ({sum(1 for _, why in left_out if why != NOT_A_RELEASE)} releases):"]
+    for why, versions in by_reason.items():
+        lines.append(f"  {why}: {versions[0]}" if why == NOT_A_RELEASE
+                     else f"  {why} ({len(versions)}): {_some(versions)}")
+    return lines
+
+
+def unjudged_counts(report: dict) -> dict:
+    """Tested points without a verdict for bisecting, by verdict (error, other-failure, skipped, ...)."""
+    counts: dict = {}
+    for row in report["timeline"]:
+        if row["tested"] and row["state"] == SKIP:
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    return counts
+
+
+def _span_line(timeline: list, judged: list) -> str:
+    """The judged range, and that nothing is known outside it: a bug present at the oldest
+    judged point appeared there or earlier, not necessarily there."""
+    first, last = judged[0], judged[-1]
+    line = f"judged points span {first['point']} ({first['state']}) to {last['point']} ({last['state']})"
+    before = timeline[:timeline.index(first)]
+    if before:
+        line += (f"; before {first['point']} nothing was judged ({sum(r['tested'] for r in before)} tested "
+                 f"without a verdict, {sum(not r['tested'] for r in before)} untested), so {first['state']} "
+                 f"may begin earlier")
+    return line
+
+
+def summary_lines(report: dict) -> list[str]:
+    """What the tested points say, without claiming more: unjudged points are named as such."""
+    judged = [row for row in report["timeline"] if row["tested"] and row["state"] != SKIP]
+    unjudged = unjudged_counts(report)
+    lines = []
+    if unjudged:
+        lines.append(f"not judged: {sum(unjudged.values())} tested points ("
+                     + ", ".join(f"{n} {verdict}" for verdict, n in sorted(unjudged.items()))
+                     + "), counted neither present nor absent")
+    if judged and (unjudged or report["points"] > len(judged)):
+        lines.append(_span_line(report["timeline"], judged))
+    if report["transitions"] or report.get("problem"):
+        return lines
+    states = sorted({row["state"] for row in judged})
+    if not judged:
+        lines.append("no transition: no tested point could be judged")
+    elif len(states) == 1:
+        lines.append(f"no transition: all {len(judged)} judged points are {states[0]}"
+                     + (" (a change among the points not judged cannot be seen)" if unjudged else ""))
+    return lines
+
+
 def render(report: dict, axis: str, left_out: list | None = None) -> str:
     """The report as text: header, timeline, transitions, figures."""
     lines = [f"{report['bug']}: {report['mode']} over {report['points']} {axis}"
@@ -448,17 +532,16 @@ def render(report: dict, axis: str, left_out: list | None = None) -> str:
             guess = f"untested ({row['inferred']}?)" if row.get("inferred") else "untested"
             lines.append(f"  {row['point']:12} {row['date'] or '':10}  {guess}")
     if left_out:
-        lines.append(f"left out ({len(left_out)}): " + "; ".join(f"{v} ({why})" for v, why in left_out))
+        lines.extend(left_out_lines(left_out))
     if report.get("problem"):
         lines.append(f"no transition found: {report['problem']}")
     for t in report["transitions"]:
         extra = ""
         if t["skipped_between"]:
-            extra = f" (skipped between: {', '.join(t['skipped_between'])}: the change is in one of them or at {t['first']})"
+            extra = f" (not judged between: {', '.join(t['skipped_between'])}: the change is in one of them or at {t['first']})"
         lines.append(f"{t['kind'].upper():10} between {t['last']} ({t['last_verdict']}) and {t['first']} "
                      f"({t['first_verdict']}){extra}")
-    if report["mode"] == "map" and not report["transitions"] and not report.get("problem"):
-        lines.append("no transition: every tested point has the same verdict")
+    lines.extend(summary_lines(report))
     c = report["counts"]
     lines.append(f"tested {c['tested']} of {report['points']} ({c['from_cache']} from the verdict cache); "
                  f"env builds {c['env_builds']} ({c['env_build_failures']} failed); "

@@ -30,10 +30,7 @@ PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child sid
 TERMS = {False: ("good", "bad"), True: ("broken", "fixed")}
 CHECK_GRACE = 20.0  # seconds a check gets to clean up its attempts and services when stopped
 
-CHECK_EPILOG = """\
-exit codes (what `git bisect run` reads): 0 absent, 1 present, 125 this revision cannot be
-tested (skip), 128 usage error or harness failure (stops the bisection); --find-fix swaps 0 and 1.
-
+GIT_RECIPES = """\
 where the bug appeared (OLD absent, NEW present):
   repro check BUG --source DIR --bisect OLD..NEW
   by hand: git bisect start --term-old=good --term-new=bad NEW OLD
@@ -43,7 +40,13 @@ where it was fixed (OLD present, NEW absent):
   repro check BUG --source DIR --bisect OLD..NEW --find-fix
   by hand: git bisect start --term-old=broken --term-new=fixed NEW OLD
            git bisect run repro check BUG --source DIR --find-fix
+"""
 
+CHECK_EPILOG = """\
+exit codes (what `git bisect run` reads): 0 absent, 1 present, 125 this revision cannot be
+tested (skip), 128 usage error or harness failure (stops the bisection); --find-fix swaps 0 and 1.
+
+""" + GIT_RECIPES + """
 --bisect checks both ends first and refuses a range whose ends agree or point the other way,
 runs `git bisect run`, prints the first commit of the change with its subject and resets the
 repository, also on Ctrl-C or an error; it exits 0 when it names one commit, 1 when skipped
@@ -61,8 +64,10 @@ examples:
 Each release is installed with the dependencies of its own upload date. Points that give no
 verdict (error, other-failure, skipped: not installable, a control failed) count neither as
 present nor as absent; the summary says how many there were.
-Over a library's git history instead of its releases: see `repro check --help`.
-"""
+
+Over a library's git history instead of its releases (see `repro check --help`):
+
+""" + GIT_RECIPES
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -4,7 +4,12 @@ The wheel is built once per content of the working tree and kept under a directo
 by that content's hash, so the env's requirement (`name @ file:///.../<hash>/name.whl`), and
 with it the env cache key, changes exactly when the tree changes. The hash of a git checkout
 is the tree object of the working tree, uncommitted and untracked (not ignored) files
-included, written through a throwaway index so the user's index is untouched.
+included, written through a throwaway index so the user's index is untouched. What a build
+leaves in the tree (setuptools' build/ and *.egg-info, cargo's target/) is left out: the hash
+stays that of the source, so a second check reuses the wheel and a clean checkout stays clean.
+
+`source_info` is what a result records of the source: path, commit, tree hash, dirty flag.
+The git helpers below serve `repro check --bisect` (a whole `git bisect` run by the harness).
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ from harness.errors import EnvBuildError, UsageError
 from harness.interpreters import Interpreter
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "build", "dist", "target", ".nox", ".tox"}
+# The same build outputs, as git pathspecs relative to the source directory.
+BUILD_OUTPUTS = [f":(exclude){d}" for d in sorted(SKIP_DIRS - {".git", "__pycache__"})] + [
+    ":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.egg-info/**"]
 
 
-def _git(source: Path, *args: str, env: dict | None = None) -> str:
+def git(source: Path, *args: str, env: dict | None = None) -> str:
     done = subprocess.run(["git", *args], cwd=source, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
     if done.returncode != 0:
@@ -33,19 +41,19 @@ def _git(source: Path, *args: str, env: dict | None = None) -> str:
 def tree_hash(source: Path) -> str:
     """The content hash of the working tree under `source` (git tree id, or a file digest outside git)."""
     try:
-        _git(source, "rev-parse", "--show-toplevel")
+        git(source, "rev-parse", "--show-toplevel")
     except (UsageError, OSError):
         return _files_digest(source)
     with tempfile.TemporaryDirectory(prefix="repro-index-") as tmp:
         index = Path(tmp) / "index"
-        real = Path(_git(source, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+        real = Path(git(source, "rev-parse", "--path-format=absolute", "--git-path", "index"))
         if real.exists():
             shutil.copyfile(real, index)  # its stat cache makes `add` rehash only changed files
         env = {"GIT_INDEX_FILE": str(index)}
-        _git(source, "add", "--all", "--", ".", env=env)
-        prefix = _git(source, "rev-parse", "--show-prefix")
-        tree = _git(source, "write-tree", env=env)
-        return _git(source, "rev-parse", f"{tree}:{prefix}") if prefix else tree
+        git(source, "add", "--all", "--", ".", *BUILD_OUTPUTS, env=env)
+        prefix = git(source, "rev-parse", "--show-prefix")
+        tree = git(source, "write-tree", env=env)
+        return git(source, "rev-parse", f"{tree}:{prefix}") if prefix else tree
 
 
 def _files_digest(source: Path) -> str:
@@ -58,19 +66,40 @@ def _files_digest(source: Path) -> str:
     return digest.hexdigest()[:40]
 
 
+def _head_tree(source: Path) -> str | None:
+    """The tree of HEAD at `source` (a sub-directory's own tree), or None without a commit."""
+    prefix = git(source, "rev-parse", "--show-prefix")
+    try:
+        return git(source, "rev-parse", f"HEAD:{prefix}" if prefix else "HEAD^{tree}")
+    except UsageError:
+        return None
+
+
+def source_info(source: Path, tree: str) -> dict:
+    """What a result records of the source: path, commit, tree hash, dirty (tree != the commit's)."""
+    info = {"path": str(source), "commit": None, "tree": tree, "dirty": None}
+    try:
+        info["commit"] = git(source, "rev-parse", "--verify", "-q", "HEAD")
+    except (UsageError, OSError):
+        return info  # not a git checkout, or no commit yet: the tree hash is all there is
+    info["dirty"] = tree != _head_tree(source)
+    return info
+
+
 def commit_date(source: Path) -> str:
     """The checked-out commit's date (UTC), for `--exclude-newer commit`."""
-    return _git(source, "log", "-1", "--date=format-local:%Y-%m-%dT%H:%M:%SZ", "--format=%cd",
-                env={"TZ": "UTC"})
+    return git(source, "log", "-1", "--date=format-local:%Y-%m-%dT%H:%M:%SZ", "--format=%cd",
+               env={"TZ": "UTC"})
 
 
-def build_wheel(source: Path, interpreter: Interpreter) -> Path:
-    """A wheel of the tree at `source`, built once per tree content; EnvBuildError if it does not build."""
+def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None) -> Path:
+    """A wheel of the tree at `source` (content hash `tree`), built once per tree content;
+    EnvBuildError if it does not build."""
     if not source.is_dir():
         raise UsageError(f"no source directory {source}")
     if not any((source / f).exists() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
         raise EnvBuildError(f"{source} has no pyproject.toml, setup.py or setup.cfg at this revision")
-    out = envs.cache_dir() / "checkout-wheels" / f"{interpreter.version}-{tree_hash(source)}"
+    out = envs.cache_dir() / "checkout-wheels" / f"{interpreter.version}-{tree or tree_hash(source)}"
     found = sorted(out.glob("*.whl")) if out.is_dir() else []
     if found:
         return found[0]
@@ -100,3 +129,48 @@ def build_wheel(source: Path, interpreter: Interpreter) -> Path:
 def wheel_name(wheel: Path) -> str:
     """The distribution name of a wheel file, normalized (PEP 503)."""
     return wheel.name.split("-")[0].lower().replace("_", "-")
+
+
+# ---------------------------------------------------------------- git bisect plumbing
+
+def toplevel(source: Path) -> Path:
+    """The root of the git work tree holding `source`; UsageError outside git."""
+    try:
+        return Path(git(source, "rev-parse", "--show-toplevel"))
+    except OSError as exc:
+        raise UsageError(f"git is not usable: {exc}") from None
+
+
+def commit_of(repo: Path, rev: str) -> str:
+    try:
+        return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    except UsageError:
+        raise UsageError(f"{rev!r} is not a commit in {repo}") from None
+
+
+def is_ancestor(repo: Path, old: str, new: str) -> bool:
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", old, new], cwd=repo, capture_output=True,
+                          timeout=300)
+    return done.returncode == 0
+
+
+def subject(repo: Path, commit: str) -> str:
+    return git(repo, "show", "-s", "--format=%s", commit)
+
+
+def bisecting(repo: Path) -> bool:
+    """Is a `git bisect` already under way in this repository?"""
+    return Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "BISECT_START")).exists()
+
+
+def uncommitted_changes(repo: Path) -> list[str]:
+    """Tracked files with changes (staged or not): a bisect's checkouts would carry or refuse them."""
+    return git(repo, "status", "--porcelain", "--untracked-files=no").splitlines()
+
+
+def where(repo: Path) -> str:
+    """The branch checked out, else the commit (to say where the repository was left)."""
+    try:
+        return git(repo, "symbolic-ref", "-q", "--short", "HEAD")
+    except UsageError:
+        return git(repo, "rev-parse", "--short", "HEAD")

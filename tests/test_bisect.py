@@ -5,10 +5,12 @@ under test: the oracle is a list of states). The interpreter axis runs a real st
 through the engine on the available interpreters; `repro check` drives a real `git bisect run`
 over a small local git repository of a package built from each checked-out tree.
 """
+import io
 import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -201,9 +203,14 @@ SYNTHETIC_REPRO = textwrap.dedent('''
 ''')
 
 
+def harness_env(env):
+    """This checkout's harness, whatever `pip install -e` last pointed the interpreter at."""
+    return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+
+
 def repro_cli(*args, env, cwd=ROOT, timeout=600):
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, cwd=cwd, timeout=timeout)
+                          env=harness_env(env), cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture
@@ -248,6 +255,24 @@ def test_interpreter_axis_first_bad_and_text_output(version_bug):
     wrong = repro_cli("bisect", "synthetic-version-bug", "--python-versions", ",".join(usable), "--first-fixed",
                       "--quiet", "--results", str(tmp / "r.jsonl"), env=env)
     assert wrong.returncode == 1 and "no transition found" in wrong.stdout
+
+
+FEATURE_REPRO = SYNTHETIC_REPRO.replace("synthetic-version-bug", "synthetic-feature-bug").replace(
+    """    if sys.version_info >= (3, 12):""",
+    """    if sys.version_info < (3, 11):  # before the feature: the bug cannot exist there
+        return {"feature_missing": "the synthetic feature, from Python 3.11"}
+    if sys.version_info >= (3, 11):""")
+
+
+def test_a_point_without_the_feature_is_absent_so_the_features_arrival_is_a_transition(version_bug):
+    usable, env, tmp = version_bug
+    (Path(env["REPRO_PATH"]) / "synthetic_feature_bug.py").write_text(FEATURE_REPRO)
+    out = repro_cli("bisect", "synthetic-feature-bug", "--python-versions", ",".join(usable), "--json", "--quiet",
+                    "--results", str(tmp / "r.jsonl"), env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [(t["kind"], t["last"][:4], t["first"][:4]) for t in report["transitions"]] == [("introduced", "3.10", "3.11")]
+    assert report["timeline"][0]["verdict"] == "absent" and report["not_judged"] == {}
 
 
 # ---------------------------------------------------------------- repro check under git bisect run
@@ -309,9 +334,16 @@ def git(repo, *args):
     return done
 
 
+# label, version string, code, builds: 1.0 good, 1.1 good, 1.2 does not build, 1.3 good, 1.4 drops
+# the lock (bad), 1.5 bad, 1.5-fix restores it without a new version string, 1.6 good.
+TOY_HISTORY = [("1.0", "1.0", LOCKED, True), ("1.1", "1.1", LOCKED, True), ("1.2", "1.2", LOCKED, False),
+               ("1.3", "1.3", LOCKED, True), ("1.4", "1.4", UNLOCKED, True), ("1.5", "1.5", UNLOCKED, True),
+               ("1.5-fix", "1.5", LOCKED, True), ("1.6", "1.6", LOCKED, True)]
+
+
 @pytest.fixture(scope="module")
 def toy_repo(tmp_path_factory):
-    """Commits: 1.0 good, 1.1 good, 1.2 does not build, 1.3 good, 1.4 drops the lock (bad), 1.5 bad."""
+    """A package's git history (TOY_HISTORY), each commit tagged v<label>; main is at 1.6."""
     base = tmp_path_factory.mktemp("toy")
     repo, repros = base / "toylib", base / "repros"
     (repo / "toylib").mkdir(parents=True)
@@ -319,15 +351,15 @@ def toy_repo(tmp_path_factory):
     (repros / "toylib_lost_update.py").write_text(TOY_REPRO)
     git(repo, "init", "-q", "-b", "main")
     commits = {}
-    for version, code, broken in [("1.0", LOCKED, False), ("1.1", LOCKED, False), ("1.2", LOCKED, True),
-                                  ("1.3", LOCKED, False), ("1.4", UNLOCKED, False), ("1.5", UNLOCKED, False)]:
-        (repo / "pyproject.toml").write_text(PYPROJECT.format(version=version) + ("[[[ broken\n" if broken else ""))
+    for label, version, code, builds in TOY_HISTORY:
+        (repo / "pyproject.toml").write_text(PYPROJECT.format(version=version) + ("" if builds else "[[[ broken\n"))
         (repo / "toylib" / "__init__.py").write_text(f"__version__ = {version!r}\n" + code)
         git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", f"toylib {version}")
-        commits[version] = git(repo, "rev-parse", "HEAD").stdout.strip()
+        git(repo, "commit", "-q", "-m", f"toylib {label}")
+        git(repo, "tag", f"v{label}")
+        commits[label] = git(repo, "rev-parse", "HEAD").stdout.strip()
     env = {"REPRO_PATH": str(repros), "REPRO_CACHE_DIR": str(base / "cache")}
-    return repo, commits, env, base
+    return repo.resolve(), commits, env, base
 
 
 def check(repo, env, base, *extra):
@@ -381,8 +413,261 @@ def test_git_bisect_run_finds_the_commit_that_dropped_the_lock(toy_repo):
         done = subprocess.run(["git", "bisect", "run", sys.executable, "-m", "harness", "check", "toylib-lost-update",
                                "--python", "current", "--quiet", "--results", str(base / "r.jsonl")],
                               cwd=repo, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+                              env=harness_env(env))
     finally:
         log = git(repo, "bisect", "log").stdout
         git(repo, "bisect", "reset")
     assert f"{commits['1.4']} is the first bad commit" in done.stdout, done.stdout + done.stderr + log
+
+
+def last_record(path):
+    return json.loads(path.read_text().splitlines()[-1])
+
+
+def test_find_fix_swaps_present_and_absent_and_keeps_skip_and_stop(toy_repo):
+    repo, commits, env, base = toy_repo
+    for label, code in {"1.0": 1, "1.2": 125, "1.5": 0}.items():  # absent 1, cannot build 125, present 0
+        git(repo, "checkout", "-q", commits[label])
+        out = check(repo, env, base, "--find-fix", "--attempts", "1", "--results", str(base / "fix.jsonl"))
+        assert out.returncode == code, (label, out.stderr)
+    assert last_record(base / "fix.jsonl")["check"] == {"find_fix": True, "exit_code": 0}
+    assert check(repo, env, base, "--find-fix", "--variant", "nope").returncode == 128
+    git(repo, "checkout", "-q", "main")
+
+
+def test_check_records_the_source_so_one_version_string_is_told_apart(toy_repo):
+    repo, commits, env, base = toy_repo
+    results_file = base / "source.jsonl"
+    sources = {}
+    for label in ("1.5", "1.5-fix"):  # both build toylib 1.5
+        git(repo, "checkout", "-q", commits[label])
+        assert check(repo, env, base, "--attempts", "1", "--results", str(results_file)).returncode in (0, 1)
+        record = last_record(results_file)
+        assert record["installed"]["toylib"] == "1.5"
+        sources[label] = record["source"]
+        tree = git(repo, "rev-parse", "HEAD^{tree}").stdout.strip()
+        assert sources[label] == {"path": str(repo), "commit": commits[label], "tree": tree, "dirty": False}
+    assert sources["1.5"]["commit"] != sources["1.5-fix"]["commit"]
+    (repo / "toylib" / "extra.py").write_text("X = 1\n")  # an untracked file is part of what is built
+    try:
+        check(repo, env, base, "--attempts", "1", "--results", str(results_file))
+    finally:
+        (repo / "toylib" / "extra.py").unlink()
+    dirty = last_record(results_file)["source"]
+    assert dirty["dirty"] is True and dirty["commit"] == commits["1.5-fix"] and dirty["tree"] != sources["1.5-fix"]["tree"]
+    git(repo, "checkout", "-q", "main")
+
+
+# ---------------------------------------------------------------- repro check --bisect OLD..NEW
+
+def check_bisect(repo, env, base, spec, *extra):
+    return repro_cli("check", "toylib-lost-update", "--python", "current", "--attempts", "1", "--source", str(repo),
+                     "--results", str(base / "bisect.jsonl"), "--bisect", spec, *extra, env=env, cwd=base)
+
+
+def repo_state(repo):
+    """Branch, commit and whether a bisect is under way: what --bisect must leave as it found it."""
+    bisecting = (repo / ".git" / "BISECT_START").exists()
+    return git(repo, "symbolic-ref", "-q", "HEAD").stdout.strip(), git(repo, "rev-parse", "HEAD").stdout.strip(), bisecting
+
+
+def test_check_bisect_finds_where_the_bug_appeared(toy_repo):
+    repo, commits, env, base = toy_repo
+    before = repo_state(repo)
+    out = check_bisect(repo, env, base, "v1.0..v1.5", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["commit"] == commits["1.4"] and report["subject"] == "toylib 1.4"
+    assert (report["old"]["verdict"], report["new"]["verdict"]) == ("absent", "present")
+    assert report["terms"] == {"old": "good", "new": "bad"} and report["checks"] >= 3
+    assert "checking the OLD end v1.0" in out.stderr and "checking the NEW end v1.5" in out.stderr
+    assert repo_state(repo) == before == ("refs/heads/main", commits["1.6"], False)
+
+
+def test_check_bisect_find_fix_finds_the_fix_that_kept_the_version_string(toy_repo):
+    repo, commits, env, base = toy_repo
+    out = check_bisect(repo, env, base, "v1.4..v1.6", "--find-fix")
+    assert out.returncode == 0, out.stderr
+    assert f"first fixed commit {commits['1.5-fix']} toylib 1.5-fix" in out.stdout
+    assert "OLD v1.4" in out.stdout and "present" in out.stdout and "back at main" in out.stdout
+    assert repo_state(repo) == ("refs/heads/main", commits["1.6"], False)
+
+
+@pytest.mark.parametrize("spec, extra, says", [
+    ("v1.0..v1.3", [], "the ends agree"),                   # absent at both ends
+    ("v1.4..v1.6", [], "add --find-fix"),                   # fixed in the range, but looking for the bug
+    ("v1.3..v1.4", ["--find-fix"], "drop --find-fix"),      # appeared in the range, but looking for a fix
+    ("v1.5..v1.0", [], "not an ancestor"),                  # the range written newest first
+])
+def test_check_bisect_refuses_ranges_that_would_name_a_wrong_commit(toy_repo, spec, extra, says):
+    repo, commits, env, base = toy_repo
+    out = check_bisect(repo, env, base, spec, *extra)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+    assert "first" not in out.stdout
+    assert repo_state(repo) == ("refs/heads/main", commits["1.6"], False)
+
+
+def test_check_bisect_refuses_uncommitted_changes(toy_repo):
+    repo, commits, env, base = toy_repo
+    init = repo / "toylib" / "__init__.py"
+    text = init.read_text()
+    init.write_text(text + "# local edit\n")
+    try:
+        out = check_bisect(repo, env, base, "v1.0..v1.5")
+    finally:
+        init.write_text(text)
+    assert out.returncode == 2 and "uncommitted changes" in out.stderr
+    assert repo_state(repo) == ("refs/heads/main", commits["1.6"], False)
+
+
+def test_check_bisect_resets_the_repository_on_ctrl_c(toy_repo):
+    repo, commits, env, base = toy_repo
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "check", "toylib-lost-update", "--python", "current",
+                             "--attempts", "1", "--source", str(repo), "--results", str(base / "bisect.jsonl"),
+                             "--bisect", "v1.0..v1.5"], cwd=base, env=harness_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if "checking the NEW end" in line:  # a check is running in the middle of the bisect
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert repo_state(repo) == ("refs/heads/main", commits["1.6"], False)
+
+
+# ---------------------------------------------------------------- odd index answers, honest summaries
+
+def fake_index_answer(monkeypatch, files):
+    """Serve `files` as the simple-API answer for the package `oddlib` (no network)."""
+    from harness import index
+
+    answer = json.dumps({"name": "oddlib", "files": files}).encode()
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(index.urllib.request, "urlopen", lambda request, timeout=None: Response(answer))
+    index.releases.cache_clear()
+
+
+def index_file(name, day, **extra):
+    return {"filename": name, "upload-time": f"2020-01-{day:02d}T00:00:00Z", **extra}
+
+
+def test_odd_file_names_on_the_index_are_not_releases_and_break_nothing(monkeypatch):
+    from harness import index
+    from harness.interpreters import Interpreter
+    from harness.registry import get_bug
+
+    fake_index_answer(monkeypatch, [
+        index_file("oddlib-0.0.1-py36,py37-none-any.whl", 1),   # tags that do not parse (awswrangler 0.0.x)
+        index_file("oddlib-0.0.1.tar.gz", 1),
+        index_file("oddlib-0.0.21-py3.6.egg", 2),                # an egg: not a release of its own
+        index_file("oddlib-0.0.21-glue-none-any.whl", 2),        # a tag for no interpreter
+        index_file("oddlib-0.0.21.tar.gz", 2),
+        index_file("oddlib-1.0.0-py3-none-any.whl", 3),
+        index_file("oddlib-1.0.0-py3.6.egg", 3),
+        index_file("oddlib-1.1.0-1-py3-none-any.whl", 4),        # a build tag
+        index_file("oddlib-1.2.0rc1-py3-none-any.whl", 5),
+        index_file("oddlib-1.3.0-py3-none-any.whl", 6, yanked=True),
+        index_file("oddlib-1.4.0-py3-none-any.whl", 7, **{"requires-python": ">=3.99"}),
+        index_file("oddlib-1.5.0-py3-none-any.whl", 8, **{"requires-python": "not a specifier"}),
+        index_file("oddlib-1.6.0.win32.exe", 9),
+    ])
+    try:
+        interpreter = Interpreter(sys.executable, "3.9.18")
+        points, left_out = bisect.release_points(get_bug("wrangler-athena-cache-race"), "trigger", "oddlib",
+                                                 interpreter, ())
+        assert [p.label for p in points] == ["1.0.0", "1.1.0", "1.5.0"]
+        why = dict(left_out)
+        assert "no wheel" in why["0.0.1"] and "no wheel" in why["0.0.21"]
+        assert why["1.2.0rc1"] == "pre-release" and why["1.3.0"] == "yanked" and "3.99" in why["1.4.0"]
+        assert not any(".egg" in version or ".exe" in version for version, _ in left_out)  # counted, not listed
+        text = "\n".join(bisect.left_out_lines(left_out))
+        assert "egg" not in text.replace(bisect.NOT_A_RELEASE, "")
+    finally:
+        index.releases.cache_clear()
+
+
+def point_results(verdicts):
+    """Points tested in order with these verdicts (None: not tested), as Tester leaves them."""
+    from harness.cells import Cell
+
+    points, probe = [], Probe(len(verdicts), lambda i: bisect.state_of(verdicts[i]))
+    for i, verdict in enumerate(verdicts):
+        point = bisect.Point(f"1.{i}.0", "2020-01-01T00:00:00Z", Cell("b"))
+        if verdict is not None:
+            point.result = {"verdict": verdict, "state": bisect.state_of(verdict), "reason": f"{verdict} here",
+                            "attempts": 1, "reproductions": int(verdict == P), "cached": False}
+            probe(i)
+        points.append(point)
+    return points, probe
+
+
+def rendered_map(verdicts):
+    from types import SimpleNamespace
+
+    points, probe = point_results(verdicts)
+    counts = {"tested": len(probe.order), "from_cache": 0, "env_builds": 0, "env_build_failures": 0, "attempts": 0}
+    report = bisect._report(SimpleNamespace(id="b"), points, probe, "map", 1, {}, counts, 1.0)
+    return report, bisect.render(report, "releases")
+
+
+def test_the_summary_names_points_without_a_verdict_instead_of_calling_the_history_flat():
+    report, text = rendered_map(["error", "other-failure", "other-failure", P, P, "skipped", P])
+    assert "same verdict" not in text
+    assert "not judged: 4 tested points (1 error, 2 other-failure, 1 skipped)" in text
+    assert "no transition: all 3 judged points are present (a change among the points not judged" in text
+    assert "judged points span 1.3.0 (present) to 1.6.0 (present); before 1.3.0 nothing was judged " \
+           "(3 tested without a verdict, 0 untested), so present may begin earlier" in text
+    assert report["not_judged"] == {"error": 1, "other-failure": 2, "skipped": 1}
+    _, nothing = rendered_map(["error", "skipped"])
+    assert "no tested point could be judged" in nothing
+
+
+def test_the_summary_of_a_transition_names_the_unjudged_points_between():
+    report, text = rendered_map([P, P, "error", A, A])
+    assert [(t["kind"], t["last"], t["first"]) for t in report["transitions"]] == [("fixed", "1.1.0", "1.3.0")]
+    assert "not judged between: 1.2.0" in text and "not judged: 1 tested points (1 error)" in text
+    assert "no transition" not in text
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("check", ["--exclude-newer DATE|commit|none", "(default: commit)", "(default: trigger)", "--find-fix",
+               "git bisect start --term-old=broken --term-new=fixed NEW OLD", "swaps 0 and 1"]),
+    ("bisect", ["(default: trigger)", "(default: 0.99)", "--term-old=broken --term-new=fixed"]),
+])
+def test_help_shows_defaults_and_both_recipes(capsys, command, shown):
+    from harness import cli
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps option help
+    for expected in shown:
+        assert " ".join(expected.split()) in text, expected
+
+
+def test_git_s_answers_are_read_both_named_and_left_to_skipped_candidates(tmp_path):
+    from harness.bisect_cli import _outcome
+
+    git(tmp_path, "init", "-q")
+    for n in range(1, 6):  # commit k holds n = k + 1
+        (tmp_path / "n").write_text(str(n))
+        git(tmp_path, "add", "n")
+        git(tmp_path, "commit", "-q", "-m", f"c{n}")
+    commits = git(tmp_path, "rev-list", "--reverse", "HEAD").stdout.split()
+    answers = {}
+    for name, script in {"named": "[ $(cat n) -ge 3 ] && exit 1; exit 0",
+                         "skipped": "[ $(cat n) -ge 4 ] && exit 1; [ $(cat n) -ge 2 ] && exit 125; exit 0"}.items():
+        git(tmp_path, "bisect", "start", "--term-old=broken", "--term-new=fixed", commits[-1], commits[0])
+        answers[name] = _outcome(git(tmp_path, "bisect", "run", "sh", "-c", script).stdout)
+        git(tmp_path, "bisect", "reset")
+    assert answers["named"] == {"commit": commits[2]}
+    assert answers["skipped"]["commit"] is None and sorted(answers["skipped"]["candidates"]) == sorted(commits[1:4])
