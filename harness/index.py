@@ -66,24 +66,40 @@ def releases(package: str) -> dict[str, Release]:
 
 
 def _version_of(filename: str, project: str) -> str | None:
-    stem = normalize(project).replace("-", "_")
-    base = filename[:-4] if filename.endswith(".whl") else re.sub(r"\.(tar\.gz|zip|tar\.bz2)$", "", filename)
-    parts = base.split("-")
-    if filename.endswith(".whl"):
-        return parts[1] if len(parts) >= 5 else None
-    head = normalize(base).replace("-", "_")
-    if not head.startswith(stem + "_"):
+    """The version of a release file of `project` (a wheel or an sdist), from its name; None for
+    anything else (eggs, installers, another project's file) and for names that do not parse."""
+    from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+    try:
+        if filename.endswith(".whl"):
+            # Only name and version matter here: tags that do not parse (awswrangler 0.0.1's
+            # `py36,py37`) do not make the release less real; bisect finds such a wheel fits nothing.
+            name_and_version = filename[:-4].rsplit("-", 3)[0]
+            name, version, _, _ = parse_wheel_filename(name_and_version + "-py3-none-any.whl")
+        else:
+            name, version = parse_sdist_filename(re.sub(r"\.(tar\.bz2|tgz)$", ".tar.gz", filename))
+    except ValueError:  # InvalidWheelFilename, InvalidSdistFilename, InvalidVersion
         return None
-    return base[len(stem) + 1:] if len(base) > len(stem) else None
+    return str(version) if name == canonicalize_name(project) else None
 
 
 def check_pin(package: str, version: str) -> Release:
     """The release, or a UsageError naming the problem (not on the index, yanked)."""
     known = releases(package)
-    if version not in known:
+    release = known.get(version) or known.get(_normalized(version))  # the index's names are normalized
+    if release is None:
         newest = sorted(known, key=_sort_key)[-3:]
         raise UsageError(f"{package} {version} is not on the index (newest: {', '.join(newest)})")
-    return known[version]
+    return release
+
+
+def _normalized(version: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
 
 
 def _sort_key(version: str):
