@@ -32,7 +32,8 @@ def _options_parser() -> argparse.ArgumentParser:
                         help="resolve dependencies as of DATE, or as of the pinned release's upload date")
     common.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)")
     common.add_argument("--confidence", type=float, default=0.99, help="wanted confidence of `absent`")
-    common.add_argument("--max-attempts", type=int, default=30)
+    common.add_argument("--max-attempts", type=int, default=30,
+                        help="at most this many attempts when --attempts is not given (default: 30)")
     common.add_argument("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)")
     common.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="variant parameter override (JSON value), e.g. threads=8")
