@@ -268,7 +268,9 @@ BUG = {{
     "upstream": [],  # e.g. ["owner/repo#123 (report)", "owner/repo#456 (fix)"]
     "packages": ["{package}"],  # the packages under test: the matrix and bisect axes
     "requirements": ["{package}"],  # what an attempt's env installs; --with replaces by name
-    "failure_kind": "exception",  # exception | hang | data-loss
+    # exception | hang | data-loss. For a hang, call ctx.hang_evidence("...") when the stall
+    # begins: a deadline that runs out before that is a hang, but not this bug.
+    "failure_kind": "exception",
     "signature": r"TODO: a regular expression matching the bug's error text",
     # Measured, not guessed: `repro run {bug_id} --with {package}==BAD --attempts 20 --measure`.
     # An `absent` verdict needs as many clean attempts as this rate asks for.
