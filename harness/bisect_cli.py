@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import bisect, checkout, envs, interpreters, procs, results, services
+from harness import bisect, checkout, envs, interpreters, procs, services
 from harness.cells import Cell, run_cell
 from harness.errors import EnvBuildError, UsageError
 from harness.progress import Progress
@@ -167,7 +167,11 @@ def cmd_bisect(args) -> int:
     if package and any(envs.requirement_name(p) == envs.requirement_name(package) for p in pins):
         raise UsageError(f"--with must not pin {package}: its releases are the axis")
     progress = Progress(enabled=not args.quiet)
-    on_record = lambda record: results.append(args.results, {**record, "bisect": bug.id})  # noqa: E731
+    unwritten = []
+
+    def on_record(record: dict) -> None:
+        if not cli.keep_result(args, {**record, "bisect": bug.id}):
+            unwritten.append(record)
     axes = []
     if package:
         for interpreter in found:
@@ -193,7 +197,8 @@ def cmd_bisect(args) -> int:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(reports, indent=1, default=str))
-    return 0 if all(r["transitions"] or (mode == "map" and not r.get("problem")) for r in reports) else 1
+    found = all(r["transitions"] or (mode == "map" and not r.get("problem")) for r in reports)
+    return 0 if found and not unwritten else 1
 
 
 # ---------------------------------------------------------------- repro check

@@ -198,16 +198,21 @@ def _executor(args):
     return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr), python_from=python_from)
 
 
-def _emit(args, record: dict, progress: Progress) -> bool:
-    """Keep the record (results file) and show it; False if it could not be written, in which
-    case the record itself is printed on stdout, so it is never lost."""
-    written = True
+def keep_result(args, record: dict) -> bool:
+    """Append the record to the results file; False if it could not be written, in which case
+    the record itself is printed on stdout, so it is never lost."""
     try:
         results.append(args.results, record)
+        return True
     except results.ResultWriteError as exc:
-        written = False
         print(f"repro: {exc}; the record follows on stdout", file=sys.stderr)
         _print(args, exc.line)
+        return False
+
+
+def _emit(args, record: dict, progress: Progress) -> bool:
+    """Keep the record and show it; False if it could not be written (then it is on stdout)."""
+    written = keep_result(args, record)
     progress.verdict(record)
     if args.json and written:
         _print(args, json.dumps(record, default=str))
