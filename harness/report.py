@@ -38,7 +38,7 @@ def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
     newest: dict[tuple, dict] = {}
     skipped = []
     for file in files:
-        for line, record in _numbered(file, results.read(file, skipped)):
+        for line, record in results.read_numbered(file, skipped):
             if record.get("kind") != "cell":
                 continue
             missing = [key for key in REQUIRED if record.get(key) is None]
@@ -51,21 +51,6 @@ def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
     records = sorted(newest.values(), key=lambda r: (r["bug"], _pin_label(r), _py_key(r["python_requested"]),
                                                      r["role"] != "trigger", r["variant"]))
     return records, skipped
-
-
-def _numbered(file: Path, records: list[dict]):
-    """Each record results.read kept, with its line in the file (it skips lines: torn, other schema)."""
-    lines = enumerate(Path(file).read_bytes().split(b"\n"), 1)
-    for record in records:
-        number = next((n for n, raw in lines if _parses_to(raw, record)), "?")
-        yield number, record
-
-
-def _parses_to(raw: bytes, record: dict) -> bool:
-    try:
-        return json.loads(raw.decode("utf-8", "replace")) == record
-    except ValueError:
-        return False
 
 
 def _py_key(version: str):

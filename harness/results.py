@@ -94,6 +94,11 @@ def _write_all(fd: int, data: bytes, size: int) -> None:
 def read(path: Path, problems: list | None = None) -> list[dict]:
     """Every complete record of a results file. A line that is not a record (torn by a killed
     writer or a full disk) is stepped over and, if `problems` is given, named there."""
+    return [record for _, record in read_numbered(path, problems)]
+
+
+def read_numbered(path: Path, problems: list | None = None) -> list[tuple[int, dict]]:
+    """Like read(), with the line number of each record (for messages that point at it)."""
     records = []
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
@@ -109,5 +114,5 @@ def read(path: Path, problems: list | None = None) -> list[dict]:
                     problems.append(f"{path}:{number}: not a whole result record of schema {SCHEMA} "
                                     f"(torn or foreign line, skipped): {line[:80]!r}")
                 continue
-            records.append(record)
+            records.append((number, record))
     return records
