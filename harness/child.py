@@ -62,7 +62,7 @@ class Context:
         the repro's own monitor) is a hang, but not this bug's.
         """
         self.note(text)
-        _write_text(os.path.join(self._attempt_dir, HANG_EVIDENCE_FILE), str(text))
+        write_atomically(os.path.join(self._attempt_dir, HANG_EVIDENCE_FILE), str(text))
 
     def param(self, name, default):
         return self.params.get(name, default)
@@ -128,14 +128,6 @@ def installed_versions(names):
     return found
 
 
-def _write_text(path, text):
-    """Write a small file so that a reader sees all of it or nothing."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _top_level_modules(dist):
     """The importable top-level names a distribution installs (from its file list)."""
     names = set()
@@ -183,11 +175,11 @@ def foreign_modules():
     return sorted(foreign)[:20]
 
 
-def write_atomically(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
+def write_atomically(path, text):
+    """Write a file so that a reader sees all of it or nothing (temp file, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
     with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, default=str)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -213,7 +205,7 @@ def _setup_deadline(variant, args, stacks, attempt_dir, started):
 
     def arm():
         faulthandler.dump_traceback_later(max(0.1, args.timeout - STACK_DUMP_MARGIN), exit=False, file=stacks)
-        _write_text(os.path.join(attempt_dir, ARMED_FILE), "")
+        write_atomically(os.path.join(attempt_dir, ARMED_FILE), "")
 
     return arm
 
@@ -261,7 +253,7 @@ def main(argv=None):
         "threads_alive": threading.active_count(),
     }
     faulthandler.cancel_dump_traceback_later()
-    write_atomically(args.result, result)
+    write_atomically(args.result, json.dumps(result, default=str))
     sys.stdout.flush()
     sys.stderr.flush()
     if os.environ.get("REPRO_CHILD_EXIT") == "interpreter":
