@@ -32,7 +32,7 @@ from pathlib import Path
 from harness import envs, index
 from harness.cells import VERDICTS, Cell
 from harness.errors import UsageError
-from harness.registry import _unique, all_bugs, shipped
+from harness.registry import all_bugs, shipped, unique_paths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -165,7 +165,7 @@ def load_file(path: Path) -> dict:
 
 def matrix_dirs() -> list[Path]:
     """Where matrix files are looked for, first wins: ./matrix, then the shipped matrix."""
-    return _unique([Path.cwd() / "matrix", MATRIX_DIR])
+    return unique_paths([Path.cwd() / "matrix", MATRIX_DIR])
 
 
 def discover(directory: Path | None = None) -> tuple[dict[str, dict], dict[str, str]]:

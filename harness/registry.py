@@ -114,10 +114,10 @@ def shipped(name: str) -> Path:
 def repro_dirs() -> list[Path]:
     """Where repros are looked for, first wins: ./repros, REPRO_PATH, the shipped bugs."""
     extra = [Path(p) for p in os.environ.get("REPRO_PATH", "").split(os.pathsep) if p]
-    return _unique([Path.cwd() / "repros", *extra, shipped("repros")])
+    return unique_paths([Path.cwd() / "repros", *extra, shipped("repros")])
 
 
-def _unique(directories: list) -> list[Path]:
+def unique_paths(directories: list) -> list[Path]:
     """Each directory once (./repros is the shipped one when run from the harness's checkout)."""
     seen, out = set(), []
     for directory in directories:
