@@ -149,7 +149,7 @@ class CellItem(pytest.Item):
 
     def runtest(self):
         from harness import matrix, results
-        from harness.cells import Options, run_cell
+        from harness.cell import Options, run_cell
 
         services_env = _services(self.config, self.bug.services)
         options = Options(attempts=self.config.option.attempts, service_env=services_env)

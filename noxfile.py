@@ -25,7 +25,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from harness import interpreters  # noqa: E402
+from harness.envs import interpreters  # noqa: E402
 from harness import matrix as matrix_module  # noqa: E402
 
 nox.options.default_venv_backend = "uv"

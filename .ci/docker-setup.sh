@@ -14,9 +14,9 @@ fi
 # Start the engine and build the base image once (about a minute) before the tests run. Not fatal:
 # where it cannot be done, the docker tests skip and say why.
 if python3 -c "import docker, harness" 2>/dev/null; then
-  python3 -m harness.docker_executor start-engine || echo "docker-setup: no engine; the docker tests will skip"
-  python3 -m harness.docker_executor build-image || echo "docker-setup: no base image; the docker tests will skip"
+  python3 -m harness.executors.docker start-engine || echo "docker-setup: no engine; the docker tests will skip"
+  python3 -m harness.executors.docker build-image || echo "docker-setup: no base image; the docker tests will skip"
   # The same plus Debian's python3: the tests of interpreters taken from the image use it.
-  python3 -m harness.docker_executor build-image --include python3 \
+  python3 -m harness.executors.docker build-image --include python3 \
     || echo "docker-setup: no image with python3; the image-interpreter tests will skip"
 fi

@@ -29,7 +29,7 @@ from harness.registry import Bug, Variant
 OUTCOMES = ("reproduced", "clean", "hang", "crash", "other-failure", "error")
 # The stdlib-only child side: all the harness puts on the child's path (a copy per attempt),
 # so nothing of the harness's own environment can shadow the cell's packages.
-CHILD_CODE = ("child.py", "kit.py")
+CHILD_CODE = ("child.py", "kit.py", "files.py")
 HARNESS_DIR = Path(__file__).resolve().parent
 OUTPUT_TAIL = 16384          # bytes of child output kept as evidence
 WATCHDOG_SLACK = 30.0        # seconds past deadline + grace before the watchdog intervenes

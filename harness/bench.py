@@ -23,10 +23,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness import envs, interpreters, matrix, results, services
-from harness.cells import Options, requirements_for, run_cell
+from harness import matrix, results, services
+from harness.envs import venv
+from harness.envs import interpreters
+from harness.cell import Options, requirements_for, run_cell
 from harness.errors import UsageError
-from harness.registry import ROOT, get_bug
+from harness.paths import ROOT
+from harness.registry import get_bug
 
 
 def _timed(fn):
@@ -48,8 +51,8 @@ def env_builds(cell) -> tuple[float, float, bool]:
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as fresh:
         os.environ["REPRO_CACHE_DIR"] = fresh
         try:
-            _, cold = _timed(lambda: envs.ensure_env(interpreter, requirements, cell.exclude_newer))
-            warm_env, warm = _timed(lambda: envs.ensure_env(interpreter, requirements, cell.exclude_newer))
+            _, cold = _timed(lambda: venv.ensure_env(interpreter, requirements, cell.exclude_newer))
+            warm_env, warm = _timed(lambda: venv.ensure_env(interpreter, requirements, cell.exclude_newer))
         finally:
             if old is None:
                 os.environ.pop("REPRO_CACHE_DIR", None)

@@ -19,10 +19,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 import traceback
+
+from harness.files import write_atomically
 
 SCHEMA = 1
 # How long before the parent's deadline the stacks are dumped, so the parent can read them.
@@ -173,16 +174,6 @@ def foreign_modules():
         if outside and (os.sep + "site-packages" + os.sep in real or os.sep + "dist-packages" + os.sep in real):
             foreign.append("%s: %s" % (name, real))
     return sorted(foreign)[:20]
-
-
-def write_atomically(path, text):
-    """Write a file so that a reader sees all of it or nothing (temp file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def run_variant(bug, function, ctx):

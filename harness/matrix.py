@@ -29,10 +29,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import envs, index
-from harness.cells import VERDICTS, Cell
+from harness.envs.requirements import check_requirement, check_date
+from harness.envs import package_index
+from harness.cell import VERDICTS, Cell
 from harness.errors import UsageError
-from harness.registry import all_bugs, shipped, unique_paths
+from harness.paths import shipped, unique_paths
+from harness.registry import all_bugs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,7 +121,7 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     if not _strings(pins):
         raise _fail(path, name, "pins must be a list of requirements")
     try:
-        pins = tuple(envs.check_requirement(p) for p in pins)
+        pins = tuple(check_requirement(p) for p in pins)
     except UsageError as exc:
         raise _fail(path, name, str(exc)) from None
     variants = entry.get("variants", list(bug.variants))
@@ -139,10 +141,10 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     rule = entry.get("exclude_newer")
     if rule not in (None, "release"):
         try:
-            envs.check_date(rule if isinstance(rule, str) else repr(rule))
+            check_date(rule if isinstance(rule, str) else repr(rule))
         except UsageError as exc:
             raise _fail(path, name, str(exc)) from None
-    if rule == "release" and not any(index.EXACT_PIN_RE.match(p) for p in pins):
+    if rule == "release" and not any(package_index.EXACT_PIN_RE.match(p) for p in pins):
         raise _fail(path, name, 'exclude_newer = "release" needs a NAME==VERSION pin: the date is its release\'s')
     out = []
     for python in pythons:
@@ -232,7 +234,7 @@ def resolve(expected: Expected) -> Cell:
     """The cell to run, with an exclude_newer rule of "release" turned into a date."""
     if expected.exclude_newer_rule != "release":
         return expected.cell
-    date = index.release_cutoff(expected.cell.pins)
+    date = package_index.release_cutoff(expected.cell.pins)
     if date is None:
         raise UsageError(f"{expected.cell.label}: exclude_newer = \"release\" needs a NAME==VERSION pin")
     return Cell(**{**expected.cell.__dict__, "exclude_newer": date})

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.paths import shipped, unique_paths
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = Path(__file__).resolve().parent
 FAILURE_KINDS = ("exception", "hang", "data-loss")
 ROLES = ("trigger", "control")
 
@@ -103,29 +102,10 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(confidence)
 
 
-def shipped(name: str) -> Path:
-    """A directory shipped with the harness ("repros" or "matrix"): package data in an
-    installed wheel (harness/_bundled/, see pyproject.toml), the repository's own top-level
-    directory in a source tree or an editable install."""
-    bundled = PACKAGE / "_bundled" / name
-    return bundled if bundled.is_dir() else ROOT / name
-
-
 def repro_dirs() -> list[Path]:
     """Where repros are looked for, first wins: ./repros, REPRO_PATH, the shipped bugs."""
     extra = [Path(p) for p in os.environ.get("REPRO_PATH", "").split(os.pathsep) if p]
     return unique_paths([Path.cwd() / "repros", *extra, shipped("repros")])
-
-
-def unique_paths(directories: list) -> list[Path]:
-    """Each directory once (./repros is the shipped one when run from the harness's checkout)."""
-    seen, out = set(), []
-    for directory in directories:
-        key = directory.resolve()
-        if key not in seen:
-            seen.add(key)
-            out.append(directory)
-    return out
 
 
 def _load_module(path: Path):

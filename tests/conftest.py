@@ -26,7 +26,7 @@ def fault_repros(monkeypatch):
 
 def skip_without_python(version: str) -> None:
     """Skip the calling test (or module fixture) with the reason when no such interpreter is here."""
-    from harness import interpreters
+    from harness.envs import interpreters
 
     try:
         interpreters.find(version)

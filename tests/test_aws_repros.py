@@ -6,8 +6,9 @@ attempts the confidence rule asks for. The controls run after a reproduction, as
 import pytest
 from conftest import skip_without_python
 
-from harness import index, services, stats
-from harness.cells import Cell, Options, run_cell
+from harness import services, stats
+from harness.envs import package_index
+from harness.cell import Cell, Options, run_cell
 from harness.registry import get_bug
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def moto_env():
 def run(moto_env, bug, variant, pins, as_of_release=True, **options):
     """The cell with the dependencies of its first pin's release date (as the matrix does), or today's."""
     name, version = pins[0].split("==")
-    cutoff = index.release_date_cutoff(name, version) if as_of_release else None
+    cutoff = package_index.release_date_cutoff(name, version) if as_of_release else None
     cell = Cell(bug, variant, "3.11", tuple(pins), cutoff)
     return run_cell(cell, Options(service_env=moto_env, **options))
 

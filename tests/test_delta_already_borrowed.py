@@ -2,15 +2,16 @@
 import pytest
 from conftest import skip_without_python
 
-from harness import index, interpreters
-from harness.cells import Cell, Options, run_cell
-from harness.index import _sort_key
+from harness.envs import package_index
+from harness.envs import interpreters
+from harness.cell import Cell, Options, run_cell
+from harness.envs.package_index import _sort_key
 
 pytestmark = pytest.mark.slow
 
 
 def newest_deltalake() -> str:
-    usable = [r.version for r in index.releases("deltalake").values()
+    usable = [r.version for r in package_index.releases("deltalake").values()
               if not r.yanked and any("manylinux" in t and "x86_64" in t for t in r.wheel_tags)]
     return max(usable, key=_sort_key)
 
@@ -48,9 +49,9 @@ def test_control_is_clean(version):
 
 
 def test_second_env_build_installs_nothing():
-    from harness import envs
+    from harness.envs import venv
 
     interpreter = interpreters.find("3.11")
-    first = envs.ensure_env(interpreter, ["deltalake==0.20.1", "pyarrow"])
-    again = envs.ensure_env(interpreter, ["deltalake==0.20.1", "pyarrow"])
+    first = venv.ensure_env(interpreter, ["deltalake==0.20.1", "pyarrow"])
+    again = venv.ensure_env(interpreter, ["deltalake==0.20.1", "pyarrow"])
     assert again.reused and again.build_seconds == 0.0 and again.python == first.python

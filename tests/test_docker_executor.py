@@ -16,17 +16,25 @@ from pathlib import Path
 
 import pytest
 
-from harness import docker_executor as dx
-from harness import docker_image, docker_python, envs, interpreters, procs, services
+from harness.executors.docker import engine as docker_engine
+from harness.executors.docker import executor as dx
+from harness import procs, services
+from harness.executors.docker import image as docker_image
+from harness.executors.docker import interpreters as image_interpreters
+from harness.envs import venv
+from harness.envs import interpreters
 from harness.attempt import ChildCommand, child_env, run_attempt
-from harness.cells import Cell, Options, run_cell
+from harness.cell import Cell, Options, run_cell
 from harness.errors import UsageError
-from harness.registry import ROOT, get_bug
+from harness.files import locked
+from harness.paths import cache_dir
+from harness.paths import ROOT
+from harness.registry import get_bug
 
 from conftest import FAULT_REPROS
 
 DOCKER_REPROS = Path(__file__).parent / "docker_repros"
-ENGINE_PID = envs.cache_dir() / "dockerd-test.pid"   # a dockerd the tests started, to stop at the end
+ENGINE_PID = cache_dir() / "dockerd-test.pid"   # a dockerd the tests started, to stop at the end
 
 
 @pytest.fixture(autouse=True)
@@ -42,23 +50,23 @@ def engine():
     lock exclusively at its end is the last, and stops a dockerd that tests started (never an
     engine that was running before).
     """
-    envs.cache_dir().mkdir(parents=True, exist_ok=True)
-    users = open(envs.cache_dir() / "dockerd-test-users.lock", "a")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    users = open(cache_dir() / "dockerd-test-users.lock", "a")
     fcntl.flock(users, fcntl.LOCK_SH)
     try:
-        with envs._locked(envs.cache_dir() / "dockerd-test-start.lock"):
-            started = dx.start_engine()
+        with locked(cache_dir() / "dockerd-test-start.lock"):
+            started = docker_engine.start_engine()
             if started is not None:
                 ENGINE_PID.write_text(str(started.pid))
-    except dx.EngineUnavailable as exc:
+    except docker_engine.EngineUnavailable as exc:
         users.close()
         pytest.skip(str(exc))
     yield
     try:
         fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with envs._locked(envs.cache_dir() / "dockerd-test-start.lock"):
+        with locked(cache_dir() / "dockerd-test-start.lock"):
             if ENGINE_PID.exists():
-                dx.stop_engine(int(ENGINE_PID.read_text()))
+                docker_engine.stop_engine(int(ENGINE_PID.read_text()))
                 ENGINE_PID.unlink()
     except BlockingIOError:
         pass  # another session still uses the engine; the last one stops it
@@ -77,11 +85,11 @@ def executor(engine):
 
 
 def leftovers(executor) -> list:
-    return executor.engine.containers.list(all=True, filters={"label": f"{dx.LABEL}.executor={executor.id}"})
+    return executor.engine.containers.list(all=True, filters={"label": f"{docker_engine.LABEL}.executor={executor.id}"})
 
 
 def bare_env(python="3.11"):
-    return envs.ensure_env(interpreters.find(python), [])
+    return venv.ensure_env(interpreters.find(python), [])
 
 
 def attempt(executor, bug_id, variant, extra_env=None, bug_change=None, **kwargs):
@@ -256,7 +264,7 @@ def test_base_image_mirror_and_tag_from_the_host_apt_sources(tmp_path, monkeypat
 def python_image(engine):
     """The base image plus Debian's own python3 (3.11.2 in bookworm): an interpreter build of the image."""
     try:
-        return docker_image.ensure_base_image(dx.client(), include=("python3",))
+        return docker_image.ensure_base_image(docker_engine.client(), include=("python3",))
     except UsageError as exc:
         pytest.skip(f"cannot build an image with Debian's python3: {exc}")
 
@@ -265,7 +273,7 @@ def python_image(engine):
 def image_python(python_image):
     """(executor that takes the interpreter from the image, the image's interpreter)."""
     executor = dx.DockerExecutor(python_image, python_from="image")
-    pythons = docker_python.image_pythons(executor.engine, executor.image_id, executor._labels("probe"))
+    pythons = image_interpreters.image_pythons(executor.engine, executor.image_id, executor._labels("probe"))
     assert pythons, f"{python_image} lists no CPython"
     return executor, executor.find_interpreter(pythons[0][1])
 
@@ -278,9 +286,9 @@ def host_mountable(version: str) -> bool:
 def test_env_key_names_the_image():
     requirements = ["six==1.16.0"]
     host = interpreters.Interpreter("/usr/bin/python3.11", "3.11.2")
-    in_image = docker_python.ImageInterpreter("/usr/bin/python3.11", "3.11.2", image="a", image_id="sha256:1")
-    other_image = docker_python.ImageInterpreter("/usr/bin/python3.11", "3.11.2", image="a", image_id="sha256:2")
-    keys = {envs.env_key(i, requirements, None) for i in (host, in_image, other_image)}
+    in_image = image_interpreters.ImageInterpreter("/usr/bin/python3.11", "3.11.2", image="a", image_id="sha256:1")
+    other_image = image_interpreters.ImageInterpreter("/usr/bin/python3.11", "3.11.2", image="a", image_id="sha256:2")
+    keys = {venv.env_key(i, requirements, None) for i in (host, in_image, other_image)}
     assert len(keys) == 3
     assert in_image.describe()["source"] == "image" and host.describe()["source"] == "host"
 
@@ -288,7 +296,7 @@ def test_env_key_names_the_image():
 def test_image_interpreters_are_listed_once_per_image_id(python_image, tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
     executor = dx.DockerExecutor(python_image)
-    pythons = docker_python.image_pythons(executor.engine, executor.image_id, executor._labels("probe"))
+    pythons = image_interpreters.image_pythons(executor.engine, executor.image_id, executor._labels("probe"))
     assert [path for path, _ in pythons] == ["/usr/bin/python3.11"], pythons
     cached = json.loads((tmp_path / "docker-pythons" / f"{executor.image_id.replace(':', '-')}.json").read_text())
     assert cached["image_id"] == executor.image_id and [tuple(p) for p in cached["pythons"]] == pythons
@@ -338,8 +346,8 @@ def test_the_child_sees_the_image_interpreter(image_python):
 def build_containers(executor, since: int, until: int) -> list:
     """The images of the env-build containers this executor created in [since, until), from the engine's events."""
     events = executor.engine.events(since=since, until=until, decode=True, filters={
-        "type": "container", "event": "create", "label": [f"{dx.LABEL}.executor={executor.id}",
-                                                          f"{dx.LABEL}.purpose=env-build"]})
+        "type": "container", "event": "create", "label": [f"{docker_engine.LABEL}.executor={executor.id}",
+                                                          f"{docker_engine.LABEL}.purpose=env-build"]})
     return [event["Actor"]["Attributes"]["image"] for event in events]
 
 
@@ -362,7 +370,7 @@ def test_an_env_is_built_in_the_image_once(image_python, tmp_path, monkeypatch):
     assert json.loads((root / "env.json").read_text())["interpreter"]["image_id"] == executor.image_id
     # The same version on the host (if any) gets an env of its own.
     host = interpreters.Interpreter(interpreter.path, interpreter.version)
-    assert envs.env_key(host, ["six==1.16.0"], None) != root.name
+    assert venv.env_key(host, ["six==1.16.0"], None) != root.name
     bug = get_bug("docker-probe")
     command = executor.wrap(ChildCommand(first.python, child_env({})), first, bug)
     seen = probe(run_attempt(bug, bug.variant("trigger"), command, kill_grace=1.0))
@@ -409,12 +417,12 @@ def test_ctrl_c_during_an_env_build_in_the_image_leaves_nothing(python_image, tm
             "--results", str(tmp_path / "r.jsonl"), "--quiet"]
     cli = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "REPRO_CACHE_DIR": str(cache)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    engine = dx.client()
+    engine = docker_engine.client()
     try:
         deadline, building = time.monotonic() + 120, []
         while not building:  # the first of the build's containers (uv venv, uv pip install, ...)
             assert time.monotonic() < deadline and cli.poll() is None, "no env-build container was seen"
-            building = engine.containers.list(all=True, filters={"label": f"{dx.LABEL}.purpose=env-build"})
+            building = engine.containers.list(all=True, filters={"label": f"{docker_engine.LABEL}.purpose=env-build"})
             time.sleep(0.05)
         os.kill(cli.pid, signal.SIGINT)
         _, stderr = cli.communicate(timeout=60)
@@ -423,6 +431,6 @@ def test_ctrl_c_during_an_env_build_in_the_image_leaves_nothing(python_image, tm
             os.killpg(cli.pid, signal.SIGKILL)
             cli.wait()
     assert cli.returncode == 130, stderr
-    executor_id = building[0].labels[f"{dx.LABEL}.executor"]
-    assert engine.containers.list(all=True, filters={"label": f"{dx.LABEL}.executor={executor_id}"}) == []
+    executor_id = building[0].labels[f"{docker_engine.LABEL}.executor"]
+    assert engine.containers.list(all=True, filters={"label": f"{docker_engine.LABEL}.executor={executor_id}"}) == []
     assert [p.name for p in (cache / "envs").iterdir() if not p.name.endswith(".lock")] == []

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import envs, interpreters
+from harness.envs.requirements import merge_requirements
+from harness.envs import venv
+from harness.envs import interpreters
 from harness.errors import EnvBuildError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,28 +29,29 @@ def test_missing_interpreter_says_where_it_looked():
 
 def test_key_depends_on_interpreter_pins_and_date():
     py = interpreters.find("current")
-    base = envs.env_key(py, ["a==1"], None)
-    assert base == envs.env_key(py, ["a==1"], None)
-    assert base != envs.env_key(py, ["a==2"], None)
-    assert base != envs.env_key(py, ["a==1"], "2024-01-01")
+    base = venv.env_key(py, ["a==1"], None)
+    assert base == venv.env_key(py, ["a==1"], None)
+    assert base != venv.env_key(py, ["a==2"], None)
+    assert base != venv.env_key(py, ["a==1"], "2024-01-01")
 
 
 def test_merge_replaces_by_name():
-    merged = envs.merge_requirements(["deltalake", "pyarrow"], ["DeltaLake==0.20.1", "numpy<2"])
+    merged = merge_requirements(["deltalake", "pyarrow"], ["DeltaLake==0.20.1", "numpy<2"])
     assert merged == ["DeltaLake==0.20.1", "numpy<2", "pyarrow"]
 
 
 def test_unsatisfiable_requirement_is_an_env_build_error(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path))
     with pytest.raises(EnvBuildError, match="cannot install"):
-        envs.ensure_env(interpreters.find("current"), ["six==0.0.0.1"])
+        venv.ensure_env(interpreters.find("current"), ["six==0.0.0.1"])
     assert not [p for p in (tmp_path / "envs").iterdir() if p.is_dir()], "a failed build leaves nothing"
 
 
 BUILD = """
 import json, sys
-from harness import envs, interpreters
-env = envs.ensure_env(interpreters.find("current"), ["six==1.16.0"], "2024-06-01")
+from harness.envs import venv
+from harness.envs import interpreters
+env = venv.ensure_env(interpreters.find("current"), ["six==1.16.0"], "2024-06-01")
 print(json.dumps({"python": env.python, "reused": env.reused}))
 """
 
@@ -72,7 +75,7 @@ SIX_AND_INICONFIG = ["iniconfig==2.0.0", "six==1.16.0"]
 def build(requirements=SIX_AND_INICONFIG, interpreter=None, uv_for=None):
     """ensure_env, and what it told on_build."""
     notes = []
-    env = envs.ensure_env(interpreter or interpreters.find("current"), requirements, on_build=notes.append,
+    env = venv.ensure_env(interpreter or interpreters.find("current"), requirements, on_build=notes.append,
                           uv_for=uv_for)
     return env, notes
 
@@ -184,15 +187,15 @@ def test_an_env_built_from_a_damaged_uv_cache_is_an_env_build_error(cache, monke
 def test_an_image_env_whose_interpreter_exists_only_in_the_image_is_reused(cache):
     """An env built in a container links to the image's interpreter (not on the host); only the link is checked.
 
-    Stand-in for harness/docker_python.py: uv runs on the host, then the env's links point into "the image"."""
-    from harness.docker_python import ImageInterpreter
+    Stand-in for harness/executors/docker/interpreters.py: uv runs on the host, then the env's links point into "the image"."""
+    from harness.executors.docker.interpreters import ImageInterpreter
 
     host = interpreters.find("current")
     image = ImageInterpreter(host.path, host.version, image="fake:1", image_id="sha256:" + "0" * 64)
 
     def uv_for(root):
         def run(*args, timeout=900):
-            done = envs._uv(*args, timeout=timeout)
+            done = venv._uv(*args, timeout=timeout)
             if args[:2] == ("pip", "freeze"):  # the build's last step
                 for link in (root / "bin").iterdir():
                     if link.is_symlink() and link.name.startswith("python"):
@@ -214,7 +217,7 @@ def test_an_image_env_whose_interpreter_exists_only_in_the_image_is_reused(cache
 
 
 def make_wheel(where: Path, name: str, version: str) -> Path:
-    """A pure-Python wheel of one module `name` (what harness/checkout.py builds from a source tree)."""
+    """A pure-Python wheel of one module `name` (what harness/envs/checkout.py builds from a source tree)."""
     import base64
     import hashlib
     import zipfile

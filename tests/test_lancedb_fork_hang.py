@@ -3,7 +3,10 @@ import shutil
 
 import pytest
 
-from harness import envs, index, interpreters
+from harness.envs.requirements import merge_requirements
+from harness.envs import venv
+from harness.envs import package_index
+from harness.envs import interpreters
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.registry import get_bug
 
@@ -19,8 +22,8 @@ def command():
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"no Python 3.11 here: {exc}")
     bug = get_bug("lancedb-fork-hang")
-    cutoff = index.release_date_cutoff("lancedb", "0.14.0")
-    env = envs.ensure_env(interpreter, envs.merge_requirements(bug.requirements, ["lancedb==0.14.0"]), cutoff)
+    cutoff = package_index.release_date_cutoff("lancedb", "0.14.0")
+    env = venv.ensure_env(interpreter, merge_requirements(bug.requirements, ["lancedb==0.14.0"]), cutoff)
     return ChildCommand(env.python, child_env({}))
 
 

@@ -73,7 +73,7 @@ def test_pytest_collects_the_default_tier_unless_asked(tmp_path):
     import subprocess
     import sys
 
-    from harness.registry import ROOT
+    from harness.paths import ROOT
 
     def collected(*args):
         out = subprocess.run([sys.executable, "-m", "pytest", "matrix/", "--collect-only", "-q", "--all-pythons",
@@ -95,7 +95,8 @@ def test_the_checked_in_matrix_is_valid():
 
 
 def test_every_checked_in_repro_file_loads():
-    from harness.registry import ROOT, discover
+    from harness.paths import ROOT
+    from harness.registry import discover
 
     _, broken = discover()
     assert not {path: problem for path, problem in broken.items() if path.startswith(str(ROOT / "repros"))}
@@ -117,10 +118,10 @@ def test_a_broken_repro_file_does_not_hide_the_others(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- exclude_newer = "release"
 
 def fake_cutoffs(monkeypatch):
-    from harness import index
+    from harness.envs import package_index
 
     dates = {("awswrangler", "3.9.1"): "2024-08-20T21:07:00Z", ("deltalake", "0.19.2"): "2024-09-06T23:23:43Z"}
-    monkeypatch.setattr(index, "release_date_cutoff", lambda name, version: dates[(name, version)])
+    monkeypatch.setattr(package_index, "release_date_cutoff", lambda name, version: dates[(name, version)])
     return dates
 
 
@@ -131,18 +132,18 @@ def fake_cutoffs(monkeypatch):
                                    "numpy==1.*", "boto3===1.0", "polars @ file:///tmp/polars.whl"]],
                          ids=["first", "last", "with-inexact-pins"])
 def test_release_cutoff_is_the_newest_exact_pin_in_any_order(monkeypatch, pins):
-    from harness import index
+    from harness.envs import package_index
 
     fake_cutoffs(monkeypatch)
-    assert index.release_cutoff(pins) == "2024-09-06T23:23:43Z"
+    assert package_index.release_cutoff(pins) == "2024-09-06T23:23:43Z"
 
 
 def test_release_cutoff_without_an_exact_pin_is_none(monkeypatch):
-    from harness import index
+    from harness.envs import package_index
 
     fake_cutoffs(monkeypatch)
-    assert index.release_cutoff([]) is None
-    assert index.release_cutoff(["pyarrow>=14", "numpy==1.*", "polars @ file:///tmp/polars.whl"]) is None
+    assert package_index.release_cutoff([]) is None
+    assert package_index.release_cutoff(["pyarrow>=14", "numpy==1.*", "polars @ file:///tmp/polars.whl"]) is None
 
 
 @pytest.mark.fault("fooled: pin order")
@@ -162,15 +163,15 @@ def test_the_release_rule_needs_an_exact_pin(tmp_path):
 @pytest.mark.fault("fooled: pin order")
 @pytest.mark.slow
 def test_release_cutoff_on_the_real_index_whatever_the_pin_order():
-    from harness import index
+    from harness.envs import package_index
 
     try:
-        newest = index.release_date_cutoff("deltalake", "0.19.2")
+        newest = package_index.release_date_cutoff("deltalake", "0.19.2")
     except UsageError as exc:
         pytest.skip(f"needs the package index: {exc}")
-    assert index.release_date_cutoff("awswrangler", "3.9.1") < newest  # deltalake 0.19.2 came later
-    assert index.release_cutoff(["awswrangler==3.9.1", "deltalake==0.19.2"]) == newest
-    assert index.release_cutoff(["deltalake==0.19.2", "awswrangler==3.9.1"]) == newest
+    assert package_index.release_date_cutoff("awswrangler", "3.9.1") < newest  # deltalake 0.19.2 came later
+    assert package_index.release_cutoff(["awswrangler==3.9.1", "deltalake==0.19.2"]) == newest
+    assert package_index.release_cutoff(["deltalake==0.19.2", "awswrangler==3.9.1"]) == newest
 
 
 # ---------------------------------------------------------------- one broken matrix file
@@ -260,7 +261,7 @@ def layout(tmp_path):
 
     The harness is copied, not linked: ROOT (and so matrix/) is where harness/ really is.
     """
-    from harness.registry import ROOT
+    from harness.paths import ROOT
 
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "harness", repo / "harness", ignore=shutil.ignore_patterns("__pycache__"))

@@ -12,10 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import moto_server, services
+from harness import services
+from harness.kit import local_endpoint
+from harness.services import moto, moto_app
 from harness.attempt import child_env
-from harness.cells import Cell, Options, run_cell
-from harness.registry import ROOT
+from harness.cell import Cell, Options, run_cell
+from harness.paths import ROOT
 
 from conftest import alive
 
@@ -25,13 +27,13 @@ botocore = pytest.importorskip("botocore")
 
 @pytest.fixture(scope="module")
 def server():
-    started = moto_server.start()
+    started = moto.start()
     yield started
     started.stop()
 
 
 def client(server, service):
-    return boto3.client(service, endpoint_url=server.url, region_name=moto_server.REGION,
+    return boto3.client(service, endpoint_url=server.url, region_name=moto.REGION,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
@@ -62,7 +64,7 @@ def test_server_runs_in_its_own_session_on_loopback_only(server):
 
 
 def test_stop_kills_the_server_and_removes_its_files():
-    server = moto_server.start()
+    server = moto.start()
     pid, port, logdir = server.proc.pid, urlsplit(server.url).port, server.logdir
     assert alive(pid) and logdir.exists()
     server.stop()
@@ -124,9 +126,9 @@ def test_a_killed_parent_leaves_no_server_behind():
 def test_a_server_that_cannot_start_is_a_usage_error(monkeypatch):
     from harness.errors import UsageError
 
-    monkeypatch.setattr(moto_server.sys, "executable", "/bin/false")
+    monkeypatch.setattr(moto.sys, "executable", "/bin/false")
     with pytest.raises(UsageError, match="moto server did not start"):
-        moto_server.start(timeout=10)
+        moto.start(timeout=10)
 
 
 # ---- atomic conditional writes: real concurrent requests ----
@@ -217,7 +219,7 @@ def test_serialising_the_app_is_what_makes_check_then_set_atomic(wrapped):
 
     from werkzeug.serving import make_server
 
-    app = moto_server.serialised(_racy_app()) if wrapped else _racy_app()
+    app = moto_app.serialised(_racy_app()) if wrapped else _racy_app()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -258,10 +260,10 @@ REAL_LOOKING = {"AWS_ACCESS_KEY_ID": "AKIAREALLOOKINGKEY00", "AWS_SECRET_ACCESS_
 
 
 def assert_only_loopback(env: dict):
-    moto_server.local_endpoint(env)  # what every moto repro checks first
+    local_endpoint(env)  # what every moto repro checks first
     endpoints = {k: v for k, v in env.items() if k.startswith("AWS_ENDPOINT")}
     assert endpoints and all(urlsplit(v).hostname == "127.0.0.1" for v in endpoints.values()), endpoints
-    assert {k: env[k] for k in moto_server.FAKE_CREDENTIALS} == moto_server.FAKE_CREDENTIALS
+    assert {k: env[k] for k in moto.FAKE_CREDENTIALS} == moto.FAKE_CREDENTIALS
     assert "AWS_PROFILE" not in env
     assert env["AWS_CONFIG_FILE"] == env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
     assert env["AWS_EC2_METADATA_DISABLED"] == "true"
@@ -269,11 +271,11 @@ def assert_only_loopback(env: dict):
 
 
 def test_local_endpoint_refuses_anything_but_loopback(server):
-    assert moto_server.local_endpoint(server.env) == server.url
+    assert local_endpoint(server.env) == server.url
     for bad in ({}, {**server.env, "AWS_ENDPOINT_URL_S3": "https://s3.amazonaws.com"},
                 {**server.env, "AWS_ENDPOINT_URL": "http://localhost:1"}):
         with pytest.raises(RuntimeError, match="refusing to run"):
-            moto_server.local_endpoint(bad)
+            local_endpoint(bad)
 
 
 def test_child_env_points_only_at_loopback(server, monkeypatch):

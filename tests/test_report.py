@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import report, results
-from harness.cells import Cell, Options, run_cell
+from harness.cell import Cell, Options, run_cell
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_badges_and_junit(records, tmp_path):
 def repro_report(*args):
     import sys
 
-    from harness.registry import ROOT
+    from harness.paths import ROOT
 
     return subprocess.run([sys.executable, "-m", "harness", "report", *map(str, args)], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)

@@ -18,7 +18,7 @@ import pytest
 
 from harness import procs, results
 from harness.attempt import ChildCommand, child_env, run_attempt
-from harness.cells import Cell, Options, decide, run_cell
+from harness.cell import Cell, Options, decide, run_cell
 from harness.registry import get_bug
 
 from conftest import FAULT_REPROS, _cmdline, alive
@@ -127,21 +127,22 @@ def test_a_deadline_after_the_repros_hang_evidence_is_the_bug():
 @pytest.fixture(scope="module")
 def iniconfig_env():
     """A real uv env holding iniconfig only (built once, then from the cache)."""
-    from harness import envs, interpreters
+    from harness.envs import venv
+    from harness.envs import interpreters
 
-    return envs.ensure_env(interpreters.find("current"), ["iniconfig==2.0.0"])
+    return venv.ensure_env(interpreters.find("current"), ["iniconfig==2.0.0"])
 
 
 @pytest.mark.fault("fooled: the env under test")
 def test_the_childs_path_holds_only_the_child_code_and_the_env(iniconfig_env):
     spec = get_bug("synthetic-trust")
     probe = run_attempt(spec, spec.variant("path-probe"), ChildCommand(iniconfig_env.python, child_env({})),
-                        params={"modules": ["iniconfig", "pytest", "harness.cli", "harness.kit"]})
+                        params={"modules": ["iniconfig", "pytest", "harness.cli.main", "harness.kit"]})
     notes = probe.evidence["notes"]
     env_root = str(Path(iniconfig_env.python).parent.parent)
     assert any(n.startswith("import iniconfig: " + env_root) for n in notes), notes
     # pytest and the harness's parent side live in the harness's own site-packages: not here.
-    assert "import pytest: not importable" in notes and "import harness.cli: not importable" in notes, notes
+    assert "import pytest: not importable" in notes and "import harness.cli.main: not importable" in notes, notes
     assert any(n.startswith("import harness.kit: ") and n.endswith("/lib/harness/kit.py") for n in notes), notes
     paths = [n[len("path: "):] for n in notes if n.startswith("path: ")]
     assert not [p for p in paths if "site-packages" in p and not p.startswith(env_root)], paths
@@ -328,9 +329,10 @@ def test_a_closed_stdout_stops_the_printing_not_the_run(tmp_path):
 
 @pytest.mark.fault("fooled: pin order")
 def test_exclude_newer_release_is_the_newest_pins_date_whatever_the_order():
-    from harness import cli, index
+    from harness.cli import options as cli_options
+    from harness.envs import package_index
 
     bug = get_bug("delta-s3-silent-data-loss")
     pins = ["awswrangler==3.9.1", "deltalake==0.19.2"]
-    dates = {cli._exclude_newer(bug, "release", order) for order in (pins, pins[::-1])}
-    assert dates == {index.release_date_cutoff("deltalake", "0.19.2")}
+    dates = {cli_options.resolve_exclude_newer(bug, "release", order) for order in (pins, pins[::-1])}
+    assert dates == {package_index.release_date_cutoff("deltalake", "0.19.2")}

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from harness.cells import Cell, Options, not_applicable, run_cell
+from harness.cell import Cell, Options, not_applicable, run_cell
 from harness.errors import UsageError
 from harness.registry import Variant, load_bug
 

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from harness import stats
-from harness.cells import Cell, Options, run_cell
+from harness.cell import Cell, Options, run_cell
 from harness.registry import get_bug
 
 

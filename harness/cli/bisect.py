@@ -13,11 +13,17 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import bisect, checkout, envs, interpreters, procs, services
-from harness.cells import Cell, run_cell
+from harness.envs.requirements import requirement_name, check_date
+from harness import procs, services
+from harness.bisect import run as bisect
+from harness.envs import checkout
+from harness.envs import interpreters
+from harness.cell import Cell, run_cell
+from harness.cli.options import build_options, check_pins, emit, keep_result, options_parser, resolve_exclude_newer
 from harness.errors import EnvBuildError, UsageError
 from harness.progress import Progress
-from harness.registry import ROOT, get_bug
+from harness.paths import ROOT
+from harness.registry import get_bug
 
 # `git bisect run` reads 0 as good (old), 125 as skip, 1-127 as bad (new) and anything above
 # 127 as "stop": a broken command line or harness must stop the bisection, never mark a commit.
@@ -82,9 +88,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def _check_options() -> argparse.ArgumentParser:
     """The common options with check's own --exclude-newer: a private copy, so `run` keeps its own."""
-    from harness import cli
-
-    options = cli._options_parser()
+    options = options_parser()
     exclude_newer = next(a for a in options._actions if a.dest == "exclude_newer")
     exclude_newer.default = "commit"
     exclude_newer.metavar = "DATE|commit|none"
@@ -145,32 +149,30 @@ def _interpreters(spec: str) -> list:
 def _package(bug, name: str | None) -> str | None:
     if name is None:
         return bug.packages[0] if len(bug.packages) == 1 else None
-    if envs.requirement_name(name) not in [envs.requirement_name(p) for p in bug.packages]:
+    if requirement_name(name) not in [requirement_name(p) for p in bug.packages]:
         raise UsageError(f"bug {bug.id} is about {', '.join(bug.packages) or 'no package'}, not {name}")
     return name
 
 
 def cmd_bisect(args) -> int:
-    from harness import cli
-
     bug = get_bug(args.bug)
     bug.variant(args.variant)
     mode = args.mode or "map"
-    pins = tuple(cli._check_pins(bug, args.pins))
-    options = cli._options(args, bug)
+    pins = tuple(check_pins(bug, args.pins))
+    options = build_options(args, bug)
     package = _package(bug, args.package) if (args.package or not args.python_versions) else None
     if package is None and not args.python_versions:
         raise UsageError(f"--package is needed: bug {bug.id} has packages {', '.join(bug.packages) or '(none)'}")
     found = _interpreters(args.python_versions) if args.python_versions else [interpreters.find(args.python)]
     if package and args.exclude_newer:
         raise UsageError("--exclude-newer does not apply to a bisect over releases: each is installed as of its date")
-    if package and any(envs.requirement_name(p) == envs.requirement_name(package) for p in pins):
+    if package and any(requirement_name(p) == requirement_name(package) for p in pins):
         raise UsageError(f"--with must not pin {package}: its releases are the axis")
     progress = Progress(enabled=not args.quiet)
     unwritten = []
 
     def on_record(record: dict) -> None:
-        if not cli.keep_result(args, {**record, "bisect": bug.id}):
+        if not keep_result(args, {**record, "bisect": bug.id}):
             unwritten.append(record)
     axes = []
     if package:
@@ -179,7 +181,7 @@ def cmd_bisect(args) -> int:
                                                      args.first, args.last)
             axes.append((f"{package} releases", interpreter.version, points, left_out))
     else:
-        exclude_newer = cli._exclude_newer(bug, args.exclude_newer, list(pins))
+        exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, list(pins))
         axes.append(("interpreters", None, bisect.interpreter_points(bug, args.variant, found, pins, exclude_newer), []))
     reports = []
     with services.started(bug.services) as service_env:
@@ -211,7 +213,7 @@ def _exclude_newer_of(rule: str | None, source: Path) -> str | None:
     if rule in (None, "none"):
         return None
     if rule != "commit":
-        return envs.check_date(rule)
+        return check_date(rule)
     try:
         return checkout.commit_date(source)
     except UsageError:
@@ -221,26 +223,22 @@ def _exclude_newer_of(rule: str | None, source: Path) -> str | None:
 
 def _check_cell(args, bug, interpreter, source: Path) -> tuple[Cell, dict]:
     """The cell of the package built from `source`, and what the record keeps of the source."""
-    from harness import cli
-
     if not source.is_dir():
         raise UsageError(f"no source directory {source}")
     tree = checkout.tree_hash(source)
     exclude_newer = _exclude_newer_of(args.exclude_newer, source)
     wheel = checkout.build_wheel(source, interpreter, tree)  # EnvBuildError: this revision cannot be tested
     name = checkout.wheel_name(wheel)
-    pins = [p for p in cli._check_pins(bug, args.pins) if envs.requirement_name(p) != name]
+    pins = [p for p in check_pins(bug, args.pins) if requirement_name(p) != name]
     cell = Cell(bug.id, args.variant, interpreter.version, (f"{name} @ {wheel.as_uri()}", *pins), exclude_newer)
     return cell, checkout.source_info(source, tree)
 
 
 def _check(args) -> int:
-    from harness import cli
-
     bug = get_bug(args.bug)
     bug.variant(args.variant)
     interpreter = interpreters.find(args.python)
-    options = cli._options(args, bug)
+    options = build_options(args, bug)
     progress = Progress(enabled=not args.quiet)
     try:
         cell, source = _check_cell(args, bug, interpreter, args.source.resolve())
@@ -254,7 +252,7 @@ def _check(args) -> int:
     code = check_exit_codes(args.find_fix).get(record["verdict"], CHECK_SKIP)
     # Two commits of one version string are told apart by the source they were built from.
     record.update({"source": source, "check": {"find_fix": args.find_fix, "exit_code": code}})
-    cli._emit(args, record, progress)
+    emit(args, record, progress)
     print(f"repro check {bug.id}: {record['verdict']} -> exit {code}", file=sys.stderr)
     return code
 
@@ -429,12 +427,10 @@ def _reset(repo: Path) -> str:
 
 def cmd_check_bisect(args) -> int:
     """A whole git bisect over OLD..NEW: ends checked, git bisect run, the commit named, repo reset."""
-    from harness import cli
-
     bug = get_bug(args.bug)
     bug.variant(args.variant)
     interpreters.find(args.python)
-    cli._options(args, bug)  # bad options are refused before the repository is touched
+    build_options(args, bug)  # bad options are refused before the repository is touched
     source = args.source.resolve()
     if not source.is_dir():
         raise UsageError(f"no source directory {source}")

@@ -1,6 +1,6 @@
 """Parent-side runner of one containerised attempt (started by the docker executor).
 
-    python -m harness.docker_run SPEC.json
+    python -m harness.executors.docker.runner SPEC.json
 
 It stands in for the child in the attempt's process session: it creates the container,
 streams the container's output to its own stdout, and ends the way the child ended (the
@@ -34,7 +34,7 @@ def _stop(signum, frame):
 def _create(engine, spec: dict):
     import docker.types
 
-    from harness.docker_executor import LABEL
+    from harness.executors.docker.engine import LABEL
 
     labels = {**spec["labels"], f"{LABEL}.runner": str(os.getpid())}  # found by this, if we die
     return engine.containers.create(
@@ -95,7 +95,7 @@ def _end_like(status: int) -> int:
 
 
 def run(spec: dict) -> int:
-    from harness.docker_executor import client
+    from harness.executors.docker.engine import client
 
     # Until we hold the container, a stop request waits: otherwise it could be created unseen.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

@@ -9,15 +9,12 @@ from __future__ import annotations
 from contextlib import ExitStack, contextmanager
 
 from harness.errors import UsageError
+from harness.services import moto
 
-STARTERS: dict = {}  # name -> zero-argument context manager factory yielding an env dict
-
-
-def register(name: str):
-    def wrap(factory):
-        STARTERS[name] = factory
-        return factory
-    return wrap
+# The services the harness knows: name -> zero-argument context manager yielding an env dict.
+STARTERS = {
+    "moto": moto.moto_service,
+}
 
 
 @contextmanager
@@ -34,6 +31,3 @@ def started(names):
         env["REPRO_SERVICES"] = ",".join(names)
         yield env
 
-
-# The services the harness knows; each module registers itself on import.
-from harness import moto_server  # noqa: E402,F401  (registers "moto")

@@ -20,9 +20,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import envs
+from harness.envs import venv
 from harness.errors import EnvBuildError, UsageError
-from harness.interpreters import Interpreter
+from harness.envs.interpreters import Interpreter
+from harness.paths import cache_dir
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "build", "dist", "target", ".nox", ".tox"}
 # The same build outputs, as git pathspecs relative to the source directory.
@@ -99,7 +100,7 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None)
         raise UsageError(f"no source directory {source}")
     if not any((source / f).exists() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
         raise EnvBuildError(f"{source} has no pyproject.toml, setup.py or setup.cfg at this revision")
-    out = envs.cache_dir() / "checkout-wheels" / f"{interpreter.version}-{tree or tree_hash(source)}"
+    out = cache_dir() / "checkout-wheels" / f"{interpreter.version}-{tree or tree_hash(source)}"
     found = sorted(out.glob("*.whl")) if out.is_dir() else []
     if found:
         return found[0]
@@ -113,7 +114,7 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None)
                                str(source)], capture_output=True, text=True, timeout=3600,
                               env={**os.environ, "UV_NO_PROGRESS": "1"})
         if done.returncode != 0 or not list(tmp.glob("*.whl")):
-            raise EnvBuildError(f"cannot build {source} at this revision: {envs._uv_error(done.stderr)}")
+            raise EnvBuildError(f"cannot build {source} at this revision: {venv._uv_error(done.stderr)}")
         for leftover in tmp.iterdir():
             if not leftover.name.endswith(".whl"):
                 shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()

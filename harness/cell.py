@@ -13,7 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from harness import envs, interpreters, stats
+from harness.envs.requirements import requirement_name, merge_requirements
+from harness import stats
+from harness.envs import venv
+from harness.envs import interpreters
 from harness.attempt import Attempt, ChildCommand, child_env, run_attempt
 from harness.errors import EnvBuildError, UsageError
 from harness.registry import Bug, Variant, get_bug
@@ -59,14 +62,14 @@ def plan_attempts(bug: Bug, options: Options, variant: Variant | None = None) ->
 def requirements_for(bug: Bug, variant, pins) -> list:
     """The cell's install set: the variant's (or the bug's) requirements with the pins applied."""
     defaults = bug.requirements if variant.requirements is None else variant.requirements
-    return envs.merge_requirements(defaults, list(pins) if defaults else [])
+    return merge_requirements(defaults, list(pins) if defaults else [])
 
 
 def _summary(attempts: list[Attempt]) -> dict:
     return dict(Counter(a.outcome for a in attempts))
 
 
-def _command(env: envs.Env, options: Options, bug: Bug) -> ChildCommand:
+def _command(env: venv.Env, options: Options, bug: Bug) -> ChildCommand:
     extra = dict(options.service_env) if bug.services else {}
     command = ChildCommand(env.python, child_env(extra))
     return options.executor.wrap(command, env, bug) if options.executor else command
@@ -77,7 +80,7 @@ def not_applicable(variant: Variant, installed: dict) -> str | None:
     from packaging.specifiers import SpecifierSet
 
     for package, spec in variant.requires.items():
-        version = installed.get(envs.requirement_name(package))
+        version = installed.get(requirement_name(package))
         if version is None or not SpecifierSet(spec).contains(version, prereleases=True):
             return f"variant {variant.name!r} needs {package}{spec}; installed: {version or 'none'}"
     return None
@@ -95,7 +98,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     # An executor may bring its own interpreters and envs (the docker executor: from its image).
     find_interpreter = getattr(options.executor, "find_interpreter", interpreters.find)
-    ensure_env = getattr(options.executor, "ensure_env", envs.ensure_env)
+    ensure_env = getattr(options.executor, "ensure_env", venv.ensure_env)
     try:
         interpreter = find_interpreter(cell.python)
     except UsageError as exc:

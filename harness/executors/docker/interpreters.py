@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import envs
-from harness.docker_executor import host_binary
+from harness.envs import venv
+from harness.executors.docker.engine import host_binary
 from harness.errors import EnvBuildError, UsageError
-from harness.interpreters import Interpreter, _matches
+from harness.envs.interpreters import Interpreter, _matches
+from harness.paths import cache_dir
 
 PROBE_TIMEOUT = 120.0          # a container that lists the image's interpreters
 UV_IN_CONTAINER = "/opt/repro-harness/uv"
@@ -54,7 +55,7 @@ class ImageInterpreter(Interpreter):
 
 def image_pythons(engine, image_id: str, labels: dict) -> list[tuple[str, str]]:
     """(path, version) of each CPython on the image's PATH, newest first; cached per image id."""
-    cache = envs.cache_dir() / "docker-pythons" / f"{image_id.replace(':', '-')}.json"
+    cache = cache_dir() / "docker-pythons" / f"{image_id.replace(':', '-')}.json"
     try:
         return [tuple(entry) for entry in json.loads(cache.read_text())["pythons"]]
     except (OSError, ValueError, KeyError):
@@ -91,7 +92,7 @@ def find_in_image(engine, image: str, image_id: str, wanted: str, labels: dict) 
 
 
 def uv_runner(engine, interpreter: ImageInterpreter, root: Path, labels: dict):
-    """A stand-in for envs._uv that runs uv in a container of the interpreter's image."""
+    """A stand-in for venv._uv that runs uv in a container of the interpreter's image."""
     uv = host_binary("uv")  # pyenv's `uv` on PATH is a shell script shim
     if uv is None:
         raise UsageError("building an env in the image needs the uv executable itself (an ELF binary, "
@@ -170,10 +171,10 @@ def _stop_deferred():
 
 def _uv_cache_dir() -> Path:
     """The host's uv cache (shared with local builds: wheels already fetched are not fetched again)."""
-    done = envs._uv("cache", "dir", timeout=30)
+    done = venv._uv("cache", "dir", timeout=30)
     path = done.stdout.strip()
     if done.returncode != 0 or not path:
-        return envs.cache_dir() / "uv-cache"
+        return cache_dir() / "uv-cache"
     return Path(path)
 
 

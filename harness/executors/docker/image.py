@@ -8,7 +8,7 @@ a hash of the recipe, so a second run (or a second machine with the same recipe)
 
 `include` adds Debian packages to the recipe, e.g. `python3`: an image that carries its own
 interpreter (Debian's build, such as 3.11.2 in bookworm), which the executor can use for
-versions the host lacks (harness/docker_python.py).
+versions the host lacks (harness/executors/docker/interpreters.py).
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import envs
 from harness.errors import UsageError
+from harness.files import locked
+from harness.paths import cache_dir
 
 REPOSITORY = "repro-harness/base"
 RECIPE_VERSION = 1
@@ -83,7 +84,7 @@ def ensure_base_image(client, log=None, include: tuple = ()) -> str:
             raise UsageError(f"bad Debian package name {name!r}")
     release = host_release()
     tag = image_tag(release, tuple(include))
-    with envs._locked(envs.cache_dir() / "docker-image.lock"):  # one build among parallel runs
+    with locked(cache_dir() / "docker-image.lock"):  # one build among parallel runs
         try:
             client.images.get(tag)
             return tag
@@ -101,8 +102,8 @@ def _build(client, release: str, tag: str, packages: list) -> None:
         raise UsageError("cannot build the base image: debootstrap is not installed "
                          "(apt-get install debootstrap), or pass --image IMAGE")
     mirror = apt_mirror(release)
-    envs.cache_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="docker-base-", dir=envs.cache_dir()) as work:
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="docker-base-", dir=cache_dir()) as work:
         root = Path(work) / "root"
         done = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(packages)}",
                                release, str(root), mirror], capture_output=True, text=True, timeout=1800)

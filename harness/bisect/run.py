@@ -22,10 +22,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from harness import envs, index
-from harness.cells import Cell, Options, run_cell
+from harness.envs import package_index
+from harness.cell import Cell, Options, run_cell
 from harness.errors import UsageError
-from harness.interpreters import Interpreter
+from harness.envs.interpreters import Interpreter
+from harness.paths import cache_dir
 from harness.registry import Bug
 
 PRESENT, ABSENT, SKIP = "present", "absent", "skip"
@@ -233,12 +234,12 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
     """
     from packaging.version import Version
 
-    known = index.releases(package)
+    known = package_index.releases(package)
     for bound in (first, last):
         if bound is not None:
-            index.check_pin(package, bound)
+            package_index.check_pin(package, bound)
     points, left_out, not_releases = [], [], 0
-    for version in sorted(known, key=index._sort_key):
+    for version in sorted(known, key=package_index._sort_key):
         release = known[version]
         try:
             parsed = Version(version)
@@ -252,7 +253,7 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
             left_out.append((version, reason))
             continue
         cell = Cell(bug.id, variant, interpreter.version, (f"{package}=={version}", *pins),
-                    index.release_date_cutoff(package, version))
+                    package_index.release_date_cutoff(package, version))
         points.append(Point(version, release.uploaded, cell))
     if not_releases:
         left_out.append((f"{not_releases} files", NOT_A_RELEASE))
@@ -282,7 +283,7 @@ def cache_key(bug: Bug, cell: Cell, options: Options) -> str:
 
 
 def _cache_path(key: str):
-    return envs.cache_dir() / "verdicts" / f"{key}.json"
+    return cache_dir() / "verdicts" / f"{key}.json"
 
 
 def cached_verdict(key: str) -> dict | None:
@@ -328,7 +329,7 @@ def wheels_only():
     if os.environ.get("UV_CONFIG_FILE"):  # the user's own uv configuration wins
         yield
         return
-    path = envs.cache_dir() / "bisect" / "uv-wheels-only.toml"
+    path = cache_dir() / "bisect" / "uv-wheels-only.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("[pip]\nno-build = true\n")
     os.environ["UV_CONFIG_FILE"] = str(path)

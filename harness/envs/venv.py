@@ -10,7 +10,6 @@ hand-upgraded, half-deleted or truncated env is rebuilt, never trusted.
 from __future__ import annotations
 
 import csv
-import fcntl
 import glob
 import hashlib
 import json
@@ -19,19 +18,16 @@ import re
 import shutil
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import unquote
 
 from harness.errors import EnvBuildError, UsageError
-from harness.interpreters import Interpreter
-
-REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*((==|>=|<=|~=|!=|<|>)[^\s;]+(,\s*(==|>=|<=|~=|!=|<|>)[^\s,;]+)*)?$")
-# A direct reference to a local file or directory (a package built from a checkout); never a network URL.
-LOCAL_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*@\s*file:///\S+$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?$")
+from harness.envs.interpreters import Interpreter
+from harness.envs.requirements import requirement_name
+from harness.files import locked, write_atomically
+from harness.paths import cache_dir
 
 
 @dataclass
@@ -45,55 +41,14 @@ class Env:
     reused: bool
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("REPRO_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "repro-harness")
-    return Path(base)
-
-
-def requirement_name(requirement: str) -> str:
-    return re.split(r"[\[=<>!~ ;@]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-
-
-def check_requirement(requirement: str) -> str:
-    if not (REQUIREMENT_RE.match(requirement.strip()) or LOCAL_REFERENCE_RE.match(requirement.strip())):
-        raise UsageError(f"malformed requirement {requirement!r}: expected e.g. deltalake==0.20.1")
-    return requirement.strip()
-
-
-def merge_requirements(defaults: list, overrides: list) -> list:
-    """The bug's default requirements with each override replacing the entry of the same name."""
-    merged = {requirement_name(r): r for r in defaults}
-    for override in overrides:
-        merged[requirement_name(override)] = check_requirement(override)
-    return sorted(merged.values())
-
-
-def check_date(date: str | None) -> str | None:
-    if date is not None and not DATE_RE.match(date):
-        raise UsageError(f"bad --exclude-newer {date!r}: expected a date like 2024-10-01 or an RFC 3339 time")
-    return date
-
-
 def env_key(interpreter: Interpreter, requirements: list, exclude_newer: str | None) -> str:
     fields = {"python": interpreter.version, "path": interpreter.path,
               "requirements": sorted(requirements), "exclude_newer": exclude_newer}
     image_id = getattr(interpreter, "image_id", None)
-    if image_id:  # an interpreter inside a container image (harness/docker_python.py)
+    if image_id:  # an interpreter inside a container image (harness/executors/docker/interpreters.py)
         fields["image_id"] = image_id
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str | None = None,
@@ -106,7 +61,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
         return Env(interpreter.path, interpreter, [], exclude_newer, {}, 0.0, True)
     key = env_key(interpreter, requirements, exclude_newer)
     root = cache_dir() / "envs" / key
-    with _locked(cache_dir() / "envs" / f"{key}.lock"):
+    with locked(cache_dir() / "envs" / f"{key}.lock"):
         if (root / "env.json").exists():
             try:
                 meta = _check_marker(root)
@@ -131,7 +86,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
         seconds = time.monotonic() - started
         meta = {"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
                 "exclude_newer": exclude_newer, "installed": installed, "build_seconds": round(seconds, 2)}
-        _write_durably(root / "env.json", json.dumps(meta, indent=1))
+        write_atomically(root / "env.json", json.dumps(meta, indent=1))
         return Env(str(root / "bin" / "python"), interpreter, requirements, exclude_newer, installed, seconds, False)
 
 
@@ -273,21 +228,6 @@ def _record_sizes(dist_info: str, name: str) -> dict:
 def _installed_by_another(path: str, size: str, name: str, dists: dict) -> bool:
     # Two wheels may put the same file at the top of site-packages (a README.md): the last one installed wins.
     return any(other != name and _record_sizes(info, other).get(path) == size for other, (_, info) in dists.items())
-
-
-def _write_durably(path: Path, text: str) -> None:
-    """tmp, fsync, rename, fsync of the directory: after a crash the marker is whole or absent."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def _uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -9,14 +9,14 @@ read-write, so the child, its result file and faulthandler's stacks work as for 
 attempt.
 
 A container is not in the attempt's process session, so the attempt's argv is a small
-parent-side runner (harness/docker_run.py) that creates the container, streams its output,
+parent-side runner (harness/executors/docker/runner.py) that creates the container, streams its output,
 forwards its exit status or signal, and kills and removes it when the attempt kills the
 runner. For a runner killed with SIGKILL, `cleanup` removes what it left behind, by label.
 On a hang, `processes` gives the container's processes (host pids) for their thread
 counts, and `native_stacks` dumps them with py-spy run inside the container's namespaces.
 
 The interpreter can also come from the image (`find_interpreter`, `ensure_env`; see
-harness/docker_python.py): when the wanted version is not on the host, or the host's is a
+harness/executors/docker/interpreters.py): when the wanted version is not on the host, or the host's is a
 system one that cannot be mounted, or `python_from="image"` asks for it. The cell's env is
 then built in a container of the image, and the child runs the image's own interpreter.
 """
@@ -25,103 +25,31 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import envs, interpreters, procs
+from harness import procs
+from harness.envs import interpreters, venv
 from harness.attempt import ChildCommand
 from harness.errors import UsageError
-from harness.registry import ROOT
+from harness.executors.docker.engine import LABEL, client, host_binary, one_line
+from harness.paths import ROOT
 
-LABEL = "repro-harness"
 DEFAULT_MEMORY = "4g"         # per attempt, no swap beyond it
 DEFAULT_PIDS = 4096           # processes and threads (a pids cgroup counts both)
-SHM_SIZE = "1g"               # multiprocessing and pyarrow use /dev/shm; counted in the memory limit
-ENGINE_START_TIMEOUT = 60.0
-# Where the host's py-spy is mounted: from the host it cannot unwind a container's native
+SHM_SIZE = "1g"               # Where the host's py-spy is mounted: from the host it cannot unwind a container's native
 # stacks (it cannot map the container's thread ids), so it runs inside the namespaces.
 PY_SPY_IN_CONTAINER = "/opt/repro-harness/py-spy"
-# Only network modes `none` and `host` are used: no bridge, and the host firewall is left alone.
-DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip6tables=false"]
 # Where the executor takes the interpreter from: the host's if it can mount it, else the image's.
 PYTHON_FROM = ("auto", "host", "image")
 
 
-class EngineUnavailable(UsageError):
-    """No Docker engine can be reached or started here (tests skip with this reason)."""
-
-
-def client(timeout: float = 120):
-    """A client for the engine of DOCKER_HOST (default: the local socket), checked with a ping."""
-    try:
-        import docker
-    except ImportError as exc:
-        raise EngineUnavailable(f"the Docker SDK for Python is not installed ({exc}): pip install docker") from exc
-    try:
-        engine = docker.from_env(timeout=timeout)
-        engine.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to talk to
-        raise EngineUnavailable(f"cannot reach the Docker engine ({_one_line(exc)}); start dockerd, "
-                                f"e.g. `python -m harness.docker_executor start-engine`") from exc
-    return engine
-
-
-def start_engine(log_path: Path | None = None) -> subprocess.Popen | None:
-    """Start dockerd in its own session unless an engine answers; None if one already did.
-
-    Raises EngineUnavailable with the reason when none can start (not root, no dockerd,
-    dockerd exits or does not answer in time).
-    """
-    try:
-        client(timeout=10)
-        return None
-    except EngineUnavailable as exc:
-        unreachable = str(exc)
-    if os.environ.get("DOCKER_HOST"):
-        raise EngineUnavailable(f"{unreachable} (DOCKER_HOST is set: not starting a local dockerd)")
-    dockerd = shutil.which("dockerd")
-    if not dockerd:
-        raise EngineUnavailable("no Docker engine: dockerd is not installed (apt-get install docker.io)")
-    if os.geteuid() != 0:
-        raise EngineUnavailable("no Docker engine running, and starting dockerd needs root")
-    from harness import envs
-
-    log_path = log_path or envs.cache_dir() / "dockerd.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([dockerd, *DOCKERD_ARGS], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
-    deadline = time.monotonic() + ENGINE_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EngineUnavailable(f"dockerd exited with code {proc.returncode}: {_log_tail(log_path)}")
-        try:
-            client(timeout=5)
-            return proc
-        except EngineUnavailable:
-            time.sleep(0.5)
-    stop_engine(proc.pid)
-    proc.wait(timeout=10)
-    raise EngineUnavailable(f"dockerd did not answer within {ENGINE_START_TIMEOUT:g}s: {_log_tail(log_path)}")
-
-
-def stop_engine(pid: int) -> None:
-    """Stop a dockerd started by start_engine (its session, with containerd), if it still runs."""
-    try:
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return
-    if name == "dockerd":  # not a process that took over a recycled pid
-        procs.kill_session(pid, grace=20.0)
-
-
 @dataclass
 class DockerChildCommand(ChildCommand):
-    """A ChildCommand whose argv runs the child in a container through harness.docker_run."""
+    """A ChildCommand whose argv runs the child in a container through harness.executors.docker.runner."""
     image: str = ""
     mounts: list = field(default_factory=list)   # [host path, container path, "ro" or "rw"]
     network: str = "none"
@@ -146,7 +74,7 @@ class DockerChildCommand(ChildCommand):
         }
         spec_path = attempt_dir / "container.json"
         spec_path.write_text(json.dumps(spec))
-        return [sys.executable, "-m", "harness.docker_run", str(spec_path)]
+        return [sys.executable, "-m", "harness.executors.docker.runner", str(spec_path)]
 
     def environment(self, attempt_dir: Path) -> dict:
         """The runner's own environment (it runs on the host, from the harness's installation);
@@ -193,7 +121,7 @@ class DockerExecutor:
 
     def __init__(self, image: str | None = None, memory: str = DEFAULT_MEMORY, cpus: float | None = None,
                  pids: int = DEFAULT_PIDS, log=None, python_from: str = "auto"):
-        from harness.docker_image import ensure_base_image
+        from harness.executors.docker.image import ensure_base_image
 
         if python_from not in PYTHON_FROM:
             raise UsageError(f"bad python_from {python_from!r}: one of {', '.join(PYTHON_FROM)}")
@@ -216,7 +144,7 @@ class DockerExecutor:
                 return self.engine.images.pull(self.image).id
             except Exception as exc:  # noqa: BLE001 - no hub is reachable here
                 raise UsageError(f"image {self.image!r} is not on the engine and cannot be pulled: "
-                                 f"{_one_line(exc)}") from exc
+                                 f"{one_line(exc)}") from exc
 
     def describe(self) -> dict:
         """For the result record: where the attempts ran."""
@@ -226,7 +154,7 @@ class DockerExecutor:
     def find_interpreter(self, wanted: str) -> interpreters.Interpreter:
         """The host's interpreter when the container can mount it (and python_from allows),
         else the image's; a UsageError naming both places when neither has `wanted`."""
-        from harness.docker_python import find_in_image
+        from harness.executors.docker.interpreters import find_in_image
 
         host_note = None
         if self.python_from != "image" or wanted == "current":
@@ -248,13 +176,13 @@ class DockerExecutor:
             raise UsageError(f"{host_note}; {exc}" if host_note else str(exc)) from None
 
     def ensure_env(self, interpreter, requirements: list, exclude_newer: str | None = None, on_build=None):
-        """envs.ensure_env, with the env built in a container when the interpreter is the image's."""
-        from harness.docker_python import ImageInterpreter, uv_runner
+        """venv.ensure_env, with the env built in a container when the interpreter is the image's."""
+        from harness.executors.docker.interpreters import ImageInterpreter, uv_runner
 
         if not isinstance(interpreter, ImageInterpreter):
-            return envs.ensure_env(interpreter, requirements, exclude_newer, on_build)
+            return venv.ensure_env(interpreter, requirements, exclude_newer, on_build)
         labels = self._labels("env-build")
-        return envs.ensure_env(interpreter, requirements, exclude_newer, on_build,
+        return venv.ensure_env(interpreter, requirements, exclude_newer, on_build,
                                uv_for=lambda root: uv_runner(self.engine, interpreter, root, labels))
 
     def _labels(self, purpose: str) -> dict:
@@ -301,18 +229,6 @@ def _py_spy_binary() -> str | None:
     return host_binary("py-spy")
 
 
-def host_binary(name: str) -> str | None:
-    """The executable `name` itself (an ELF binary to mount), not a wrapper script such as a pyenv shim."""
-    for candidate in (Path(sys.executable).with_name(name), shutil.which(name)):
-        try:
-            with open(candidate, "rb") as handle:
-                if handle.read(4) == b"\x7fELF":
-                    return str(Path(candidate).resolve())
-        except (OSError, TypeError):
-            continue
-    return None
-
-
 def _py_spy_argv(pid: int) -> list[str]:
     """`py-spy dump` of a host pid: inside its namespaces, on its pid there, if it is in a container."""
     inner = _namespace_pid(pid)
@@ -331,44 +247,3 @@ def _namespace_pid(pid: int) -> int:
     except OSError:
         pass
     return pid
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(lines[-3:])[:600]
-
-
-def main(argv=None) -> int:
-    """`start-engine`: start dockerd unless one answers; `build-image`: build the base image
-    (`--include python3`: with Debian's interpreter in it)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m harness.docker_executor")
-    parser.add_argument("action", choices=["start-engine", "build-image"])
-    parser.add_argument("--include", action="append", default=[], metavar="PACKAGE",
-                        help="build-image: add a Debian package, e.g. python3 (an image with its own interpreter)")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "start-engine":
-            proc = start_engine()
-            print(f"dockerd started (pid {proc.pid})" if proc else "a Docker engine is already running")
-        else:
-            from harness.docker_image import ensure_base_image
-
-            print(ensure_base_image(client(), log=lambda text: print(text, file=sys.stderr),
-                                    include=tuple(args.include)))
-    except UsageError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bisecting releases, interpreters and commits: where did a verdict change?"""

@@ -1,0 +1,199 @@
+"""What every `repro` command shares: the run options, checked up front, and the way results are kept.
+
+Bad input (unknown variant parameter, malformed --with, a release not on the index, a bad
+number, an unwritable results file) is a UsageError (one line, exit 2) raised here, before
+anything runs or is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from harness import results
+from harness.cell import Options
+from harness.envs import interpreters, package_index
+from harness.envs.requirements import check_date, check_requirement, requirement_name
+from harness.errors import UsageError
+from harness.progress import Progress
+from harness.registry import Bug
+
+# Relative: the current directory's results/, the maintainer's project, never inside the install.
+DEFAULT_RESULTS = Path("results") / "results.jsonl"
+
+
+def options_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'")
+    common.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
+                        help="requirement override, e.g. deltalake==0.20.1 (repeatable)")
+    common.add_argument("--exclude-newer", metavar="DATE|release",
+                        help="resolve dependencies as of DATE, or as of the pinned release's upload date")
+    common.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)")
+    common.add_argument("--confidence", type=float, default=0.99, help="wanted confidence of `absent`")
+    common.add_argument("--max-attempts", type=int, default=30,
+                        help="at most this many attempts when --attempts is not given (default: 30)")
+    common.add_argument("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)")
+    common.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="variant parameter override (JSON value), e.g. threads=8")
+    common.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines file to append to")
+    common.add_argument("--json", action="store_true", help="print each result record as JSON on stdout")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--executor", choices=["local", "docker"], default="local",
+                        help="run each attempt as a local process or in a container on the Docker engine")
+    common.add_argument("--image", help="with --executor docker: the container image "
+                        "(default: a base image of the host's release, built locally once)")
+    common.add_argument("--python-from", choices=["auto", "host", "image"], default="auto",
+                        help="with --executor docker: the interpreter from the host (mounted), from the image, "
+                        "or auto: the host's if it has a mountable one, else the image's")
+    return common
+
+
+def parse_params(bug: Bug, pairs: list[str]) -> dict:
+    """--param KEY=VALUE pairs, checked against the parameters the bug's variants declare:
+    a key none declares, or a value of another type than the declared default, is bad input
+    (it would only fail inside the child, as an error of the repro)."""
+    declared = {}
+    for variant in bug.variants.values():
+        for key, default in variant.params.items():
+            declared.setdefault(key, default)
+    params = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"malformed --param {pair!r}: expected KEY=VALUE")
+        if key not in declared:
+            raise UsageError(f"--param {key}: {bug.id} has no parameter {key!r}; it has: "
+                             f"{', '.join(sorted(declared)) or '(none)'}")
+        params[key] = _param_value(key, text, declared[key])
+    return params
+
+
+def _param_value(key: str, text: str, default):
+    """The value of --param KEY=TEXT, of the type of the declared default."""
+    if isinstance(default, str):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    kinds = {bool: (bool,), int: (int,), float: (int, float), list: (list,), dict: (dict,)}
+    wanted = kinds.get(type(default), (type(default),))
+    if value is None or (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted) \
+            or (isinstance(value, float) and not math.isfinite(value)):
+        raise UsageError(f"--param {key}={text}: expected {_kind(default)} (default {json.dumps(default)})")
+    return value
+
+
+def _kind(default) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", list: "a JSON list",
+            dict: "a JSON object"}.get(type(default), type(default).__name__)
+
+
+def check_pins(bug: Bug, pins: list[str]) -> list[str]:
+    checked = [check_requirement(p) for p in pins]
+    names = [requirement_name(p) for p in checked]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--with pins {', '.join(twice)} more than once: give one requirement per package")
+    for pin in checked:
+        if "==" in pin:
+            name, version = requirement_name(pin), pin.split("==", 1)[1]
+            package_index.check_pin(name, version)
+    return checked
+
+
+def check_python(version: str) -> None:
+    """Versions below the floor are refused before any interpreter is looked for."""
+    if interpreters.VERSION_RE.match(version):
+        interpreters.check_floor(version)
+
+
+def resolve_exclude_newer(bug: Bug, rule: str | None, pins: list[str]) -> str | None:
+    """--exclude-newer: a date as given, or "release": the newest cutoff of the exact pins."""
+    if rule != "release":
+        return check_date(rule)
+    date = package_index.release_cutoff(pins)
+    if date is None:
+        raise UsageError(f"--exclude-newer release needs --with NAME==VERSION (e.g. for {', '.join(bug.packages)})")
+    return date
+
+
+def build_options(args, bug: Bug, **extra) -> Options:
+    """The run's options from the command line; every number is checked here (exit 2), so no
+    verdict can rest on zero attempts or on a deadline that is no deadline."""
+    _at_least(args.attempts, 1, "--attempts")
+    _at_least(args.max_attempts, 1, "--max-attempts")
+    _at_least(extra.get("control_attempts"), 0, "--control-attempts")
+    if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):
+        raise UsageError("--confidence must be between 0 and 1 (exclusive)")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError("--timeout must be a positive number of seconds")
+    check_python(args.python)
+    check_results(args.results)
+    return Options(confidence=args.confidence, max_attempts=args.max_attempts, attempts=args.attempts,
+                   timeout=args.timeout, params=parse_params(bug, args.param), executor=build_executor(args), **extra)
+
+
+def check_results(path: Path) -> None:
+    """The results file must be writable before any cell runs (a cell may take an hour)."""
+    try:
+        results.check_writable(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+
+
+def _at_least(value, floor: int, option: str) -> None:
+    if value is not None and value < floor:
+        raise UsageError(f"{option} must be at least {floor}")
+
+
+def build_executor(args):
+    """None for local attempts; a DockerExecutor (engine reachable, image present) for containers."""
+    kind, image = getattr(args, "executor", "local"), getattr(args, "image", None)
+    python_from = getattr(args, "python_from", "auto")
+    if image and kind != "docker":
+        raise UsageError("--image needs --executor docker")
+    if python_from == "image" and kind != "docker":
+        raise UsageError("--python-from image needs --executor docker")
+    if kind != "docker":
+        return None
+    from harness.executors.docker.executor import DockerExecutor  # the Docker SDK: only when asked for
+
+    return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr), python_from=python_from)
+
+
+def keep_result(args, record: dict) -> bool:
+    """Append the record to the results file; False if it could not be written, in which case
+    the record itself is printed on stdout, so it is never lost."""
+    try:
+        results.append(args.results, record)
+        return True
+    except results.ResultWriteError as exc:
+        print(f"repro: {exc}; the record follows on stdout", file=sys.stderr)
+        print_line(args, exc.line)
+        return False
+
+
+def emit(args, record: dict, progress: Progress) -> bool:
+    """Keep the record and show it; False if it could not be written (then it is on stdout)."""
+    written = keep_result(args, record)
+    progress.verdict(record)
+    if args.json and written:
+        print_line(args, json.dumps(record, default=str))
+    return written
+
+
+def print_line(args, line: str) -> None:
+    """A line on stdout; a reader that went away (`| head`) stops the printing, not the run."""
+    if getattr(args, "stdout_closed", False):
+        return
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        args.stdout_closed = True
+        devnull = open("/dev/null", "w")  # noqa: SIM115 - stdout for the rest of the process
+        sys.stdout = devnull
+        print("repro: stdout was closed; results go on to the results file", file=sys.stderr)

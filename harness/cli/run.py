@@ -1,0 +1,144 @@
+"""`repro list | run | verify | report | new`: the commands about cells and their results."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from harness import services
+from harness.cell import Cell, run_cell
+from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
+from harness.envs import interpreters
+from harness.errors import UsageError
+from harness.progress import Progress
+from harness.registry import get_bug
+
+
+def cmd_list(args) -> int:
+    from harness.registry import discover
+
+    bugs, broken = discover()
+    for problem in broken.values():
+        print(f"repro: broken repro file: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{"id": b.id, "title": b.title, "failure_kind": b.failure_kind, "packages": b.packages,
+                           "variants": {v.name: v.role for v in b.variants.values()}, "services": b.services,
+                           "upstream": b.upstream, "trigger_rate": b.trigger_rate} for b in bugs.values()], indent=1))
+        return 0
+    for bug in bugs.values():
+        variants = ", ".join(f"{v.name} ({v.role})" for v in bug.variants.values())
+        print(f"{bug.id:32} {bug.failure_kind:10} {' '.join(bug.packages):24} {variants}")
+        print(f"{'':32} {bug.title}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    bug = get_bug(args.bug)
+    variants = args.variants or ["trigger"]
+    for name in variants:
+        bug.variant(name)
+    options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
+    # The executor may look beyond the host (the docker executor: in its image).
+    getattr(options.executor, "find_interpreter", interpreters.find)(args.python)
+    pins = check_pins(bug, args.pins)
+    exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
+    cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
+    progress = Progress(enabled=not args.quiet)
+    verdicts, unwritten = [], 0
+    with services.started(bug.services) as service_env:
+        options.service_env = service_env
+        for number, cell in enumerate(cells, 1):
+            progress.cell(number, len(cells), cell.label)
+            record = run_cell(cell, options, progress)
+            # Each finished cell is kept, even if a later one is interrupted.
+            unwritten += not emit(args, record, progress)
+            verdicts.append(record["verdict"])
+    return 1 if "error" in verdicts or unwritten else 0
+
+
+def cmd_verify(args) -> int:
+    from harness import matrix
+
+    bug = get_bug(args.bug)
+    declared = (matrix.for_bug(bug.id) or {}).get("verify", {})  # another bug's broken file is no concern
+    if set(declared) != {"present", "absent"}:
+        raise UsageError(f"matrix/{bug.id.replace('-', '_')}.toml declares no [verify] present and absent cells")
+    options = build_options(args, bug, control_attempts=0)
+    progress = Progress(enabled=not args.quiet)
+    checks = []  # the declared trigger variant expecting its role, then every control expecting absent
+    for expected in (declared["present"], declared["absent"]):
+        base = matrix.resolve(expected)
+        checks.append((base, expected.expect[0]))
+        checks.extend((Cell(**{**base.__dict__, "variant": c.name}), "absent") for c in bug.controls)
+    failed = 0
+    with services.started(bug.services) as service_env:
+        options.service_env = service_env
+        for number, (cell, want) in enumerate(checks, 1):
+            progress.cell(number, len(checks), f"{cell.label} (expect {want})")
+            record = run_cell(cell, options, progress)
+            record["expected"] = want
+            emit(args, record, progress)
+            failed += record["verdict"] != want
+    print(f"verify {bug.id}: {len(checks) - failed} of {len(checks)} checks hold", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _default_readme() -> Path | None:
+    """./README.md if it has the results section; a project's README without one is left alone."""
+    from harness import report
+
+    try:
+        report.check_readme(Path("README.md"))
+    except (OSError, ValueError):
+        return None
+    return Path("README.md")
+
+
+def cmd_report(args) -> int:
+    from harness import report
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such result file or directory: {', '.join(missing)}")
+    readme = None if args.no_readme else (args.readme or _default_readme())
+    try:
+        if readme is not None:
+            report.check_readme(readme)  # before anything is written: the README is written last
+        records, skipped = report.collect(args.paths)
+    except (OSError, ValueError) as exc:  # an unreadable README or results file
+        raise UsageError(str(exc)) from None
+    if not records:
+        detail = f" ({len(skipped)} left out; the first: {skipped[0]})" if skipped else ""
+        raise UsageError(f"no cell results in {', '.join(map(str, args.paths))}{detail}")
+    for problem in skipped:
+        print(f"repro: warning: {problem}", file=sys.stderr)
+    try:
+        written = report.write_all(records, args.out, readme)
+    except (OSError, ValueError) as exc:  # e.g. --out is a file
+        raise UsageError(str(exc)) from None
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _project_name() -> str | None:
+    """The [project] name of ./pyproject.toml: the package a maintainer's repro is about."""
+    from harness.matrix import tomllib
+
+    try:
+        name = tomllib.loads(Path("pyproject.toml").read_text()).get("project", {}).get("name")
+    except (OSError, ValueError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def cmd_new(args) -> int:
+    from harness.registry import write_skeleton
+
+    package = args.package or _project_name()
+    if not package:
+        raise UsageError("no ./pyproject.toml with a [project] name: say the package with --package NAME")
+    for path in write_skeleton(args.bug, package, Path.cwd()):
+        print(f"wrote {path}")
+    print(f"next: fill in the TODOs, then `repro list` and `repro run {args.bug} --with {package}==VERSION`")
+    return 0

@@ -1,0 +1,1 @@
+"""Where a cell runs: interpreters, the package index, env builds, checkouts."""

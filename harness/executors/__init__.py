@@ -1,0 +1,1 @@
+"""Executors: how a cell's attempts are started (local processes, containers)."""

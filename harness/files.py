@@ -1,0 +1,47 @@
+"""Files written whole or not at all, and a lock file shared by concurrent runs.
+
+Stdlib-only and Python 3.9+: the child side uses it too (copied with it for each attempt).
+"""
+import fcntl
+import os
+import tempfile
+from contextlib import contextmanager
+
+
+def write_atomically(path, text, durable=True):
+    """Write a file so that a reader sees all of it or nothing (temp file, fsync, rename); with
+    `durable`, the directory is synced too, so after a crash the file is whole or absent."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if durable:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextmanager
+def locked(path):
+    """Hold an exclusive lock on `path` (created if missing) for the block: one builder among
+    parallel runs, the others wait and then reuse what it built."""
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
