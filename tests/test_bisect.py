@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import run as bisect
-from harness.bisect.run import ABSENT, PRESENT, SKIP, Probe
+from harness.bisect import points as axis_points
+from harness.bisect import search
+from harness.bisect import run as bisect_run
+from harness.bisect.search import ABSENT, PRESENT, SKIP, Probe
 
 ROOT = Path(__file__).resolve().parent.parent
 P, A, S = PRESENT, ABSENT, SKIP
@@ -41,38 +43,38 @@ def test_first_fixed_finds_the_transition_within_the_budget(n):
     for fixed_at in range(1, n):
         history = [P] * fixed_at + [A] * (n - fixed_at)
         probe = probe_of(history)
-        assert bisect.first_transition(probe, P, A) == {"transition": (fixed_at - 1, fixed_at)}
+        assert search.first_transition(probe, P, A) == {"transition": (fixed_at - 1, fixed_at)}
         assert len(probe.order) <= math.ceil(math.log2(n)) + 2
 
 
 def test_first_bad_is_the_mirror():
     history = [A] * 7 + [P] * 9
-    assert bisect.first_transition(probe_of(history), A, P) == {"transition": (6, 7)}
+    assert search.first_transition(probe_of(history), A, P) == {"transition": (6, 7)}
 
 
 def test_skipped_points_are_never_good_or_bad():
     # The first fixed release is 6; 4, 5 and 7 cannot be tested (not installable, control failed).
     history = [P, P, P, P, S, S, A, S, A, A]
     probe = probe_of(history)
-    result = bisect.first_transition(probe, P, A)
+    result = search.first_transition(probe, P, A)
     assert result["transition"] == (3, 6)
     assert all(probe.states[i] == SKIP for i in (4, 5) if i in probe.states)
 
 
 def test_untestable_ends_move_inwards():
     history = [S, S, S, P, P, A, A, S]
-    assert bisect.first_transition(probe_of(history), P, A) == {"transition": (4, 5)}
+    assert search.first_transition(probe_of(history), P, A) == {"transition": (4, 5)}
 
 
 def test_wrong_orientation_is_a_problem_not_an_answer():
-    result = bisect.first_transition(probe_of([A, A, P, P]), P, A)
+    result = search.first_transition(probe_of([A, A, P, P]), P, A)
     assert "problem" in result and "--map" in result["problem"]
-    same = bisect.first_transition(probe_of([P, A, P]), P, A)  # ends agree: nothing to bisect
+    same = search.first_transition(probe_of([P, A, P]), P, A)  # ends agree: nothing to bisect
     assert "problem" in same
 
 
 def test_all_skipped_is_a_problem():
-    assert "problem" in bisect.first_transition(probe_of([S, S, S]), P, A)
+    assert "problem" in search.first_transition(probe_of([S, S, S]), P, A)
 
 
 # ---------------------------------------------------------------- the map
@@ -84,14 +86,14 @@ DELTALAKE_LIKE = [S] * 20 + [A] * 15 + [P, A, P, P, A, P] + [P] * 10 + [A] * 3 +
 
 def test_map_finds_every_transition_of_a_non_monotonic_history_without_testing_all():
     probe = probe_of(DELTALAKE_LIKE)
-    bisect.map_history(probe, stride=3)
-    assert bisect.transitions(probe) == true_transitions(DELTALAKE_LIKE)
+    search.map_history(probe, stride=3)
+    assert search.transitions(probe) == true_transitions(DELTALAKE_LIKE)
     assert len(probe.order) < len(DELTALAKE_LIKE)
 
 
 def test_map_finds_where_testability_starts():
     probe = probe_of(DELTALAKE_LIKE)
-    bisect.map_history(probe, stride=5)
+    search.map_history(probe, stride=5)
     assert probe.states[19] == SKIP and probe.states[20] == ABSENT
 
 
@@ -104,26 +106,26 @@ def test_map_finds_every_run_at_least_as_long_as_the_stride(stride):
             state = rng.choice([P, A, A, S]) if rng.random() < 0.9 else S
             history += [state] * (stride if state != SKIP else rng.randint(1, 2)) * rng.randint(1, 3)
         probe = probe_of(history)
-        bisect.map_history(probe, stride)
-        assert bisect.transitions(probe) == true_transitions(history), history
+        search.map_history(probe, stride)
+        assert search.transitions(probe) == true_transitions(history), history
 
 
 def test_a_short_flip_inside_an_agreeing_gap_is_missed_unless_stride_one():
     history = [A] * 10 + [P] + [A] * 9  # a single bad release between samples 8 and 12
     coarse = probe_of(history)
-    bisect.map_history(coarse, stride=4)
-    assert bisect.transitions(coarse) == []
+    search.map_history(coarse, stride=4)
+    assert search.transitions(coarse) == []
     full = probe_of(history)
-    bisect.map_history(full, stride=1)
-    assert bisect.transitions(full) == [(9, 10), (10, 11)]
+    search.map_history(full, stride=1)
+    assert search.transitions(full) == [(9, 10), (10, 11)]
     assert len(full.order) == len(history)
 
 
 def test_neighbours_of_a_transition_catch_a_flip_back_next_to_it():
     history = [A] * 8 + [P] + [A] + [P] * 8   # 8 present, 9 absent, 10 present
     probe = probe_of(history)
-    bisect.map_history(probe, stride=6)
-    assert bisect.transitions(probe) == true_transitions(history)
+    search.map_history(probe, stride=6)
+    assert search.transitions(probe) == true_transitions(history)
 
 
 # ---------------------------------------------------------------- verdict cache and report
@@ -136,12 +138,12 @@ def test_cache_key_changes_with_the_repro_file_and_the_deps_date(tmp_path):
     repro.write_text(SYNTHETIC_REPRO)
     bug = load_bug(repro)
     cell = Cell(bug.id, "trigger", "3.11.7", ("x==1",), "2024-01-01")
-    key = bisect.cache_key(bug, cell, Options())
-    assert key == bisect.cache_key(bug, cell, Options())
-    assert key != bisect.cache_key(bug, Cell(bug.id, "trigger", "3.11.7", ("x==1",), "2024-02-01"), Options())
-    assert key != bisect.cache_key(bug, Cell(bug.id, "trigger", "3.12.1", ("x==1",), "2024-01-01"), Options())
+    key = bisect_run.cache_key(bug, cell, Options())
+    assert key == bisect_run.cache_key(bug, cell, Options())
+    assert key != bisect_run.cache_key(bug, Cell(bug.id, "trigger", "3.11.7", ("x==1",), "2024-02-01"), Options())
+    assert key != bisect_run.cache_key(bug, Cell(bug.id, "trigger", "3.12.1", ("x==1",), "2024-01-01"), Options())
     repro.write_text(SYNTHETIC_REPRO + "\n# changed\n")
-    assert key != bisect.cache_key(load_bug(repro), cell, Options())
+    assert key != bisect_run.cache_key(load_bug(repro), cell, Options())
 
 
 # ---------------------------------------------------------------- the package index
@@ -160,7 +162,7 @@ def test_releases_left_out_on_the_real_index():
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"needs Python 3.11 and the package index: {exc}")
     bug = get_bug("delta-already-borrowed")
-    points, left_out = bisect.release_points(bug, "trigger", "deltalake", interpreter, (), "0.24.0", "1.2.0")
+    points, left_out = axis_points.release_points(bug, "trigger", "deltalake", interpreter, (), "0.24.0", "1.2.0")
     why = dict(left_out)
     assert "no wheel" in why["0.25.0"] and "no wheel" in why["1.1.1"]
     labels = [p.label for p in points]
@@ -168,7 +170,7 @@ def test_releases_left_out_on_the_real_index():
     point = points[labels.index("1.1.2")]
     assert point.cell.pins == ("deltalake==1.1.2",)
     assert point.cell.exclude_newer == package_index.release_date_cutoff("deltalake", "1.1.2")
-    _, newest = bisect.release_points(bug, "trigger", "deltalake", interpreter, (), "1.6.0", None)
+    _, newest = axis_points.release_points(bug, "trigger", "deltalake", interpreter, (), "1.6.0", None)
     assert dict(newest).get("1.6.4") == "yanked"
 
 
@@ -584,15 +586,15 @@ def test_odd_file_names_on_the_index_are_not_releases_and_break_nothing(monkeypa
     ])
     try:
         interpreter = Interpreter(sys.executable, "3.9.18")
-        points, left_out = bisect.release_points(get_bug("wrangler-athena-cache-race"), "trigger", "oddlib",
+        points, left_out = axis_points.release_points(get_bug("wrangler-athena-cache-race"), "trigger", "oddlib",
                                                  interpreter, ())
         assert [p.label for p in points] == ["1.0.0", "1.1.0", "1.5.0"]
         why = dict(left_out)
         assert "no wheel" in why["0.0.1"] and "no wheel" in why["0.0.21"]
         assert why["1.2.0rc1"] == "pre-release" and why["1.3.0"] == "yanked" and "3.99" in why["1.4.0"]
         assert not any(".egg" in version or ".exe" in version for version, _ in left_out)  # counted, not listed
-        text = "\n".join(bisect.left_out_lines(left_out))
-        assert "egg" not in text.replace(bisect.NOT_A_RELEASE, "")
+        text = "\n".join(bisect_run.left_out_lines(left_out))
+        assert "egg" not in text.replace(axis_points.NOT_A_RELEASE, "")
     finally:
         package_index.releases.cache_clear()
 
@@ -601,11 +603,11 @@ def point_results(verdicts):
     """Points tested in order with these verdicts (None: not tested), as Tester leaves them."""
     from harness.cell import Cell
 
-    points, probe = [], Probe(len(verdicts), lambda i: bisect.state_of(verdicts[i]))
+    points, probe = [], Probe(len(verdicts), lambda i: search.state_of(verdicts[i]))
     for i, verdict in enumerate(verdicts):
-        point = bisect.Point(f"1.{i}.0", "2020-01-01T00:00:00Z", Cell("b"))
+        point = axis_points.Point(f"1.{i}.0", "2020-01-01T00:00:00Z", Cell("b"))
         if verdict is not None:
-            point.result = {"verdict": verdict, "state": bisect.state_of(verdict), "reason": f"{verdict} here",
+            point.result = {"verdict": verdict, "state": search.state_of(verdict), "reason": f"{verdict} here",
                             "attempts": 1, "reproductions": int(verdict == P), "cached": False}
             probe(i)
         points.append(point)
@@ -617,8 +619,8 @@ def rendered_map(verdicts):
 
     points, probe = point_results(verdicts)
     counts = {"tested": len(probe.order), "from_cache": 0, "env_builds": 0, "env_build_failures": 0, "attempts": 0}
-    report = bisect._report(SimpleNamespace(id="b"), points, probe, "map", 1, {}, counts, 1.0)
-    return report, bisect.render(report, "releases")
+    report = bisect_run._report(SimpleNamespace(id="b"), points, probe, "map", 1, {}, counts, 1.0)
+    return report, bisect_run.render(report, "releases")
 
 
 def test_the_summary_names_points_without_a_verdict_instead_of_calling_the_history_flat():

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from harness.envs.requirements import requirement_name, check_date
 from harness import procs, services
-from harness.bisect import run as bisect
+from harness.bisect import points as axis_points
+from harness.bisect import run as bisect_run
 from harness.envs import checkout
 from harness.envs import interpreters
 from harness.cell import Cell, run_cell
@@ -177,23 +178,23 @@ def cmd_bisect(args) -> int:
     axes = []
     if package:
         for interpreter in found:
-            points, left_out = bisect.release_points(bug, args.variant, package, interpreter, pins,
+            points, left_out = axis_points.release_points(bug, args.variant, package, interpreter, pins,
                                                      args.first, args.last)
             axes.append((f"{package} releases", interpreter.version, points, left_out))
     else:
         exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, list(pins))
-        axes.append(("interpreters", None, bisect.interpreter_points(bug, args.variant, found, pins, exclude_newer), []))
+        axes.append(("interpreters", None, axis_points.interpreter_points(bug, args.variant, found, pins, exclude_newer), []))
     reports = []
     with services.started(bug.services) as service_env:
         options.service_env = service_env
         for axis, python, points, left_out in axes:
             stride = args.stride or (3 if package else 1)  # few interpreters: any one of them may flip
-            report = bisect.run_bisect(bug, points, mode, options, stride, not args.no_cache,
+            report = bisect_run.run_bisect(bug, points, mode, options, stride, not args.no_cache,
                                        on_record, progress)
             report.update({"axis": axis, "python": python, "left_out": [list(x) for x in left_out]})
             reports.append(report)
             if not args.json:
-                print(bisect.render(report, axis, left_out), flush=True)
+                print(bisect_run.render(report, axis, left_out), flush=True)
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1, default=str))
     if args.report:
@@ -473,4 +474,4 @@ def _render_git_bisect(report: dict) -> str:
         f"  OLD {old['rev']} ({old['commit'][:12]}): {old['verdict']}; NEW {new['rev']} ({new['commit'][:12]}): "
         f"{new['verdict']}",
         f"  {report['checks']} checks (2 ends + {report['checks'] - 2} by git bisect run); "
-        f"wall {bisect._duration(report['wall_seconds'])}; the repository is back at {report['left_at']}"])
+        f"wall {bisect_run._duration(report['wall_seconds'])}; the repository is back at {report['left_at']}"])
