@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -85,16 +84,12 @@ class MatrixFile(pytest.File):
         if opts.bug and entry["bug"] not in opts.bug:
             return
         bug = get_bug(entry["bug"])
-        groups: dict[str, list] = {}
         wanted = {opts.cell_python} if opts.cell_python else {CURRENT, RUNNING}
-        for expected in entry["cells"]:
+        pins = opts.pins if (opts.pins or opts.pins_none) else None
+        groups: dict[str, list] = {}
+        for expected in matrix.select({entry["bug"]: entry}, pythons=None if opts.all_pythons else wanted,
+                                      tier=opts.tier, pins=pins):
             cell = expected.cell
-            if not opts.all_pythons and cell.python not in wanted:
-                continue
-            if not matrix.in_tier(expected, opts.tier):
-                continue
-            if (opts.pins or opts.pins_none) and sorted(cell.pins) != sorted(opts.pins):
-                continue
             groups.setdefault(f"py{cell.python}-{'-'.join(cell.pins) or 'default'}", []).append(expected)
         for name, members in groups.items():
             yield CellGroup.from_parent(self, name=name, members=members, bug=bug)
@@ -149,15 +144,13 @@ class CellItem(pytest.Item):
 
     def runtest(self):
         from harness import matrix, results
-        from harness.cell import Options, run_cell
+        from harness.cell import Options
+        from harness.runner import Planned, run_cells
 
-        services_env = _services(self.config, self.bug.services)
-        options = Options(attempts=self.config.option.attempts, service_env=services_env)
-        progress = self._progress()
-        record = run_cell(matrix.resolve(self.expected), options, progress)
-        if progress:
-            progress.verdict(record)
-        record["expected"] = list(self.expected.expect)
+        planned = Planned(matrix.resolve(self.expected), expect=tuple(self.expected.expect),
+                          position=self._position())
+        record, = run_cells([planned], Options(attempts=self.config.option.attempts), progress=self._progress(),
+                            services=_service_pool(self.config))
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
         self.user_properties.append(("verdict", record["verdict"]))
@@ -165,6 +158,10 @@ class CellItem(pytest.Item):
             pytest.skip(record["reason"])
         if record["verdict"] not in self.expected.expect:
             raise VerdictMismatch(record)
+
+    def _position(self) -> tuple:
+        items = self.session.items
+        return items.index(self) + 1, len(items)
 
     def _progress(self):
         """A progress writer past pytest's capture, or None without --progress."""
@@ -175,8 +172,6 @@ class CellItem(pytest.Item):
         progress = getattr(self.config, "_repro_progress", None)
         if progress is None:
             progress = self.config._repro_progress = Progress(_Uncaptured(self.config))
-        items = self.session.items
-        progress.cell(items.index(self) + 1, len(items), self.expected.cell.label)
         return progress
 
     def repr_failure(self, excinfo):
@@ -210,22 +205,12 @@ class _Uncaptured:
         return False
 
 
-def _services(config, names) -> dict:
-    """Start each needed service once per pytest process (xdist: once per worker, own ports)."""
-    if not names:
-        return {}
-    from harness import services
+def _service_pool(config):
+    """One pool of services per pytest process (xdist: one per worker, own ports), stopped at its end."""
+    pool = getattr(config, "_repro_services", None)
+    if pool is None:
+        from harness.services import ServicePool
 
-    cache = getattr(config, "_repro_services", None)
-    if cache is None:
-        stack = ExitStack()
-        config.add_cleanup(stack.close)
-        cache = config._repro_services = {"stack": stack, "env": {}, "started": set()}
-    missing = set(names) - cache["started"]
-    if missing:
-        env = cache["stack"].enter_context(services.started(sorted(missing)))
-        running = set(cache["env"].get("REPRO_SERVICES", "").split(",")) | missing
-        cache["env"].update(env)
-        cache["env"]["REPRO_SERVICES"] = ",".join(sorted(s for s in running if s))
-        cache["started"] |= missing
-    return dict(cache["env"])
+        pool = config._repro_services = ServicePool()
+        config.add_cleanup(pool.close)
+    return pool

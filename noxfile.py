@@ -25,8 +25,8 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from harness.envs import interpreters  # noqa: E402
 from harness import matrix as matrix_module  # noqa: E402
+from harness.envs import interpreters  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
@@ -36,7 +36,7 @@ nox.options.sessions = ["matrix"]
 MATRIX, BROKEN = matrix_module.discover()
 for _problem in BROKEN.values():
     print(f"noxfile: warning: broken matrix file left out: {_problem}", file=sys.stderr)
-PYTHONS = sorted({e.cell.python for entry in MATRIX.values() for e in entry["cells"]},
+PYTHONS = sorted({e.cell.python for e in matrix_module.select(MATRIX, tier="all")},
                  key=lambda v: tuple(map(int, v.split("."))))
 
 
@@ -111,8 +111,7 @@ def _posarg(session: nox.Session, name: str) -> str | None:
 
 
 def _has_cells(python: str, tier: str) -> bool:
-    return any(e.cell.python == python and matrix_module.in_tier(e, tier)
-               for entry in MATRIX.values() for e in entry["cells"])
+    return bool(matrix_module.select(MATRIX, pythons={python}, tier=tier))
 
 
 def _pin_param(pin: str) -> tuple[str, str]:

@@ -24,12 +24,13 @@ from collections import Counter
 from pathlib import Path
 
 from harness import matrix, results, services
-from harness.envs import venv
-from harness.envs import interpreters
-from harness.cell import Options, requirements_for, run_cell
+from harness.cell import Options, requirements_for
+from harness.envs import interpreters, venv
 from harness.errors import UsageError
 from harness.paths import ROOT
 from harness.registry import get_bug
+from harness.runner import run_cells
+from harness.services import ServicePool
 
 
 def _timed(fn):
@@ -61,7 +62,11 @@ def env_builds(cell) -> tuple[float, float, bool]:
     return cold, warm, warm_env.reused
 
 
-def bench_bug(bug_id: str, rate_attempts: int, service_env: dict) -> list[str]:
+def run_one(cell, options: Options, pool: ServicePool) -> dict:
+    return run_cells([cell], options, services=pool)[0]
+
+
+def bench_bug(bug_id: str, rate_attempts: int, pool: ServicePool) -> list[str]:
     declared = (matrix.for_bug(bug_id) or {}).get("verify", {})
     if set(declared) != {"present", "absent"}:
         return [f"{bug_id}: no [verify] present and absent cells in its matrix file: not measured"]
@@ -71,15 +76,14 @@ def bench_bug(bug_id: str, rate_attempts: int, service_env: dict) -> list[str]:
     lines.append(_row("env build, cold (empty harness cache)", f"{cold:7.2f} s"))
     lines.append(_row("env build, warm", f"{warm:7.2f} s  (installed nothing: {reused})"))
     for name, cell in (("present", present), ("absent", absent)):
-        run_cell(cell, Options(attempts=1, control_attempts=0, service_env=service_env))  # warm the env
-        record, seconds = _timed(lambda: run_cell(cell, Options(control_attempts=0, service_env=service_env)))
+        run_one(cell, Options(attempts=1, control_attempts=0), pool)  # warm the env
+        record, seconds = _timed(lambda: run_one(cell, Options(control_attempts=0), pool))
         lines.append(_row(f"time to verdict, warm, {name} cell",
                           f"{seconds:7.2f} s  -> {record['verdict']} ({record['attempts']} attempts)"))
-        record, seconds = _timed(lambda: run_cell(cell, Options(service_env=service_env)))
+        record, seconds = _timed(lambda: run_one(cell, Options(), pool))
         lines.append(_row("  same, with its controls (run unless clean)",
                           f"{seconds:7.2f} s  -> {record['verdict']}"))
-    record = run_cell(present, Options(attempts=rate_attempts, measure=True, control_attempts=0,
-                                       service_env=service_env))
+    record = run_one(present, Options(attempts=rate_attempts, measure=True, control_attempts=0), pool)
     hits = record.get("reproductions", 0)
     lines.append(_row("trigger rate on the present cell", f"{hits}/{record['attempts']} = "
                       f"{hits / max(1, record['attempts']):.2f}  (outcomes {record['outcomes']})"))
@@ -171,9 +175,9 @@ def main(argv=None) -> int:
     needed = {s for bug_id in bugs for s in get_bug(bug_id).services}
     if needed:
         print("services\n" + "\n".join(bench_service_starts(needed)), flush=True)
-    for bug_id in bugs:
-        with services.started(get_bug(bug_id).services) as service_env:
-            print("\n".join(bench_bug(bug_id, args.rate_attempts, service_env)), flush=True)
+    with ServicePool() as pool:
+        for bug_id in bugs:
+            print("\n".join(bench_bug(bug_id, args.rate_attempts, pool)), flush=True)
     return 0
 
 

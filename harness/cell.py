@@ -13,11 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from harness.envs.requirements import requirement_name, merge_requirements
 from harness import stats
-from harness.envs import venv
-from harness.envs import interpreters
 from harness.attempt import Attempt, ChildCommand, child_env, run_attempt
+from harness.envs import interpreters, venv
+from harness.envs.requirements import merge_requirements, requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.registry import Bug, Variant, get_bug
 

@@ -29,9 +29,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.envs.requirements import check_requirement, check_date
-from harness.envs import package_index
 from harness.cell import VERDICTS, Cell
+from harness.envs import package_index
+from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
 from harness.registry import all_bugs
@@ -238,3 +238,16 @@ def resolve(expected: Expected) -> Cell:
     if date is None:
         raise UsageError(f"{expected.cell.label}: exclude_newer = \"release\" needs a NAME==VERSION pin")
     return Cell(**{**expected.cell.__dict__, "exclude_newer": date})
+
+
+def select(entries: dict, *, bugs=(), pythons=None, tier: str = "default", pins=None) -> list[Expected]:
+    """The cells a run takes from matrix entries (as `discover()` returns them), for pytest and nox alike.
+
+    bugs: only these bugs (empty: all); pythons: only cells declared for one of these Pythons
+    (None: all); tier: "default", "history" or "all"; pins: only cells with exactly these pins
+    (an empty list: cells without pins; None: any)."""
+    wanted_pins = None if pins is None else sorted(pins)
+    return [expected for bug_id, entry in entries.items() if not bugs or bug_id in bugs
+            for expected in entry["cells"]
+            if (pythons is None or expected.cell.python in pythons) and in_tier(expected, tier)
+            and (wanted_pins is None or sorted(expected.cell.pins) == wanted_pins)]

@@ -5,10 +5,9 @@ import time
 
 import pytest
 
+from conftest import alive, sessions_alive
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.registry import get_bug
-
-from conftest import alive, sessions_alive
 
 pytestmark = [pytest.mark.fault("stuck or fooled: a misbehaving child"), pytest.mark.usefixtures("no_process_survives")]
 

@@ -4,11 +4,11 @@ One attempt is enough to show `present` (each trigger measured 20 of 20); `absen
 attempts the confidence rule asks for. The controls run after a reproduction, as in the matrix.
 """
 import pytest
-from conftest import skip_without_python
 
+from conftest import skip_without_python
 from harness import services, stats
-from harness.envs import package_index
 from harness.cell import Cell, Options, run_cell
+from harness.envs import package_index
 from harness.registry import get_bug
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.bisect import points as axis_points
-from harness.bisect import search
 from harness.bisect import run as bisect_run
+from harness.bisect import search
 from harness.bisect.search import ABSENT, PRESENT, SKIP, Probe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,10 +149,10 @@ def test_cache_key_changes_with_the_repro_file_and_the_deps_date(tmp_path):
 # ---------------------------------------------------------------- the package index
 
 def test_releases_left_out_on_the_real_index():
-    from harness.envs import package_index
-    from harness.envs import interpreters
-    from harness.registry import get_bug
     from packaging import tags
+
+    from harness.envs import interpreters, package_index
+    from harness.registry import get_bug
 
     if not any(t.platform.startswith("manylinux") and t.platform.endswith("x86_64") for t in tags.sys_tags()):
         pytest.skip("the expected wheel gaps are those of linux x86_64")

@@ -1,10 +1,9 @@
 """delta-already-borrowed end to end with the real deltalake releases from the index (Python 3.11)."""
 import pytest
-from conftest import skip_without_python
 
-from harness.envs import package_index
-from harness.envs import interpreters
+from conftest import skip_without_python
 from harness.cell import Cell, Options, run_cell
+from harness.envs import interpreters, package_index
 from harness.envs.package_index import _sort_key
 
 pytestmark = pytest.mark.slow

@@ -16,22 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.executors.docker import engine as docker_engine
-from harness.executors.docker import executor as dx
+from conftest import FAULT_REPROS
 from harness import procs, services
-from harness.executors.docker import image as docker_image
-from harness.executors.docker import interpreters as image_interpreters
-from harness.envs import venv
-from harness.envs import interpreters
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cell import Cell, Options, run_cell
+from harness.envs import interpreters, venv
 from harness.errors import UsageError
+from harness.executors.docker import engine as docker_engine
+from harness.executors.docker import executor as dx
+from harness.executors.docker import image as docker_image
+from harness.executors.docker import interpreters as image_interpreters
 from harness.files import locked
-from harness.paths import cache_dir
-from harness.paths import ROOT
+from harness.paths import ROOT, cache_dir
 from harness.registry import get_bug
-
-from conftest import FAULT_REPROS
 
 DOCKER_REPROS = Path(__file__).parent / "docker_repros"
 ENGINE_PID = cache_dir() / "dockerd-test.pid"   # a dockerd the tests started, to stop at the end

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.envs import interpreters, venv
 from harness.envs.requirements import merge_requirements
-from harness.envs import venv
-from harness.envs import interpreters
 from harness.errors import EnvBuildError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,14 +3,11 @@ import shutil
 
 import pytest
 
-from harness.envs.requirements import merge_requirements
-from harness.envs import venv
-from harness.envs import package_index
-from harness.envs import interpreters
-from harness.attempt import ChildCommand, child_env, run_attempt
-from harness.registry import get_bug
-
 from conftest import sessions_alive
+from harness.attempt import ChildCommand, child_env, run_attempt
+from harness.envs import interpreters, package_index, venv
+from harness.envs.requirements import merge_requirements
+from harness.registry import get_bug
 
 pytestmark = pytest.mark.slow
 

@@ -105,8 +105,8 @@ def test_every_checked_in_repro_file_loads():
 def test_a_broken_repro_file_does_not_hide_the_others(tmp_path, monkeypatch):
     import os
 
-    from harness.registry import get_bug
     from conftest import FAULT_REPROS
+    from harness.registry import get_bug
 
     (tmp_path / "half_written.py").write_text("BUG = {'id': 'half-written',\n")
     monkeypatch.setenv("REPRO_PATH", os.pathsep.join([str(FAULT_REPROS), str(tmp_path)]))

@@ -12,14 +12,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import alive
 from harness import services
-from harness.kit import local_endpoint
-from harness.services import moto, moto_app
 from harness.attempt import child_env
 from harness.cell import Cell, Options, run_cell
+from harness.kit import local_endpoint
 from harness.paths import ROOT
-
-from conftest import alive
+from harness.services import moto, moto_app
 
 boto3 = pytest.importorskip("boto3")
 botocore = pytest.importorskip("botocore")

@@ -3,10 +3,9 @@ import sys
 
 import pytest
 
+from conftest import sessions_alive
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.registry import get_bug
-
-from conftest import sessions_alive
 
 pytestmark = [pytest.mark.fault("stuck or fooled: a slow setup"), pytest.mark.usefixtures("no_process_survives")]
 

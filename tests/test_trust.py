@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli import ROOT, repro
 
+from conftest import FAULT_REPROS, _cmdline, alive
 from harness import procs, results
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cell import Cell, Options, decide, run_cell
 from harness.registry import get_bug
-
-from conftest import FAULT_REPROS, _cmdline, alive
-from test_cli import ROOT, repro
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
 
@@ -127,8 +126,7 @@ def test_a_deadline_after_the_repros_hang_evidence_is_the_bug():
 @pytest.fixture(scope="module")
 def iniconfig_env():
     """A real uv env holding iniconfig only (built once, then from the cache)."""
-    from harness.envs import venv
-    from harness.envs import interpreters
+    from harness.envs import interpreters, venv
 
     return venv.ensure_env(interpreters.find("current"), ["iniconfig==2.0.0"])
 

@@ -12,12 +12,21 @@ import time
 from contextlib import contextmanager
 
 from harness.bisect.points import NOT_A_RELEASE, Point
-from harness.bisect.search import (ABSENT, PRESENT, SKIP, Probe, first_transition, map_history, state_of,
-                                   transitions)
-from harness.cell import Cell, Options, run_cell
+from harness.bisect.search import (
+    ABSENT,
+    PRESENT,
+    SKIP,
+    Probe,
+    first_transition,
+    map_history,
+    state_of,
+    transitions,
+)
+from harness.cell import Cell, Options
 from harness.errors import UsageError
 from harness.paths import cache_dir
 from harness.registry import Bug
+from harness.runner import Planned, run_cells
 
 CACHE_SCHEMA = 1
 
@@ -97,12 +106,13 @@ def wheels_only():
 
 
 class Tester:
-    """Runs points to verdicts through run_cell, with the verdict cache; counts what it cost."""
+    """Runs points to verdicts through run_cells, with the verdict cache; counts what it cost."""
 
     def __init__(self, bug: Bug, points: list[Point], options: Options, use_cache: bool = True,
-                 on_record=None, progress=None):
+                 on_record=None, progress=None, services=None):
         self.bug, self.points, self.options = bug, points, options
         self.use_cache, self.on_record, self.progress = use_cache, on_record, progress
+        self.services = services
         self.counts = {"tested": 0, "from_cache": 0, "env_builds": 0, "env_build_failures": 0, "attempts": 0}
 
     def __call__(self, i: int) -> str:
@@ -113,14 +123,10 @@ class Tester:
             self.counts["from_cache"] += 1
             point.result = {**entry, "cached": True}
         else:
-            if self.progress:
-                self.progress.cell(self.counts["tested"] + 1, len(self.points),
-                                   f"{point.cell.label} (deps as of {point.cell.exclude_newer or 'today'})")
-            record = run_cell(point.cell, self.options, self.progress)
-            if self.progress:
-                self.progress.verdict(record)
-            if self.on_record:
-                self.on_record(record)
+            planned = Planned(point.cell, label=f"{point.cell.label} (deps as of {point.cell.exclude_newer or 'today'})",
+                              position=(self.counts["tested"] + 1, len(self.points)))
+            record, = run_cells([planned], self.options, progress=self.progress, keep=self.on_record,
+                                services=self.services)
             entry = summary_of(record)
             if _cacheable(record):
                 store_verdict(key, entry)
@@ -140,14 +146,15 @@ STRIDE_NOTE = ("points between two tested ones with the same verdict were not te
 
 
 def run_bisect(bug: Bug, points: list[Point], mode: str, options: Options, stride: int = 3,
-               use_cache: bool = True, on_record=None, progress=None) -> dict:
-    """Search the axis; returns the report (timeline, transitions, counts, wall time)."""
+               use_cache: bool = True, on_record=None, progress=None, services=None) -> dict:
+    """Search the axis; returns the report (timeline, transitions, counts, wall time).
+    `services`: the pool the cells take their services from (else started per cell)."""
     if not points:
         raise UsageError("no release in the range can be tested on this interpreter (see the left-out list)")
     if stride < 1:
         raise UsageError("--stride must be at least 1")
     started = time.monotonic()
-    tester = Tester(bug, points, options, use_cache, on_record, progress)
+    tester = Tester(bug, points, options, use_cache, on_record, progress, services)
     probe = Probe(len(points), tester)
     with wheels_only():
         if mode == "map":

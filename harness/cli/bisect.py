@@ -13,18 +13,26 @@ import time
 import traceback
 from pathlib import Path
 
-from harness.envs.requirements import requirement_name, check_date
-from harness import procs, services
+from harness import procs
 from harness.bisect import points as axis_points
 from harness.bisect import run as bisect_run
-from harness.envs import checkout
-from harness.envs import interpreters
-from harness.cell import Cell, run_cell
-from harness.cli.options import build_options, check_pins, emit, keep_result, options_parser, resolve_exclude_newer
+from harness.cell import Cell
+from harness.cli.options import (
+    build_options,
+    check_pins,
+    emit,
+    keep_result,
+    options_parser,
+    resolve_exclude_newer,
+)
+from harness.envs import checkout, interpreters
+from harness.envs.requirements import check_date, requirement_name
 from harness.errors import EnvBuildError, UsageError
-from harness.progress import Progress
 from harness.paths import ROOT
+from harness.progress import Progress
 from harness.registry import get_bug
+from harness.runner import run_cells
+from harness.services import ServicePool
 
 # `git bisect run` reads 0 as good (old), 125 as skip, 1-127 as bad (new) and anything above
 # 127 as "stop": a broken command line or harness must stop the bisection, never mark a commit.
@@ -185,12 +193,11 @@ def cmd_bisect(args) -> int:
         exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, list(pins))
         axes.append(("interpreters", None, axis_points.interpreter_points(bug, args.variant, found, pins, exclude_newer), []))
     reports = []
-    with services.started(bug.services) as service_env:
-        options.service_env = service_env
+    with ServicePool() as pool:
         for axis, python, points, left_out in axes:
             stride = args.stride or (3 if package else 1)  # few interpreters: any one of them may flip
             report = bisect_run.run_bisect(bug, points, mode, options, stride, not args.no_cache,
-                                       on_record, progress)
+                                           on_record, progress, pool)
             report.update({"axis": axis, "python": python, "left_out": [list(x) for x in left_out]})
             reports.append(report)
             if not args.json:
@@ -246,14 +253,11 @@ def _check(args) -> int:
     except EnvBuildError as exc:
         print(f"repro check: cannot test this revision: {exc}", file=sys.stderr)
         return CHECK_SKIP
-    with services.started(bug.services) as service_env:
-        options.service_env = service_env
-        progress.cell(1, 1, cell.label)
-        record = run_cell(cell, options, progress)
+    record, = run_cells([cell], options, progress=progress)
     code = check_exit_codes(args.find_fix).get(record["verdict"], CHECK_SKIP)
     # Two commits of one version string are told apart by the source they were built from.
     record.update({"source": source, "check": {"find_fix": args.find_fix, "exit_code": code}})
-    emit(args, record, progress)
+    emit(args, record)
     print(f"repro check {bug.id}: {record['verdict']} -> exit {code}", file=sys.stderr)
     return code
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.cli import bisect as bisect_cli
-from harness.cli.options import options_parser
+from harness.cli.options import DEFAULTS, options_parser
 from harness.cli.run import cmd_list, cmd_new, cmd_report, cmd_run, cmd_verify
 from harness.errors import UsageError
 
@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
                      help="variant to run (repeatable; default: trigger)")
     run.add_argument("--measure", action="store_true", help="run every attempt: measure the trigger rate")
-    run.add_argument("--control-attempts", type=int, default=1,
-                     help="runs of each control when a trigger cell is not clean")
+    run.add_argument("--control-attempts", type=int, default=DEFAULTS.control_attempts,
+                     help="runs of each control when a trigger cell is not clean (default: %(default)s)")
     verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
     verify.add_argument("bug")
     bisect_cli.add_parsers(sub, common)

@@ -17,10 +17,10 @@ from harness.cell import Options
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import check_date, check_requirement, requirement_name
 from harness.errors import UsageError
-from harness.progress import Progress
 from harness.registry import Bug
 
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
+DEFAULTS = Options()  # the one place the run defaults live: harness/cell.py Options
 DEFAULT_RESULTS = Path("results") / "results.jsonl"
 
 
@@ -32,9 +32,10 @@ def options_parser() -> argparse.ArgumentParser:
     common.add_argument("--exclude-newer", metavar="DATE|release",
                         help="resolve dependencies as of DATE, or as of the pinned release's upload date")
     common.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)")
-    common.add_argument("--confidence", type=float, default=0.99, help="wanted confidence of `absent`")
-    common.add_argument("--max-attempts", type=int, default=30,
-                        help="at most this many attempts when --attempts is not given (default: 30)")
+    common.add_argument("--confidence", type=float, default=DEFAULTS.confidence,
+                        help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})")
+    common.add_argument("--max-attempts", type=int, default=DEFAULTS.max_attempts,
+                        help=f"at most this many attempts when --attempts is not given (default: {DEFAULTS.max_attempts})")
     common.add_argument("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)")
     common.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="variant parameter override (JSON value), e.g. threads=8")
@@ -160,7 +161,9 @@ def build_executor(args):
         raise UsageError("--python-from image needs --executor docker")
     if kind != "docker":
         return None
-    from harness.executors.docker.executor import DockerExecutor  # the Docker SDK: only when asked for
+    from harness.executors.docker.executor import (
+        DockerExecutor,  # the Docker SDK: only when asked for
+    )
 
     return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr), python_from=python_from)
 
@@ -177,10 +180,9 @@ def keep_result(args, record: dict) -> bool:
         return False
 
 
-def emit(args, record: dict, progress: Progress) -> bool:
-    """Keep the record and show it; False if it could not be written (then it is on stdout)."""
+def emit(args, record: dict) -> bool:
+    """Keep the record and, with --json, print it; False if it could not be written (then it is on stdout)."""
     written = keep_result(args, record)
-    progress.verdict(record)
     if args.json and written:
         print_line(args, json.dumps(record, default=str))
     return written

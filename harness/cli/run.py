@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from harness import services
-from harness.cell import Cell, run_cell
+from harness.cell import Cell
 from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
 from harness.envs import interpreters
 from harness.errors import UsageError
 from harness.progress import Progress
 from harness.registry import get_bug
+from harness.runner import Planned, run_cells
 
 
 def cmd_list(args) -> int:
@@ -43,17 +44,10 @@ def cmd_run(args) -> int:
     pins = check_pins(bug, args.pins)
     exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
-    progress = Progress(enabled=not args.quiet)
-    verdicts, unwritten = [], 0
-    with services.started(bug.services) as service_env:
-        options.service_env = service_env
-        for number, cell in enumerate(cells, 1):
-            progress.cell(number, len(cells), cell.label)
-            record = run_cell(cell, options, progress)
-            # Each finished cell is kept, even if a later one is interrupted.
-            unwritten += not emit(args, record, progress)
-            verdicts.append(record["verdict"])
-    return 1 if "error" in verdicts or unwritten else 0
+    unwritten = []
+    records = run_cells(cells, options, progress=Progress(enabled=not args.quiet),
+                        keep=lambda record: emit(args, record) or unwritten.append(record))
+    return 1 if any(r["verdict"] == "error" for r in records) or unwritten else 0
 
 
 def cmd_verify(args) -> int:
@@ -64,23 +58,20 @@ def cmd_verify(args) -> int:
     if set(declared) != {"present", "absent"}:
         raise UsageError(f"matrix/{bug.id.replace('-', '_')}.toml declares no [verify] present and absent cells")
     options = build_options(args, bug, control_attempts=0)
-    progress = Progress(enabled=not args.quiet)
     checks = []  # the declared trigger variant expecting its role, then every control expecting absent
     for expected in (declared["present"], declared["absent"]):
         base = matrix.resolve(expected)
-        checks.append((base, expected.expect[0]))
-        checks.extend((Cell(**{**base.__dict__, "variant": c.name}), "absent") for c in bug.controls)
-    failed = 0
-    with services.started(bug.services) as service_env:
-        options.service_env = service_env
-        for number, (cell, want) in enumerate(checks, 1):
-            progress.cell(number, len(checks), f"{cell.label} (expect {want})")
-            record = run_cell(cell, options, progress)
-            record["expected"] = want
-            emit(args, record, progress)
-            failed += record["verdict"] != want
+        checks.append(_check(base, expected.expect[0]))
+        checks.extend(_check(replace(base, variant=c.name), "absent") for c in bug.controls)
+    records = run_cells(checks, options, progress=Progress(enabled=not args.quiet),
+                        keep=lambda record: emit(args, record))
+    failed = sum(record["verdict"] not in check.expect for record, check in zip(records, checks))
     print(f"verify {bug.id}: {len(checks) - failed} of {len(checks)} checks hold", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check(cell: Cell, want: str) -> Planned:
+    return Planned(cell, expect=(want,), label=f"{cell.label} (expect {want})")
 
 
 def _default_readme() -> Path | None:

@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 from harness.envs import venv
-from harness.errors import EnvBuildError, UsageError
 from harness.envs.interpreters import Interpreter
+from harness.errors import EnvBuildError, UsageError
 from harness.paths import cache_dir
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "build", "dist", "target", ".nox", ".tox"}

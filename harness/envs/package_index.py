@@ -68,7 +68,11 @@ def releases(package: str) -> dict[str, Release]:
 def _version_of(filename: str, project: str) -> str | None:
     """The version of a release file of `project` (a wheel or an sdist), from its name; None for
     anything else (eggs, installers, another project's file) and for names that do not parse."""
-    from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+    from packaging.utils import (
+        canonicalize_name,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
 
     try:
         if filename.endswith(".whl"):

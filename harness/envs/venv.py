@@ -23,9 +23,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import unquote
 
-from harness.errors import EnvBuildError, UsageError
 from harness.envs.interpreters import Interpreter
 from harness.envs.requirements import requirement_name
+from harness.errors import EnvBuildError, UsageError
 from harness.files import locked, write_atomically
 from harness.paths import cache_dir
 
@@ -182,7 +182,11 @@ def _check_distributions(site: str, installed: dict, requirements: list) -> dict
 def _reference_versions(requirements: list) -> dict:
     """name -> version of each `name @ file:///...` requirement: `uv pip freeze` lists these without
     a version, so `installed` lacks them; a wheel's file name has it (a source directory's: None, any)."""
-    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.utils import (
+        InvalidWheelFilename,
+        canonicalize_name,
+        parse_wheel_filename,
+    )
 
     versions = {}
     for requirement in requirements:

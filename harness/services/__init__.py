@@ -31,3 +31,33 @@ def started(names):
         env["REPRO_SERVICES"] = ",".join(names)
         yield env
 
+
+
+class ServicePool:
+    """Services started on demand and kept until the pool closes: each once, however many cells
+    (of however many bugs) need it. A context manager; `close()` stops every started service."""
+
+    def __init__(self):
+        self._stack = ExitStack()
+        self._env: dict = {}
+        self._started: set = set()
+
+    def env_for(self, names) -> dict:
+        """The environment a child needs to reach these services (started now if not yet)."""
+        missing = sorted(set(names) - self._started)
+        if missing:
+            env = self._stack.enter_context(started(missing))
+            running = self._started | set(missing)
+            self._env.update(env)
+            self._env["REPRO_SERVICES"] = ",".join(sorted(running))
+            self._started = running
+        return dict(self._env)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "ServicePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import procs
-from harness.envs import interpreters, venv
 from harness.attempt import ChildCommand
+from harness.envs import interpreters, venv
 from harness.errors import UsageError
 from harness.executors.docker.engine import LABEL, client, host_binary, one_line
 from harness.paths import ROOT

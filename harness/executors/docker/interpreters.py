@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.envs import venv
-from harness.executors.docker.engine import host_binary
-from harness.errors import EnvBuildError, UsageError
 from harness.envs.interpreters import Interpreter, _matches
+from harness.errors import EnvBuildError, UsageError
+from harness.executors.docker.engine import host_binary
 from harness.paths import cache_dir
 
 PROBE_TIMEOUT = 120.0          # a container that lists the image's interpreters
