@@ -25,6 +25,7 @@ from pathlib import Path
 from harness import guardian, procs
 from harness.child import ARMED_FILE, HANG_EVIDENCE_FILE
 from harness.registry import Bug, Variant
+from harness.text import last_lines
 
 OUTCOMES = ("reproduced", "clean", "hang", "crash", "other-failure", "error")
 # The stdlib-only child side: all the harness puts on the child's path (a copy per attempt),
@@ -240,7 +241,7 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
         evidence["signal"] = sig
         return Attempt("crash", f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
     return Attempt("error", f"child exited with code {proc.returncode} and no result: "
-                   f"{_last_line(reader.text())}", duration, evidence)
+                   f"{last_lines(reader.text(), lines=1, limit=300)}", duration, evidence)
 
 
 def _from_result(result: dict, proc, evidence: dict, duration: float) -> Attempt:
@@ -309,8 +310,3 @@ def _read_result(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "(no output)"

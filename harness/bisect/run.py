@@ -24,6 +24,7 @@ from harness.bisect.search import (
 )
 from harness.cell import Cell, Options
 from harness.errors import UsageError
+from harness.files import write_atomically
 from harness.paths import cache_dir
 from harness.registry import Bug
 from harness.runner import Planned, run_cells
@@ -69,9 +70,7 @@ def _cacheable(record: dict) -> bool:
 def store_verdict(key: str, entry: dict) -> None:
     path = _cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entry, indent=1, default=str))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(entry, indent=1, default=str), durable=False)
 
 
 def summary_of(record: dict) -> dict:

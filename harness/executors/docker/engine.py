@@ -16,6 +16,7 @@ from pathlib import Path
 from harness import procs
 from harness.errors import UsageError
 from harness.paths import cache_dir
+from harness.text import last_lines, one_line
 
 LABEL = "repro-harness"
 # multiprocessing and pyarrow use /dev/shm; counted in the memory limit
@@ -102,13 +103,9 @@ def host_binary(name: str) -> str | None:
     return None
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
-
 
 def _log_tail(path: Path) -> str:
     try:
-        lines = path.read_text(errors="replace").strip().splitlines()
+        return last_lines(path.read_text(errors="replace"), limit=600)
     except OSError:
         return "(no log)"
-    return " | ".join(lines[-3:])[:600]

@@ -35,8 +35,9 @@ from harness import procs
 from harness.attempt import ChildCommand
 from harness.envs import interpreters, venv
 from harness.errors import UsageError
-from harness.executors.docker.engine import LABEL, client, host_binary, one_line
+from harness.executors.docker.engine import LABEL, client, host_binary
 from harness.paths import ROOT
+from harness.text import one_line
 
 DEFAULT_MEMORY = "4g"         # per attempt, no swap beyond it
 DEFAULT_PIDS = 4096           # processes and threads (a pids cgroup counts both)

@@ -23,6 +23,7 @@ from pathlib import Path
 from harness.errors import UsageError
 from harness.files import locked
 from harness.paths import cache_dir
+from harness.text import last_lines
 
 REPOSITORY = "repro-harness/base"
 RECIPE_VERSION = 1
@@ -109,7 +110,7 @@ def _build(client, release: str, tag: str, packages: list) -> None:
                                release, str(root), mirror], capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             log_text = _read(root / "debootstrap" / "debootstrap.log") or done.stdout + done.stderr
-            raise UsageError(f"debootstrap {release} from {mirror} failed: {_tail(log_text)}")
+            raise UsageError(f"debootstrap {release} from {mirror} failed: {last_lines(log_text)}")
         for path in TRIM:
             shutil.rmtree(root / path, ignore_errors=True)
         tarball = Path(work) / "root.tar"
@@ -125,8 +126,3 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
-
-
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-3:])[:500] or "(no output)"

@@ -23,7 +23,9 @@ from harness.envs import venv
 from harness.envs.interpreters import Interpreter, _matches
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.docker.engine import host_binary
+from harness.files import write_atomically
 from harness.paths import cache_dir
+from harness.text import last_lines
 
 PROBE_TIMEOUT = 120.0          # a container that lists the image's interpreters
 UV_IN_CONTAINER = "/opt/repro-harness/uv"
@@ -64,10 +66,10 @@ def image_pythons(engine, image_id: str, labels: dict) -> list[tuple[str, str]]:
         status, output, _ = run_container(engine, image_id, ["/bin/sh", "-c", PROBE_SCRIPT], labels=labels,
                                           timeout=PROBE_TIMEOUT, entrypoint=[])
     except Exception as exc:  # noqa: BLE001 - e.g. no /bin/sh in the image (distroless)
-        raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: {_tail(str(exc))}") from exc
+        raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: {last_lines(str(exc), limit=400)}") from exc
     if status != 0:
         raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: /bin/sh -c exited with "
-                         f"{status}: {_tail(output)}")
+                         f"{status}: {last_lines(output, limit=400)}")
     found = {}
     for line in output.splitlines():
         parts = line.split()
@@ -75,9 +77,7 @@ def image_pythons(engine, image_id: str, labels: dict) -> list[tuple[str, str]]:
             found.setdefault(parts[2], parts[1])
     pythons = sorted(found.items(), key=lambda item: _version_tuple(item[1]), reverse=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"image_id": image_id, "pythons": pythons}))
-    os.replace(tmp, cache)
+    write_atomically(cache, json.dumps({"image_id": image_id, "pythons": pythons}), durable=False)
     return pythons
 
 
@@ -115,7 +115,7 @@ def uv_runner(engine, interpreter: ImageInterpreter, root: Path, labels: dict):
             status, stdout, stderr = run_container(engine, interpreter.image_id, argv, labels=labels, env=env,
                                                    mounts=mounts, network="host", timeout=timeout, entrypoint=[])
         except Exception as exc:  # noqa: BLE001 - the engine refused the container (e.g. uv cannot start)
-            raise EnvBuildError(f"cannot run uv in image {interpreter.image}: {_tail(str(exc))}") from exc
+            raise EnvBuildError(f"cannot run uv in image {interpreter.image}: {last_lines(str(exc), limit=400)}") from exc
         if status is None:
             raise EnvBuildError(f"uv {args[0]} in image {interpreter.image} did not finish within {timeout:g}s")
         return subprocess.CompletedProcess(argv, status, stdout, stderr)
@@ -180,8 +180,3 @@ def _uv_cache_dir() -> Path:
 
 def _version_tuple(version: str) -> tuple:
     return tuple(int(part) for part in version.split("."))
-
-
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-3:])[:400] or "(no output)"
