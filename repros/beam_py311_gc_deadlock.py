@@ -14,6 +14,9 @@ bug only if a dump of every thread (faulthandler, written from a C signal handle
 GIL) shows a thread stuck at the frame-dump call; a stall anywhere else is another failure.
 
 Runs inside the target interpreter: stdlib at import time, apache_beam and grpc imported lazily.
+
+Its cells and the verdict each should give: matrix/beam_py311_gc_deadlock.toml (schema: matrix/README.md);
+what is known of the bug upstream and what was measured: repros/beam_py311_gc_deadlock.md.
 """
 import json
 import mmap

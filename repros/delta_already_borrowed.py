@@ -1,6 +1,9 @@
 """delta-already-borrowed: threads appending through one shared DeltaTable hit PyO3's borrow check.
 
 Runs inside the target interpreter: stdlib at import time, deltalake imported lazily.
+
+Its cells and the verdict each should give: matrix/delta_already_borrowed.toml (schema: matrix/README.md);
+what is known of the bug upstream and what was measured: repros/delta_already_borrowed.md.
 """
 
 BUG = {

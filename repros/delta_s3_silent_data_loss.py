@@ -10,6 +10,9 @@ the default commit path, nothing but a DynamoDB lock (or opting into conditional
 The writers are processes (as in the report: parallel Lambdas), started warm and released
 together; the table lives on the harness's moto server. Each writer runs this file as a
 script. Runs inside the target interpreter: stdlib at import time, libraries lazily.
+
+Its cells and the verdict each should give: matrix/delta_s3_silent_data_loss.toml (schema: matrix/README.md);
+what is known of the bug upstream and what was measured: repros/delta_s3_silent_data_loss.md.
 """
 import json
 import os

@@ -10,6 +10,9 @@ forked after the parent *used* lancedb still dies by SIGSEGV in some attempts (a
 thread of _lancedb.abi3.so) and, rarely, still hangs. A signal death is `other-failure`.
 
 Runs inside the target interpreter: stdlib at import time, lancedb imported lazily.
+
+Its cells and the verdict each should give: matrix/lancedb_fork_hang.toml (schema: matrix/README.md);
+what is known of the bug upstream and what was measured: repros/lancedb_fork_hang.md.
 """
 
 BUG = {

@@ -16,6 +16,9 @@ attempt is clean, which makes the release `absent` and the cache's arrival a tra
 bisect (a failed import would make it `other-failure`, which a bisect cannot judge).
 
 Runs inside the target interpreter: stdlib at import time, awswrangler imported lazily.
+
+Its cells and the verdict each should give: matrix/wrangler_athena_cache_race.toml (schema: matrix/README.md);
+what is known of the bug upstream and what was measured: repros/wrangler_athena_cache_race.md.
 """
 
 BUG = {

@@ -124,7 +124,7 @@ def _project_name() -> str | None:
 
 
 def cmd_new(args) -> int:
-    from harness.registry import write_skeleton
+    from harness.skeleton import write_skeleton
 
     package = args.package or _project_name()
     if not package:
