@@ -25,9 +25,27 @@ class Interpreter:
     def minor(self) -> str:
         return ".".join(self.version.split(".")[:2])
 
+    # Where `path` is: on the host (it must exist there), or elsewhere (in a container image).
+    on_host = True
+
+    @property
+    def label(self) -> str:
+        """For messages: e.g. "Python 3.11.7"."""
+        return f"Python {self.version}"
+
     def describe(self) -> dict:
-        """For the result record: which interpreter ran, and where it came from."""
+        """For the result record and an env's marker: which interpreter ran, and where it came from."""
         return {"path": self.path, "version": self.version, "source": "host"}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Interpreter":
+        """The interpreter a describe() record names (read back from an env's marker)."""
+        return cls(record["path"], record["version"])
+
+    def key_fields(self) -> dict:
+        """What identifies this interpreter in an env's cache key (these names and values make
+        the keys of existing envs: change them and every cached env is built again)."""
+        return {"python": self.version, "path": self.path}
 
 
 def _probe(path: str) -> str | None:

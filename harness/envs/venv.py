@@ -1,6 +1,7 @@
 """Environments for cells: `uv venv` + `uv pip install`, cached by content hash.
 
-The key is (interpreter version and path, sorted requirements, exclude-newer date),
+The key is (what identifies the interpreter, `Interpreter.key_fields`: its version and path
+at least; sorted requirements; exclude-newer date),
 so a second run of a cell installs nothing. A file lock per key lets concurrent runs
 (xdist workers, parallel nox sessions) share the cache: one builds, the others wait
 and reuse. An env counts only once its `env.json` marker is written, last, and only while
@@ -20,7 +21,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import unquote
 
 from harness.envs.interpreters import Interpreter
@@ -42,11 +42,7 @@ class Env:
 
 
 def env_key(interpreter: Interpreter, requirements: list, exclude_newer: str | None) -> str:
-    fields = {"python": interpreter.version, "path": interpreter.path,
-              "requirements": sorted(requirements), "exclude_newer": exclude_newer}
-    image_id = getattr(interpreter, "image_id", None)
-    if image_id:  # an interpreter inside a container image (harness/executors/docker/interpreters.py)
-        fields["image_id"] = image_id
+    fields = {**interpreter.key_fields(), "requirements": sorted(requirements), "exclude_newer": exclude_newer}
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -64,7 +60,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
     with locked(cache_dir() / "envs" / f"{key}.lock"):
         if (root / "env.json").exists():
             try:
-                meta = _check_marker(root)
+                meta = _check_marker(root, interpreter)
                 _check_env(root, interpreter, meta["installed"], requirements)
                 return Env(str(root / "bin" / "python"), interpreter, requirements, exclude_newer,
                            meta["installed"], 0.0, True)
@@ -73,8 +69,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
                     on_build(f"env cache {key} is stale ({why}): rebuilding")
         shutil.rmtree(root, ignore_errors=True)  # a stale env, or a build that was interrupted
         if on_build:
-            where = f" in image {interpreter.image}" if getattr(interpreter, "image", None) else ""
-            on_build(f"building env: Python {interpreter.version}{where}, {' '.join(requirements)}"
+            on_build(f"building env: {interpreter.label}, {' '.join(requirements)}"
                      f"{', deps as of ' + exclude_newer if exclude_newer else ''}")
         started = time.monotonic()
         try:
@@ -119,12 +114,13 @@ def _check_new_env(root: Path, interpreter: Interpreter, installed: dict, requir
                             f"is uv's cache damaged? (`uv cache clean <package>` fixes it)") from None
 
 
-def _check_marker(root: Path) -> dict:
-    """env.json parses, has an installed map and describes the env of this key (root's name)."""
+def _check_marker(root: Path, interpreter: Interpreter) -> dict:
+    """env.json parses, has an installed map and describes the env of this key (root's name).
+
+    The recorded interpreter is read back by the class of `interpreter` (its own record format)."""
     try:
         meta = json.loads((root / "env.json").read_text())
-        recorded = SimpleNamespace(version=meta["python"], path=meta["interpreter"]["path"],
-                                   image_id=meta["interpreter"].get("image_id"))
+        recorded = type(interpreter).from_record(meta["interpreter"])
         key = env_key(recorded, meta["requirements"], meta["exclude_newer"])
         installed = meta["installed"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -137,8 +133,8 @@ def _check_marker(root: Path) -> dict:
 
 
 def _check_interpreter(python: Path, interpreter: Interpreter) -> None:
-    # An env built in an image links to the image's interpreter, absent on the host: there the link is all we see.
-    present = os.path.lexists(python) if getattr(interpreter, "image_id", None) else python.exists()
+    # The env of an interpreter that is not on the host links to a path absent here: the link is all we see.
+    present = python.exists() if interpreter.on_host else os.path.lexists(python)
     if not present:
         raise StaleEnv(f"its interpreter {python} is missing")
 

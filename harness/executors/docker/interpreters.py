@@ -50,9 +50,22 @@ class ImageInterpreter(Interpreter):
     image: str = ""       # the name it was asked for, e.g. python:3.12.0-slim
     image_id: str = ""    # sha256:..., part of the env key
 
+    on_host = False       # its env's bin/python links to a path that exists only in the image
+
+    @property
+    def label(self) -> str:
+        return f"{super().label} in image {self.image}" if self.image else super().label
+
     def describe(self) -> dict:
         return {"path": self.path, "version": self.version, "source": "image", "image": self.image,
                 "image_id": self.image_id}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "ImageInterpreter":
+        return cls(record["path"], record["version"], image=record.get("image", ""), image_id=record["image_id"])
+
+    def key_fields(self) -> dict:
+        return {**super().key_fields(), "image_id": self.image_id}
 
 
 def image_pythons(engine, image_id: str, labels: dict) -> list[tuple[str, str]]:
