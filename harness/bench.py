@@ -25,8 +25,9 @@ from pathlib import Path
 
 from harness import matrix, results, services
 from harness.cell import Options, requirements_for
-from harness.envs import interpreters, venv
 from harness.errors import UsageError
+from harness.executors.base import Executor
+from harness.executors.local import LocalExecutor
 from harness.paths import ROOT
 from harness.registry import get_bug
 from harness.runner import run_cells
@@ -43,17 +44,17 @@ def _row(label: str, value: str) -> str:
     return f"  {label:<44} {value}"
 
 
-def env_builds(cell) -> tuple[float, float, bool]:
+def env_builds(cell, executor: Executor) -> tuple[float, float, bool]:
     """Seconds for a cold build (fresh harness cache) and a warm one, and whether warm reused it."""
     bug = get_bug(cell.bug)
-    interpreter = interpreters.find(cell.python)
+    interpreter = executor.find_interpreter(cell.python)
     requirements = requirements_for(bug, bug.variant(cell.variant), cell.pins)
     old = os.environ.get("REPRO_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as fresh:
         os.environ["REPRO_CACHE_DIR"] = fresh
         try:
-            _, cold = _timed(lambda: venv.ensure_env(interpreter, requirements, cell.exclude_newer))
-            warm_env, warm = _timed(lambda: venv.ensure_env(interpreter, requirements, cell.exclude_newer))
+            _, cold = _timed(lambda: executor.ensure_env(interpreter, requirements, cell.exclude_newer))
+            warm_env, warm = _timed(lambda: executor.ensure_env(interpreter, requirements, cell.exclude_newer))
         finally:
             if old is None:
                 os.environ.pop("REPRO_CACHE_DIR", None)
@@ -72,7 +73,7 @@ def bench_bug(bug_id: str, rate_attempts: int, pool: ServicePool) -> list[str]:
         return [f"{bug_id}: no [verify] present and absent cells in its matrix file: not measured"]
     present, absent = matrix.resolve(declared["present"]), matrix.resolve(declared["absent"])
     lines = [f"{bug_id}  (present cell: {present.label}; absent cell: {absent.label})"]
-    cold, warm, reused = env_builds(present)
+    cold, warm, reused = env_builds(present, LocalExecutor())  # the executor of Options()
     lines.append(_row("env build, cold (empty harness cache)", f"{cold:7.2f} s"))
     lines.append(_row("env build, warm", f"{warm:7.2f} s  (installed nothing: {reused})"))
     for name, cell in (("present", present), ("absent", absent)):

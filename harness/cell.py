@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from harness import stats
-from harness.attempt import Attempt, ChildCommand, child_env, run_attempt
-from harness.envs import interpreters, venv
+from harness.attempt import Attempt, child_env, run_attempt
 from harness.envs.requirements import merge_requirements, requirement_name
 from harness.errors import EnvBuildError, UsageError
+from harness.executors.base import Executor
+from harness.executors.local import LocalExecutor
 from harness.registry import Bug, Variant, get_bug
 
 VERDICTS = ("present", "absent", "hang", "crash", "other-failure", "error", "skipped")
@@ -48,7 +49,8 @@ class Options:
     kill_grace: float = 2.0
     params: dict = field(default_factory=dict)
     service_env: dict = field(default_factory=dict)
-    executor: object = None       # builds the ChildCommand; None = local subprocess
+    # where the attempts run: interpreter, env and child command (harness/executors/base.py)
+    executor: Executor = field(default_factory=LocalExecutor)
 
 
 def plan_attempts(bug: Bug, options: Options, variant: Variant | None = None) -> int:
@@ -66,12 +68,6 @@ def requirements_for(bug: Bug, variant, pins) -> list:
 
 def _summary(attempts: list[Attempt]) -> dict:
     return dict(Counter(a.outcome for a in attempts))
-
-
-def _command(env: venv.Env, options: Options, bug: Bug) -> ChildCommand:
-    extra = dict(options.service_env) if bug.services else {}
-    command = ChildCommand(env.python, child_env(extra))
-    return options.executor.wrap(command, env, bug) if options.executor else command
 
 
 def not_applicable(variant: Variant, installed: dict) -> str | None:
@@ -93,18 +89,16 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     record = {"kind": "cell", "bug": bug.id, "variant": variant.name, "role": variant.role,
               "python_requested": cell.python, "pins": list(cell.pins), "exclude_newer": cell.exclude_newer,
               "failure_kind": bug.failure_kind, "host": platform.node(),
-              "executor": options.executor.describe() if options.executor else {"kind": "local"},
+              "executor": options.executor.describe(),
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    # An executor may bring its own interpreters and envs (the docker executor: from its image).
-    find_interpreter = getattr(options.executor, "find_interpreter", interpreters.find)
-    ensure_env = getattr(options.executor, "ensure_env", venv.ensure_env)
     try:
-        interpreter = find_interpreter(cell.python)
+        interpreter = options.executor.find_interpreter(cell.python)
     except UsageError as exc:
         return _finish(record, "skipped", str(exc), [], started, bug)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
-        env = ensure_env(interpreter, requirements, cell.exclude_newer, progress.note if progress else None)
+        env = options.executor.ensure_env(interpreter, requirements, cell.exclude_newer,
+                                          progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started, bug)
     record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
@@ -116,7 +110,8 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
     if missing:
         return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started, bug)
-    command = _command(env, options, bug)
+    extra = dict(options.service_env) if bug.services else {}  # service addresses: only for a bug that needs them
+    command = options.executor.command(env, bug, child_env(extra))
 
     attempts = _run_attempts(bug, variant, command, options, progress, cell)
     verdict, reason = decide(bug, variant, attempts, options)

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import FAULT_REPROS
 from harness import procs, services
-from harness.attempt import ChildCommand, child_env, run_attempt
+from harness.attempt import child_env, run_attempt
 from harness.cell import Cell, Options, run_cell
 from harness.envs import interpreters, venv
 from harness.errors import UsageError
@@ -26,6 +26,7 @@ from harness.executors.docker import engine as docker_engine
 from harness.executors.docker import executor as dx
 from harness.executors.docker import image as docker_image
 from harness.executors.docker import interpreters as image_interpreters
+from harness.executors.local import LocalExecutor
 from harness.files import locked
 from harness.paths import ROOT, cache_dir
 from harness.registry import get_bug
@@ -94,9 +95,7 @@ def attempt(executor, bug_id, variant, extra_env=None, bug_change=None, **kwargs
     if bug_change:
         bug = dataclasses.replace(bug, **bug_change)
     env = bare_env()
-    command = ChildCommand(env.python, child_env(extra_env or {}))
-    if executor is not None:
-        command = executor.wrap(command, env, bug)
+    command = executor.command(env, bug, child_env(extra_env or {}))
     return run_attempt(bug, bug.variant(variant), command, kill_grace=1.0, **kwargs)
 
 
@@ -156,7 +155,7 @@ def test_real_hang_cell_same_verdict_as_local(executor):
     ("synthetic-faults", "gil-deadlock", "hang", "no result"),
 ])
 def test_outcomes_same_as_local(executor, bug, variant, outcome, detail):
-    local, docker = attempt(None, bug, variant), attempt(executor, bug, variant)
+    local, docker = attempt(LocalExecutor(), bug, variant), attempt(executor, bug, variant)
     assert local.outcome == docker.outcome == outcome
     assert detail in docker.reason
     assert leftovers(executor) == []
@@ -195,7 +194,7 @@ def test_memory_limit_kills_a_hoarding_repro_as_a_crash(engine, executor):
 def test_a_runner_killed_with_sigkill_leaves_its_container_to_cleanup(executor, tmp_path):
     bug = get_bug("synthetic-faults")
     env = bare_env()
-    command = executor.wrap(ChildCommand(env.python, child_env({})), env, bug)
+    command = executor.command(env, bug, child_env({}))
     argv = command.argv(bug, bug.variant("sleep"), tmp_path, 60.0, {})
     runner = subprocess.Popen(argv, cwd=tmp_path, env=command.env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
@@ -332,7 +331,7 @@ def test_the_child_sees_the_image_interpreter(image_python):
     executor, interpreter = image_python
     bug = get_bug("docker-probe")
     env = executor.ensure_env(interpreter, [])
-    command = executor.wrap(ChildCommand(env.python, child_env({})), env, bug)
+    command = executor.command(env, bug, child_env({}))
     seen = probe(run_attempt(bug, bug.variant("trigger"), command, kill_grace=1.0))
     assert seen["python"] == interpreter.version and seen["executable"] == interpreter.path
     assert seen["interfaces"] == ["lo"]   # in the container, not on the host
@@ -369,7 +368,7 @@ def test_an_env_is_built_in_the_image_once(image_python, tmp_path, monkeypatch):
     host = interpreters.Interpreter(interpreter.path, interpreter.version)
     assert venv.env_key(host, ["six==1.16.0"], None) != root.name
     bug = get_bug("docker-probe")
-    command = executor.wrap(ChildCommand(first.python, child_env({})), first, bug)
+    command = executor.command(first, bug, child_env({}))
     seen = probe(run_attempt(bug, bug.variant("trigger"), command, kill_grace=1.0))
     assert seen["python"] == interpreter.version and seen["executable"] == first.python
     assert seen["base_prefix"] == str(Path(interpreter.path).parent.parent)

@@ -28,6 +28,7 @@ from harness.cli.options import (
 from harness.envs import checkout, interpreters
 from harness.envs.requirements import check_date, requirement_name
 from harness.errors import EnvBuildError, UsageError
+from harness.executors.base import Executor
 from harness.paths import ROOT
 from harness.progress import Progress
 from harness.registry import get_bug
@@ -146,13 +147,19 @@ def add_parsers(sub, common) -> None:
 
 # ---------------------------------------------------------------- repro bisect
 
-def _interpreters(spec: str) -> list:
+def _interpreters(spec: str, executor: Executor) -> list:
+    """The interpreters of the axis, as the executor finds them (the docker executor: maybe in its image)."""
     if spec == "available":
-        found = [i for i in interpreters.available(PYTHON_MINORS).values() if not isinstance(i, str)]
+        found = []
+        for version in PYTHON_MINORS:
+            try:
+                found.append(executor.find_interpreter(version))
+            except UsageError:
+                continue
         if not found:
             raise UsageError("no interpreter found for any of " + ", ".join(PYTHON_MINORS))
         return found
-    return [interpreters.find(v.strip()) for v in spec.split(",") if v.strip()]
+    return [executor.find_interpreter(v.strip()) for v in spec.split(",") if v.strip()]
 
 
 def _package(bug, name: str | None) -> str | None:
@@ -172,7 +179,8 @@ def cmd_bisect(args) -> int:
     package = _package(bug, args.package) if (args.package or not args.python_versions) else None
     if package is None and not args.python_versions:
         raise UsageError(f"--package is needed: bug {bug.id} has packages {', '.join(bug.packages) or '(none)'}")
-    found = _interpreters(args.python_versions) if args.python_versions else [interpreters.find(args.python)]
+    found = (_interpreters(args.python_versions, options.executor) if args.python_versions
+             else [options.executor.find_interpreter(args.python)])
     if package and args.exclude_newer:
         raise UsageError("--exclude-newer does not apply to a bisect over releases: each is installed as of its date")
     if package and any(requirement_name(p) == requirement_name(package) for p in pins):
@@ -245,7 +253,7 @@ def _check_cell(args, bug, interpreter, source: Path) -> tuple[Cell, dict]:
 def _check(args) -> int:
     bug = get_bug(args.bug)
     bug.variant(args.variant)
-    interpreter = interpreters.find(args.python)
+    interpreter = interpreters.find(args.python)  # the host's: the wheel is built on the host
     options = build_options(args, bug)
     progress = Progress(enabled=not args.quiet)
     try:
@@ -434,7 +442,7 @@ def cmd_check_bisect(args) -> int:
     """A whole git bisect over OLD..NEW: ends checked, git bisect run, the commit named, repo reset."""
     bug = get_bug(args.bug)
     bug.variant(args.variant)
-    interpreters.find(args.python)
+    interpreters.find(args.python)  # the host's: each `repro check` builds its wheel on the host
     build_options(args, bug)  # bad options are refused before the repository is touched
     source = args.source.resolve()
     if not source.is_dir():

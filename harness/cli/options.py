@@ -17,6 +17,8 @@ from harness.cell import Options
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import check_date, check_requirement, requirement_name
 from harness.errors import UsageError
+from harness.executors.base import Executor
+from harness.executors.local import LocalExecutor
 from harness.registry import Bug
 
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
@@ -151,21 +153,20 @@ def _at_least(value, floor: int, option: str) -> None:
         raise UsageError(f"{option} must be at least {floor}")
 
 
-def build_executor(args):
-    """None for local attempts; a DockerExecutor (engine reachable, image present) for containers."""
-    kind, image = getattr(args, "executor", "local"), getattr(args, "image", None)
-    python_from = getattr(args, "python_from", "auto")
-    if image and kind != "docker":
+def build_executor(args) -> Executor:
+    """A LocalExecutor for local attempts; a DockerExecutor (engine reachable, image present) for containers."""
+    if args.image and args.executor != "docker":
         raise UsageError("--image needs --executor docker")
-    if python_from == "image" and kind != "docker":
+    if args.python_from == "image" and args.executor != "docker":
         raise UsageError("--python-from image needs --executor docker")
-    if kind != "docker":
-        return None
+    if args.executor != "docker":
+        return LocalExecutor()
     from harness.executors.docker.executor import (
         DockerExecutor,  # the Docker SDK: only when asked for
     )
 
-    return DockerExecutor(image, log=lambda text: print(f"repro: {text}", file=sys.stderr), python_from=python_from)
+    return DockerExecutor(args.image, log=lambda text: print(f"repro: {text}", file=sys.stderr),
+                          python_from=args.python_from)
 
 
 def keep_result(args, record: dict) -> bool:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from harness.cell import Cell
 from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
-from harness.envs import interpreters
 from harness.errors import UsageError
 from harness.progress import Progress
 from harness.registry import get_bug
@@ -39,8 +38,7 @@ def cmd_run(args) -> int:
     for name in variants:
         bug.variant(name)
     options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
-    # The executor may look beyond the host (the docker executor: in its image).
-    getattr(options.executor, "find_interpreter", interpreters.find)(args.python)
+    options.executor.find_interpreter(args.python)  # no such interpreter: a usage error, before anything runs
     pins = check_pins(bug, args.pins)
     exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]

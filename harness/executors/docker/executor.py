@@ -35,6 +35,7 @@ from harness import procs
 from harness.attempt import ChildCommand
 from harness.envs import interpreters, venv
 from harness.errors import UsageError
+from harness.executors.base import Executor
 from harness.executors.docker.engine import LABEL, client, host_binary
 from harness.paths import ROOT
 from harness.text import one_line
@@ -117,8 +118,8 @@ class DockerChildCommand(ChildCommand):
                 pass
 
 
-class DockerExecutor:
-    """Wraps a cell's ChildCommand so its attempts run in containers of `image`."""
+class DockerExecutor(Executor):
+    """The executor contract (harness/executors/base.py) with each attempt in a container of `image`."""
 
     def __init__(self, image: str | None = None, memory: str = DEFAULT_MEMORY, cpus: float | None = None,
                  pids: int = DEFAULT_PIDS, log=None, python_from: str = "auto"):
@@ -189,9 +190,10 @@ class DockerExecutor:
     def _labels(self, purpose: str) -> dict:
         return {LABEL: "1", f"{LABEL}.executor": self.id, f"{LABEL}.purpose": purpose}
 
-    def wrap(self, command: ChildCommand, env, bug) -> DockerChildCommand:
+    def command(self, env, bug, child_env: dict) -> DockerChildCommand:
+        """The child in a container: the runner on the host starts it (harness/executors/docker/runner.py)."""
         return DockerChildCommand(
-            python=command.python, env=command.env, image=self.image, mounts=self._mounts(env, bug),
+            python=env.python, env=child_env, image=self.image, mounts=self._mounts(env, bug),
             # A service (the moto server) listens on the host's 127.0.0.1: share the host's network.
             network="host" if bug.services else "none",
             memory=self.memory, cpus=self.cpus, pids=self.pids, executor_id=self.id, engine=self.engine)
@@ -201,7 +203,7 @@ class DockerExecutor:
 
         The host's interpreter installation is mounted; an interpreter of the image is there already."""
         paths = [ROOT]
-        if not getattr(env.interpreter, "image_id", None):
+        if env.interpreter.on_host:
             prefix = _mountable_prefix(env.interpreter.path)
             if prefix is None:
                 raise UsageError(_system_python(env.interpreter.path))
