@@ -287,6 +287,11 @@ def test_env_key_names_the_image():
     keys = {venv.env_key(i, requirements, None) for i in (host, in_image, other_image)}
     assert len(keys) == 3
     assert in_image.describe()["source"] == "image" and host.describe()["source"] == "host"
+    # The key of an image env is the one the cache has (envs built in images are reused), and the
+    # marker's record reads back to the same interpreter; its path is not on the host.
+    assert venv.env_key(in_image, requirements, None) == "cafcff2058d402eaf48f"
+    assert image_interpreters.ImageInterpreter.from_record(in_image.describe()) == in_image
+    assert not in_image.on_host and in_image.label == "Python 3.11.2 in image a"
 
 
 def test_image_interpreters_are_listed_once_per_image_id(python_image, tmp_path, monkeypatch):

@@ -34,6 +34,15 @@ def test_key_depends_on_interpreter_pins_and_date():
     assert base != venv.env_key(py, ["a==1"], "2024-01-01")
 
 
+def test_keys_of_host_envs_are_those_of_the_existing_cache():
+    """Keys as the harness has always computed them: a changed key would rebuild every cached env."""
+    py = interpreters.Interpreter("/usr/bin/python3.11", "3.11.2")
+    assert venv.env_key(py, ["six==1.16.0"], None) == "8113b9882d4da301fa09"
+    assert venv.env_key(py, ["six==1.16.0", "a==1"], "2024-06-01") == "475e095df7f8c6bdf91d"
+    # An env's marker records describe(); read back, it names the same interpreter, hence the same key.
+    assert interpreters.Interpreter.from_record(py.describe()) == py and py.on_host
+
+
 def test_merge_replaces_by_name():
     merged = merge_requirements(["deltalake", "pyarrow"], ["DeltaLake==0.20.1", "numpy<2"])
     assert merged == ["DeltaLake==0.20.1", "numpy<2", "pyarrow"]
