@@ -38,7 +38,7 @@ class Interpreter:
         return {"path": self.path, "version": self.version, "source": "host"}
 
     @classmethod
-    def from_record(cls, record: dict) -> "Interpreter":
+    def from_record(cls, record: dict) -> Interpreter:
         """The interpreter a describe() record names (read back from an env's marker)."""
         return cls(record["path"], record["version"])
 

@@ -61,7 +61,7 @@ class ImageInterpreter(Interpreter):
                 "image_id": self.image_id}
 
     @classmethod
-    def from_record(cls, record: dict) -> "ImageInterpreter":
+    def from_record(cls, record: dict) -> ImageInterpreter:
         return cls(record["path"], record["version"], image=record.get("image", ""), image_id=record["image_id"])
 
     def key_fields(self) -> dict:
