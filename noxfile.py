@@ -36,8 +36,12 @@ nox.options.sessions = ["matrix"]
 MATRIX, BROKEN = matrix_module.discover()
 for _problem in BROKEN.values():
     print(f"noxfile: warning: broken matrix file left out: {_problem}", file=sys.stderr)
-PYTHONS = sorted({e.cell.python for e in matrix_module.select(MATRIX, tier="all")},
-                 key=lambda v: tuple(map(int, v.split("."))))
+PYTHONS = sorted({e.cell.python for e in matrix_module.select(MATRIX, tier="all")}, key=interpreters.sort_key)
+# The Python of an image recipe (debian-trixie:3.13t) is no nox venv: its cells run from a venv
+# of the Python running nox, on the docker executor with the recipe's image.
+IMAGE_PYTHONS = [p for p in PYTHONS if interpreters.image_python(p)]
+HOST_PYTHONS = [p for p in PYTHONS if not interpreters.image_python(p)]
+HARNESS_PYTHON = "%d.%d" % sys.version_info[:2]
 
 
 def _expose_interpreters() -> None:
@@ -47,7 +51,7 @@ def _expose_interpreters() -> None:
     """
     links = ROOT / ".nox" / ".interpreters"
     links.mkdir(parents=True, exist_ok=True)
-    for version, found in interpreters.available(PYTHONS).items():
+    for version, found in interpreters.available(sorted({*HOST_PYTHONS, HARNESS_PYTHON})).items():
         link = links / f"python{version}"
         if isinstance(found, interpreters.Interpreter) and not link.exists():
             link.symlink_to(found.path)
@@ -79,24 +83,37 @@ def _results_dir(session: nox.Session) -> str:
     return str(ROOT / "results" / "nox" / safe_name(session.name))
 
 
-def _run_cells(session: nox.Session, *selection: str, allow_none: bool = False) -> None:
+def _run_cells(session: nox.Session, *selection: str, allow_none: bool = False, cell_python: str | None = None) -> None:
     _install(session)
     # Exactly the cells declared for the session's Python: a 3.11 session also runs 3.11.7,
     # whose cells have a session of their own.
     session.run("pytest", "matrix/", "-p", "no:cacheprovider", "-q", "-rs", "--progress", "--results-dir",
                 _results_dir(session), "--junitxml", str(Path(_results_dir(session)) / "junit.xml"),
-                "--cell-python", str(session.python), *selection, *session.posargs,
+                "--cell-python", cell_python or str(session.python), *selection, *session.posargs,
                 success_codes=[0, 5] if allow_none else [0])  # 5: pytest collected no cell
 
 
 @nox.session
-@nox.parametrize("python", PYTHONS)
+@nox.parametrize("python", HOST_PYTHONS)
 def matrix(session: nox.Session) -> None:
     """The default tier of the matrix for this Python (`-- --tier all`: every cell)."""
     tier = _posarg(session, "--tier") or "default"
     if not _has_cells(str(session.python), tier):
         session.skip(f"no cells of the {tier} tier for Python {session.python}")
     _run_cells(session, "--tier", "default", allow_none=True)
+
+
+if IMAGE_PYTHONS:
+    @nox.session(python=HARNESS_PYTHON)
+    @nox.parametrize("cell_python", IMAGE_PYTHONS)
+    def matrix_images(session: nox.Session, cell_python: str) -> None:
+        """The default tier of the matrix for the Python of an image recipe (`-- --tier all`: every cell)."""
+        tier = _posarg(session, "--tier") or "default"
+        if not _has_cells(cell_python, tier):
+            session.skip(f"no cells of the {tier} tier for Python {cell_python}")
+        _run_cells(session, "--tier", "default", allow_none=True, cell_python=cell_python)
+
+    nox.options.sessions.append("matrix_images")
 
 
 def _posarg(session: nox.Session, name: str) -> str | None:
@@ -129,19 +146,20 @@ def _cell_groups(bug: str, entry: dict) -> list:
         seen.add(key)
         pins = ", ".join(f"{n}='{v}'" for n, v in map(_pin_param, expected.cell.pins))
         ident = f"python='{key[0]}'" + (f", {pins}" if pins else "")
-        params.append(nox.param(key[0], list(key[1]), id=ident))
+        venv_python = HARNESS_PYTHON if interpreters.image_python(key[0]) else key[0]
+        params.append(nox.param(venv_python, list(key[1]), key[0], id=ident))
     return params
 
 
 def _make_bug_session(bug: str, entry: dict) -> None:
-    def cells(session: nox.Session, pins: list) -> None:
+    def cells(session: nox.Session, pins: list, cell_python: str) -> None:
         selection = ["--bug", bug, "--tier", "all"] + [arg for pin in pins for arg in ("--pins", pin)]
         if not pins:
             selection.append("--pins-none")
-        _run_cells(session, *selection)
+        _run_cells(session, *selection, cell_python=cell_python)
 
     cells.__doc__ = f"Cells of {bug} for one Python and one set of pins."
-    session = nox.parametrize("python,pins", _cell_groups(bug, entry))(cells)
+    session = nox.parametrize("python,pins,cell_python", _cell_groups(bug, entry))(cells)
     nox.session(name=bug.replace("-", "_"), tags=[bug, "cells"])(session)
 
 

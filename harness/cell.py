@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from harness import stats
 from harness.attempt import Attempt, child_env, run_attempt
+from harness.envs.interpreters import image_python
 from harness.envs.requirements import merge_requirements, requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
@@ -81,6 +82,17 @@ def not_applicable(variant: Variant, installed: dict) -> str | None:
     return None
 
 
+def executor_for(python: str, executor: Executor, note=None) -> Executor:
+    """The executor of a cell of `python`: `executor` itself, but for the Python of an image recipe
+    (debian-trixie:3.13t, 3.13t): the docker executor with the recipe's image, built on first use
+    (`note(text)` hears of the build). UsageError when that cannot be (no engine, a failed build)."""
+    if image_python(python) is None:
+        return executor
+    from harness.executors.docker.recipes import executor_for as recipe_executor  # the Docker SDK: only then
+
+    return recipe_executor(python, executor, note)
+
+
 def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     """Run the cell to a verdict; returns the result record (also for skipped/error cells)."""
     started = time.monotonic()
@@ -92,12 +104,14 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
               "executor": options.executor.describe(),
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
-        interpreter = options.executor.find_interpreter(cell.python)
+        executor = executor_for(cell.python, options.executor, progress.note if progress else None)
+        record["executor"] = executor.describe()
+        interpreter = executor.find_interpreter(cell.python)
     except UsageError as exc:
         return _finish(record, "skipped", str(exc), [], started, bug)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
-        env = options.executor.ensure_env(interpreter, requirements, cell.exclude_newer,
+        env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
                                           progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         return _finish(record, "skipped", str(exc), [], started, bug)
@@ -111,7 +125,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     if missing:
         return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started, bug)
     extra = dict(options.service_env) if bug.services else {}  # service addresses: only for a bug that needs them
-    command = options.executor.command(env, bug, child_env(extra))
+    command = executor.command(env, bug, child_env(extra))
 
     attempts = _run_attempts(bug, variant, command, options, progress, cell)
     verdict, reason = decide(bug, variant, attempts, options)
@@ -206,10 +220,27 @@ def _finish(record, verdict, reason, attempts, started, bug: Bug, variant: Varia
     seen_versions = next((a.versions for a in attempts if a.versions), None)
     if seen_versions:
         record["installed"] = seen_versions
+    gil = gil_summary(attempts)
+    if gil:
+        record["gil"] = gil
     imported = next((a.evidence["imported"] for a in attempts if a.evidence.get("imported")), None)
     if imported:
         record["imported"] = imported  # what the child really imported, and from where
     return record
+
+
+def gil_summary(attempts: list[Attempt]) -> dict | None:
+    """The GIL as the attempts' children saw it at their end: `state` is "off" (a free-threaded build,
+    the GIL off in every attempt), "re-enabled" (a free-threaded build where it was on in some
+    attempt: an extension turned it back on; not a free-threaded run) or "on" (a default build)."""
+    seen = [a.evidence["gil"] for a in attempts if isinstance(a.evidence.get("gil"), dict)]
+    if not seen:
+        return None
+    free_threaded = any(g.get("free_threaded_build") for g in seen)
+    on = sum(bool(g.get("enabled", True)) for g in seen)
+    state = "on" if not free_threaded else ("re-enabled" if on else "off")
+    return {"state": state, "free_threaded_build": free_threaded, "abiflags": seen[0].get("abiflags", ""),
+            "attempts_with_gil": on, "attempts_seen": len(seen)}
 
 
 def _evidence(attempts: list[Attempt]) -> list[dict]:

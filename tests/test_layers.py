@@ -26,7 +26,7 @@ LAYERS = [
     ["harness.executors", "harness.executors.base", "harness.executors.local"],
     ["harness.executors.docker", "harness.executors.docker.engine", "harness.executors.docker.image",
      "harness.executors.docker.interpreters", "harness.executors.docker.runner",
-     "harness.executors.docker.executor", "harness.executors.docker.__main__",
+     "harness.executors.docker.executor", "harness.executors.docker.recipes", "harness.executors.docker.__main__",
      "harness.services", "harness.services.moto", "harness.services.moto_app"],
     # one cell to a verdict; the matrix of cells; many cells in one run
     ["harness.cell"],

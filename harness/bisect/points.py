@@ -36,7 +36,11 @@ def _wheel_fits(tags: list[str], interpreter: Interpreter) -> bool:
 
     version = tuple(int(x) for x in interpreter.version.split(".")[:2])
     platforms = list(pt.platform_tags())
-    supported = set(pt.cpython_tags(version, platforms=platforms)) | set(pt.compatible_tags(version, platforms=platforms))
+    # A free-threaded build takes cp3XXt wheels only (not abi3); the ABI must be named, since
+    # packaging would otherwise take it from the interpreter running the harness.
+    abis = [f"cp{version[0]}{version[1]}t"] if getattr(interpreter, "free_threaded", False) else None
+    supported = set(pt.cpython_tags(version, abis=abis, platforms=platforms)) \
+        | set(pt.compatible_tags(version, platforms=platforms))
     return any(_tags_of(tag) & supported for tag in tags)
 
 
@@ -89,7 +93,7 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
         if reason:
             left_out.append((version, reason))
             continue
-        cell = Cell(bug.id, variant, interpreter.version, (f"{package}=={version}", *pins),
+        cell = Cell(bug.id, variant, interpreter.cell_python, (f"{package}=={version}", *pins),
                     package_index.release_date_cutoff(package, version))
         points.append(Point(version, release.uploaded, cell))
     if not_releases:
@@ -99,5 +103,5 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
 
 def interpreter_points(bug: Bug, variant: str, found: list[Interpreter], pins: tuple,
                        exclude_newer: str | None) -> list[Point]:
-    ordered = sorted(found, key=lambda i: tuple(int(x) for x in i.version.split(".")))
-    return [Point(i.version, None, Cell(bug.id, variant, i.version, pins, exclude_newer)) for i in ordered]
+    ordered = sorted(found, key=lambda i: (tuple(int(x) for x in i.version.split(".")), i.cell_python))
+    return [Point(i.cell_python, None, Cell(bug.id, variant, i.cell_python, pins, exclude_newer)) for i in ordered]

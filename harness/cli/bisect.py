@@ -16,7 +16,7 @@ from pathlib import Path
 from harness import procs
 from harness.bisect import points as axis_points
 from harness.bisect import run as bisect_run
-from harness.cell import Cell
+from harness.cell import Cell, executor_for
 from harness.cli.options import (
     build_options,
     check_pins,
@@ -159,7 +159,12 @@ def _interpreters(spec: str, executor: Executor) -> list:
         if not found:
             raise UsageError("no interpreter found for any of " + ", ".join(PYTHON_MINORS))
         return found
-    return [executor.find_interpreter(v.strip()) for v in spec.split(",") if v.strip()]
+    # An image recipe's Python (debian-sid:3.14t, 3.13t) is found in the recipe's image, built on first use.
+    return [executor_for(v.strip(), executor, _log).find_interpreter(v.strip()) for v in spec.split(",") if v.strip()]
+
+
+def _log(text: str) -> None:
+    print(f"repro: {text}", file=sys.stderr, flush=True)
 
 
 def _package(bug, name: str | None) -> str | None:
@@ -196,7 +201,7 @@ def cmd_bisect(args) -> int:
         for interpreter in found:
             points, left_out = axis_points.release_points(bug, args.variant, package, interpreter, pins,
                                                      args.first, args.last)
-            axes.append((f"{package} releases", interpreter.version, points, left_out))
+            axes.append((f"{package} releases", interpreter.cell_python, points, left_out))
     else:
         exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, list(pins))
         axes.append(("interpreters", None, axis_points.interpreter_points(bug, args.variant, found, pins, exclude_newer), []))

@@ -6,7 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from harness.cell import Cell
+from harness.cell import Cell, executor_for
 from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
 from harness.errors import UsageError
 from harness.progress import Progress
@@ -32,13 +32,18 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _log(text: str) -> None:
+    print(f"repro: {text}", file=sys.stderr, flush=True)
+
+
 def cmd_run(args) -> int:
     bug = get_bug(args.bug)
     variants = args.variants or ["trigger"]
     for name in variants:
         bug.variant(name)
     options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
-    options.executor.find_interpreter(args.python)  # no such interpreter: a usage error, before anything runs
+    # No such interpreter (or an image recipe whose image cannot be built): a usage error, before anything runs.
+    executor_for(args.python, options.executor, _log).find_interpreter(args.python)
     pins = check_pins(bug, args.pins)
     exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]

@@ -13,6 +13,9 @@ from pathlib import Path
 from harness.errors import UsageError
 
 VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
+# An interpreter of an image recipe (harness/executors/docker/recipes.py): `debian-trixie:3.13`,
+# `debian-sid:3.14t` (t: a free-threaded build), or `3.13t` alone (the recipe of that minor).
+IMAGE_PYTHON_RE = re.compile(r"^(?:(?P<recipe>[a-z][a-z0-9-]*):)?(?P<version>3\.\d+(?:\.\d+)?)(?P<t>t?)$")
 FLOOR = (3, 9)  # the child side runs inside the interpreter under test: stdlib of 3.9 and newer
 
 
@@ -33,6 +36,14 @@ class Interpreter:
         """For messages: e.g. "Python 3.11.7"."""
         return f"Python {self.version}"
 
+    @property
+    def cell_python(self) -> str:
+        """What a Cell names to run on this interpreter again (the image's recipe spec, or the version)."""
+        return self.version
+
+    # Free-threaded builds install wheels only (ImageInterpreter): no source build can work offline.
+    wheels_only = False
+
     def describe(self) -> dict:
         """For the result record and an env's marker: which interpreter ran, and where it came from."""
         return {"path": self.path, "version": self.version, "source": "host"}
@@ -46,6 +57,24 @@ class Interpreter:
         """What identifies this interpreter in an env's cache key (these names and values make
         the keys of existing envs: change them and every cached env is built again)."""
         return {"python": self.version, "path": self.path}
+
+
+def image_python(wanted: str) -> tuple[str | None, str, bool] | None:
+    """(recipe or None, version, free-threaded) of a Python an image recipe gives, None for a host
+    version ("3.11", "3.11.7", "current")."""
+    match = IMAGE_PYTHON_RE.match(wanted)
+    if not match or not (match.group("recipe") or match.group("t")):
+        return None
+    return match.group("recipe"), match.group("version"), bool(match.group("t"))
+
+
+def sort_key(wanted: str) -> tuple:
+    """Orders Python specs: by minor version, a free-threaded build after the default ones, then by
+    the full version and the recipe."""
+    found = image_python(wanted)
+    recipe, version, free_threaded = found if found else ("", wanted, False)
+    numbers = tuple(int(x) for x in version.split(".") if x.isdigit())
+    return numbers[:2], free_threaded, numbers, recipe or ""
 
 
 def _probe(path: str) -> str | None:

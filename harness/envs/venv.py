@@ -246,11 +246,17 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
     args = ["pip", "install", "--python", python, *requirements]
     if exclude_newer:
         args += ["--exclude-newer", exclude_newer]
+    if interpreter.wheels_only:
+        args.append("--no-build")
     done = uv(*args)
     if done.returncode != 0:
         message = _uv_error(done.stderr)
         if re.search(r"tcp connect|dns error|Could not connect|client error \(Connect\)|timed out", done.stderr):
             raise UsageError(f"cannot reach the package index: {message}")
+        if interpreter.wheels_only:  # e.g. an abi3-only library on a free-threaded build
+            raise EnvBuildError(f"no wheel for {interpreter.label} of {' '.join(requirements)}"
+                                f"{' as of ' + exclude_newer if exclude_newer else ''} (wheels only: a source "
+                                f"build cannot succeed offline): {message}")
         raise EnvBuildError(f"cannot install {' '.join(requirements)} on Python {interpreter.version}"
                             f"{' as of ' + exclude_newer if exclude_newer else ''}: {message}")
     frozen = uv("pip", "freeze", "--python", python)

@@ -98,27 +98,45 @@ def ensure_base_image(client, log=None, include: tuple = ()) -> str:
 
 
 def _build(client, release: str, tag: str, packages: list) -> None:
-    debootstrap = shutil.which("debootstrap")
-    if not debootstrap:
-        raise UsageError("cannot build the base image: debootstrap is not installed "
-                         "(apt-get install debootstrap), or pass --image IMAGE")
+    _debootstrap_binary("cannot build the base image")
     mirror = apt_mirror(release)
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="docker-base-", dir=cache_dir()) as work:
         root = Path(work) / "root"
-        done = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(packages)}",
-                               release, str(root), mirror], capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            log_text = _read(root / "debootstrap" / "debootstrap.log") or done.stdout + done.stderr
-            raise UsageError(f"debootstrap {release} from {mirror} failed: {last_lines(log_text)}")
-        for path in TRIM:
-            shutil.rmtree(root / path, ignore_errors=True)
-        tarball = Path(work) / "root.tar"
-        subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], check=True,
-                       capture_output=True, timeout=600)
+        debootstrap(release, root, packages, mirror)
+        import_root(client, root, tag)
+
+
+def _debootstrap_binary(what: str) -> str:
+    found = shutil.which("debootstrap")
+    if not found:
+        raise UsageError(f"{what}: debootstrap is not installed (apt-get install debootstrap), or pass --image IMAGE")
+    return found
+
+
+def debootstrap(release: str, root: Path, packages: list, mirror: str) -> None:
+    """A minbase root of `release` with `packages` at `root`, trimmed of docs and apt lists."""
+    done = subprocess.run([_debootstrap_binary(f"cannot build an image of {release}"), "--variant=minbase",
+                           f"--include={','.join(packages)}", release, str(root), mirror],
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        log_text = _read(root / "debootstrap" / "debootstrap.log") or done.stdout + done.stderr
+        raise UsageError(f"debootstrap {release} from {mirror} failed: {last_lines(log_text)}")
+    for path in TRIM:
+        shutil.rmtree(root / path, ignore_errors=True)
+
+
+def import_root(client, root: Path, tag: str) -> None:
+    """`docker import` of the file tree at `root` as `tag`, labelled with its recipe (the tag's name)."""
+    tarball = root.parent / "root.tar"
+    subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], check=True,
+                   capture_output=True, timeout=600)
+    try:
         repository, name = tag.split(":")
         client.api.import_image_from_file(str(tarball), repository=repository, tag=name,
                                           changes=[f"LABEL repro-harness.recipe={name}"])
+    finally:
+        tarball.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> str:

@@ -29,13 +29,15 @@ from harness.text import last_lines
 
 PROBE_TIMEOUT = 120.0          # a container that lists the image's interpreters
 UV_IN_CONTAINER = "/opt/repro-harness/uv"
-# Every python3.N, python3 and python on the image's PATH: implementation, version, real path.
+# Every python3.N, python3.Nt, python3 and python on the image's PATH: implementation, version,
+# real path, and whether it is a free-threaded build (sysconfig's Py_GIL_DISABLED; abiflags "t").
 PROBE_SCRIPT = """
 IFS=:
 for dir in $PATH; do
-  for exe in "$dir"/python3.[0-9] "$dir"/python3.[0-9][0-9] "$dir"/python3 "$dir"/python; do
+  for exe in "$dir"/python3.[0-9] "$dir"/python3.[0-9][0-9] "$dir"/python3.[0-9]t "$dir"/python3.[0-9][0-9]t \\
+             "$dir"/python3 "$dir"/python; do
     [ -x "$exe" ] || continue
-    "$exe" -I -S -c 'import os, sys; print(sys.implementation.name, "%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.executable))' 2>/dev/null
+    "$exe" -I -S -c 'import os, sys, sysconfig; print(sys.implementation.name, "%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.executable), "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "gil")' 2>/dev/null
   done
 done
 """
@@ -49,30 +51,51 @@ class ImageInterpreter(Interpreter):
     """An interpreter at `path` inside the image `image_id` (not on the host)."""
     image: str = ""       # the name it was asked for, e.g. python:3.12.0-slim
     image_id: str = ""    # sha256:..., part of the env key
+    free_threaded: bool = False   # built with --disable-gil (abiflags "t")
+    recipe: str = ""      # the image recipe's Python spec, e.g. debian-trixie:3.13t (recipes.py)
 
     on_host = False       # its env's bin/python links to a path that exists only in the image
 
     @property
     def label(self) -> str:
-        return f"{super().label} in image {self.image}" if self.image else super().label
+        build = f"Python {self.version}{' (free-threaded)' if self.free_threaded else ''}"
+        return f"{build} in image {self.image}" if self.image else build
+
+    @property
+    def cell_python(self) -> str:
+        return self.recipe or super().cell_python
+
+    @property
+    def wheels_only(self) -> bool:
+        # No free-threaded build of a library can come from a source build offline; and one that
+        # builds would say nothing of the release users install.
+        return self.free_threaded
 
     def describe(self) -> dict:
+        extra = {"free_threaded": True} if self.free_threaded else {}
+        if self.recipe:
+            extra["recipe"] = self.recipe
         return {"path": self.path, "version": self.version, "source": "image", "image": self.image,
-                "image_id": self.image_id}
+                "image_id": self.image_id, **extra}
 
     @classmethod
     def from_record(cls, record: dict) -> ImageInterpreter:
-        return cls(record["path"], record["version"], image=record.get("image", ""), image_id=record["image_id"])
+        return cls(record["path"], record["version"], image=record.get("image", ""), image_id=record["image_id"],
+                   free_threaded=record.get("free_threaded", False), recipe=record.get("recipe", ""))
 
     def key_fields(self) -> dict:
-        return {**super().key_fields(), "image_id": self.image_id}
+        # free_threaded only when true: the keys of the envs already cached stay what they were
+        extra = {"free_threaded": True} if self.free_threaded else {}
+        return {**super().key_fields(), "image_id": self.image_id, **extra}
 
 
-def image_pythons(engine, image_id: str, labels: dict) -> list[tuple[str, str]]:
-    """(path, version) of each CPython on the image's PATH, newest first; cached per image id."""
+def image_pythons(engine, image_id: str, labels: dict, free_threaded: bool = False) -> list[tuple[str, str]]:
+    """(path, version) of each CPython on the image's PATH, newest first: the default (GIL) builds,
+    or with `free_threaded` the free-threaded ones; cached per image id."""
     cache = cache_dir() / "docker-pythons" / f"{image_id.replace(':', '-')}.json"
+    kind = "free_threaded" if free_threaded else "pythons"
     try:
-        return [tuple(entry) for entry in json.loads(cache.read_text())["pythons"]]
+        return [tuple(entry) for entry in json.loads(cache.read_text())[kind]]
     except (OSError, ValueError, KeyError):
         pass
     try:
@@ -83,24 +106,28 @@ def image_pythons(engine, image_id: str, labels: dict) -> list[tuple[str, str]]:
     if status != 0:
         raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: /bin/sh -c exited with "
                          f"{status}: {last_lines(output, limit=400)}")
-    found = {}
+    found = {"pythons": {}, "free_threaded": {}}
     for line in output.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "cpython":
-            found.setdefault(parts[2], parts[1])
-    pythons = sorted(found.items(), key=lambda item: _version_tuple(item[1]), reverse=True)
+        if len(parts) == 4 and parts[0] == "cpython":
+            found["free_threaded" if parts[3] == "free-threaded" else "pythons"].setdefault(parts[2], parts[1])
+    listed = {name: sorted(paths.items(), key=lambda item: _version_tuple(item[1]), reverse=True)
+              for name, paths in found.items()}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(cache, json.dumps({"image_id": image_id, "pythons": pythons}), durable=False)
-    return pythons
+    write_atomically(cache, json.dumps({"image_id": image_id, **listed}), durable=False)
+    return listed[kind]
 
 
 def find_in_image(engine, image: str, image_id: str, wanted: str, labels: dict) -> ImageInterpreter:
-    """The newest interpreter of the image matching `wanted` (3.11 or 3.11.2), or a UsageError."""
-    pythons = image_pythons(engine, image_id, labels)
+    """The newest interpreter of the image matching `wanted` (3.11 or 3.11.2; 3.13t: a free-threaded
+    build, which a plain version never matches), or a UsageError."""
+    free_threaded = wanted.endswith("t")
+    pythons = image_pythons(engine, image_id, labels, free_threaded)
     for path, version in pythons:
-        if _matches(version, wanted):
-            return ImageInterpreter(path, version, image=image, image_id=image_id)
-    has = ", ".join(f"{version} at {path}" for path, version in pythons) or "no CPython on its PATH"
+        if _matches(version, wanted.removesuffix("t")):
+            return ImageInterpreter(path, version, image=image, image_id=image_id, free_threaded=free_threaded)
+    has = ", ".join(f"{version}{'t' if free_threaded else ''} at {path}" for path, version in pythons) \
+        or f"no {'free-threaded ' if free_threaded else ''}CPython on its PATH"
     raise UsageError(f"image {image} has no Python {wanted} ({has})")
 
 
