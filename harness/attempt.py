@@ -248,7 +248,7 @@ def _from_result(result: dict, proc, evidence: dict, duration: float) -> Attempt
     """The child knew its outcome; a death after that (abort at exit) does not change it."""
     if proc.returncode and proc.returncode < 0:
         evidence["exit_signal_after_result"] = -proc.returncode
-    evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive", "imported") if k in result})
+    evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive", "imported", "gil") if k in result})
     evidence["child_duration"] = result.get("duration")
     foreign = result.get("foreign_modules")
     if foreign:

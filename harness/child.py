@@ -176,6 +176,16 @@ def foreign_modules():
     return sorted(foreign)[:20]
 
 
+def gil_state():
+    """Whether this is a free-threaded build, and whether the GIL is on now, at the end of the
+    attempt: importing an extension that does not declare free-threading support turns it back on."""
+    import sysconfig
+
+    is_enabled = getattr(sys, "_is_gil_enabled", None)  # 3.13+
+    return {"free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+            "abiflags": getattr(sys, "abiflags", ""), "enabled": is_enabled() if is_enabled else True}
+
+
 def run_variant(bug, function, ctx):
     """Run the variant; an exception that escapes it counts as an observed error."""
     try:
@@ -242,6 +252,7 @@ def main(argv=None):
         "python": sys.version.split()[0],
         "duration": round(time.monotonic() - started, 3),
         "threads_alive": threading.active_count(),
+        "gil": gil_state(),
     }
     faulthandler.cancel_dump_traceback_later()
     write_atomically(args.result, json.dumps(result, default=str))
