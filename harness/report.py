@@ -57,6 +57,15 @@ def _py_key(version: str):
     return tuple(int(x) for x in str(version).split(".") if x.isdigit()) or (0,)
 
 
+def _python_label(record: dict) -> str:
+    """The Python that ran: its version, `t` for a free-threaded build (with the GIL re-enabled: said)."""
+    label = str(record.get("python") or record["python_requested"])
+    gil = record.get("gil") if isinstance(record.get("gil"), dict) else {}
+    if gil.get("free_threaded_build"):
+        label += "t" if gil.get("state") == "off" else "t (GIL re-enabled)"
+    return label
+
+
 def _pin_label(record: dict) -> str:
     return " ".join(record.get("pins") or ()) or "default"
 
@@ -98,7 +107,7 @@ def markdown(records: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in records:
         installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items() if v) or "-"
-        lines.append(f"| {r['bug']} | {r['variant']} | {r.get('python') or r['python_requested']} | "
+        lines.append(f"| {r['bug']} | {r['variant']} | {_python_label(r)} | "
                      f"{_pin_label(r)} | **{r['verdict']}**{_mismatch(r)} | {_strength(r)} | {installed} |")
     return "\n".join(lines) + "\n"
 

@@ -174,3 +174,42 @@ def test_a_free_threaded_cell_records_the_gil_off(free_threaded_image, tmp_path,
     assert record["interpreter"]["free_threaded"] and record["python"] == "3.13.5"
     assert record["gil"]["state"] == "off" and record["gil"]["abiflags"] == "t"
     assert record["verdict"] == "absent", record["reason"]
+
+
+# ------------------------------------------------------------------ the GIL as the child saw it
+
+def _attempt(gil: dict):
+    from harness.attempt import Attempt
+
+    return Attempt("clean", "no sign of the bug", 0.1, {"gil": gil})
+
+
+FT_OFF = {"free_threaded_build": True, "abiflags": "t", "enabled": False}
+FT_ON = {"free_threaded_build": True, "abiflags": "t", "enabled": True}
+DEFAULT = {"free_threaded_build": False, "abiflags": "", "enabled": True}
+
+
+def test_an_extension_that_re_enabled_the_gil_is_its_own_fact():
+    from harness.cell import gil_summary
+    from harness.report import _python_label
+
+    assert gil_summary([_attempt(FT_OFF), _attempt(FT_OFF)])["state"] == "off"
+    re_enabled = gil_summary([_attempt(FT_OFF), _attempt(FT_ON)])
+    assert re_enabled["state"] == "re-enabled" and re_enabled["attempts_with_gil"] == 1
+    assert gil_summary([_attempt(DEFAULT)])["state"] == "on"
+    assert gil_summary([]) is None
+    base = {"python": "3.13.5", "python_requested": "3.13t"}
+    assert _python_label({**base, "gil": gil_summary([_attempt(FT_OFF)])}) == "3.13.5t"
+    assert _python_label({**base, "gil": re_enabled}) == "3.13.5t (GIL re-enabled)"
+    assert _python_label({**base, "gil": gil_summary([_attempt(DEFAULT)])}) == "3.13.5"
+
+
+def test_the_child_reports_the_gil_of_its_interpreter():
+    import sys
+    import sysconfig
+
+    from harness.child import gil_state
+
+    state = gil_state()
+    assert state["free_threaded_build"] == bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert state["enabled"] == (sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True)
