@@ -146,6 +146,7 @@ class CellItem(pytest.Item):
         from harness import matrix, results
         from harness.cell import Options
         from harness.runner import Planned, run_cells
+        from harness.verdict import SKIPPED
 
         planned = Planned(matrix.resolve(self.expected), expect=tuple(self.expected.expect),
                           position=self._position())
@@ -154,7 +155,7 @@ class CellItem(pytest.Item):
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
         self.user_properties.append(("verdict", record["verdict"]))
-        if record["verdict"] == "skipped":
+        if record["verdict"] == SKIPPED:
             pytest.skip(record["reason"])
         if record["verdict"] not in self.expected.expect:
             raise VerdictMismatch(record)

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import guardian, procs
+from harness import guardian, procs, verdict
 from harness.child import ARMED_FILE, HANG_EVIDENCE_FILE
 from harness.registry import Bug, Variant
 from harness.text import last_lines
+from harness.verdict import CRASH, ERROR, HANG
 
-OUTCOMES = ("reproduced", "clean", "hang", "crash", "other-failure", "error")
 # The stdlib-only child side: all the harness puts on the child's path (a copy per attempt),
 # so nothing of the harness's own environment can shadow the cell's packages.
 CHILD_CODE = ("child.py", "kit.py", "files.py")
@@ -45,13 +45,12 @@ class Attempt:
     versions: dict = field(default_factory=dict)
 
     def matches_bug(self, bug: Bug) -> bool:
-        """Did this attempt show the bug itself (not some other failure)?
+        """Did this attempt show the bug itself (not some other failure)? See verdict.shows_bug."""
+        return verdict.shows_bug(self.outcome, bug.failure_kind, "hang_evidence" in self.evidence)
 
-        A deadline that ran out is the bug only for a hang bug whose repro had seen its stall
-        begin (ctx.hang_evidence): a too short deadline alone proves nothing."""
-        if self.outcome == "hang":
-            return bug.failure_kind == "hang" and "hang_evidence" in self.evidence
-        return self.outcome == "reproduced"
+    def for_verdict(self, bug: Bug) -> verdict.AttemptOutcome:
+        """What the cell's verdict needs of this attempt."""
+        return verdict.AttemptOutcome(self.outcome, self.reason, self.matches_bug(bug))
 
     def to_json(self) -> dict:
         return {"outcome": self.outcome, "reason": self.reason, "duration": round(self.duration, 3),
@@ -171,7 +170,7 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         except OSError as exc:
-            return Attempt("error", f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
+            return Attempt(ERROR, f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
         tree = procs.AttemptProcesses(proc.pid, before)
         guardian.watch(proc.pid)
         reader = _TailReader(proc.stdout)
@@ -232,15 +231,15 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
     if result is not None:
         return _from_result(result, proc, evidence, duration)
     if phase == "setup":
-        return Attempt("error", f"the repro did not reach the part that may hang (arm its deadline) within "
+        return Attempt(ERROR, f"the repro did not reach the part that may hang (arm its deadline) within "
                        f"{setup:g}s + {timeout:g}s: its setup hung or the machine is too slow", duration, evidence)
     if hung:
         return _hang(bug, attempt_dir, timeout, setup, duration, evidence)
     if proc.returncode < 0:
         sig = -proc.returncode
         evidence["signal"] = sig
-        return Attempt("crash", f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
-    return Attempt("error", f"child exited with code {proc.returncode} and no result: "
+        return Attempt(CRASH, f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
+    return Attempt(ERROR, f"child exited with code {proc.returncode} and no result: "
                    f"{last_lines(reader.text(), lines=1, limit=300)}", duration, evidence)
 
 
@@ -252,7 +251,7 @@ def _from_result(result: dict, proc, evidence: dict, duration: float) -> Attempt
     evidence["child_duration"] = result.get("duration")
     foreign = result.get("foreign_modules")
     if foreign:
-        return Attempt("error", f"the child imported modules from outside the cell's env, so the env under "
+        return Attempt(ERROR, f"the child imported modules from outside the cell's env, so the env under "
                        f"test is not the one resolved: {'; '.join(foreign[:3])}", duration, evidence,
                        result.get("versions", {}))
     return Attempt(result["outcome"], result["reason"], duration, evidence, result.get("versions", {}))
@@ -263,11 +262,11 @@ def _hang(bug, attempt_dir, timeout, setup, duration, evidence) -> Attempt:
     seen = attempt_dir / HANG_EVIDENCE_FILE
     if bug.failure_kind == "hang" and seen.exists():
         evidence["hang_evidence"] = _read(seen)
-        return Attempt("hang", f"no result within {timeout:g}s{armed}, after the repro saw its bug's stall "
+        return Attempt(HANG, f"no result within {timeout:g}s{armed}, after the repro saw its bug's stall "
                        f"begin: {evidence['hang_evidence'][:200]}", duration, evidence)
     why = ("the repro had not seen its bug's stall begin" if bug.failure_kind == "hang"
            else "this bug's failure is not a hang")
-    return Attempt("hang", f"no result within {timeout:g}s{armed}: a hang, which is not this bug's signature "
+    return Attempt(HANG, f"no result within {timeout:g}s{armed}: a hang, which is not this bug's signature "
                    f"({why})", duration, evidence)
 
 

@@ -32,6 +32,7 @@ from harness.paths import ROOT
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
+from harness.verdict import ABSENT, PRESENT
 
 
 def _timed(fn):
@@ -69,9 +70,9 @@ def run_one(cell, options: Options, pool: ServicePool) -> dict:
 
 def bench_bug(bug_id: str, rate_attempts: int, pool: ServicePool) -> list[str]:
     declared = (matrix.for_bug(bug_id) or {}).get("verify", {})
-    if set(declared) != {"present", "absent"}:
+    if set(declared) != {PRESENT, ABSENT}:
         return [f"{bug_id}: no [verify] present and absent cells in its matrix file: not measured"]
-    present, absent = matrix.resolve(declared["present"]), matrix.resolve(declared["absent"])
+    present, absent = matrix.resolve(declared[PRESENT]), matrix.resolve(declared[ABSENT])
     lines = [f"{bug_id}  (present cell: {present.label}; absent cell: {absent.label})"]
     cold, warm, reused = env_builds(present, LocalExecutor())  # the executor of Options()
     lines.append(_row("env build, cold (empty harness cache)", f"{cold:7.2f} s"))
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     declared, broken = matrix.discover()
     for problem in broken.values():
         print(f"bench: broken matrix file left out: {problem}", file=sys.stderr)
-    bugs = args.bug or [b for b, entry in declared.items() if set(entry["verify"]) == {"present", "absent"}]
+    bugs = args.bug or [b for b, entry in declared.items() if set(entry["verify"]) == {PRESENT, ABSENT}]
     needed = {s for bug_id in bugs for s in get_bug(bug_id).services}
     if needed:
         print("services\n" + "\n".join(bench_service_starts(needed)), flush=True)

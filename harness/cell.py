@@ -1,9 +1,8 @@
 """A cell (bug, variant, Python, pins) run to a verdict through repeated attempts.
 
-Verdicts: present (the bug reproduced), absent (enough clean attempts for the wanted
-confidence), hang / crash / other-failure (the trigger failed, but not with this bug's
-signature), error (a control failed or the harness/env broke), skipped (no interpreter,
-an env that cannot be built, a service that cannot start).
+The verdicts and how they follow from the attempts: harness.verdict. Here: finding the
+interpreter and the env (or the reason the cell is skipped), the attempts, the controls, and
+the cell's record.
 """
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from harness import stats
+from harness import stats, verdict
 from harness.attempt import Attempt, child_env, run_attempt
 from harness.envs.interpreters import image_python
 from harness.envs.requirements import merge_requirements, requirement_name
@@ -21,8 +20,7 @@ from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.registry import Bug, Variant, get_bug
-
-VERDICTS = ("present", "absent", "hang", "crash", "other-failure", "error", "skipped")
+from harness.verdict import ABSENT, CLEAN, ERROR, SKIPPED, Decision, decide
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,11 @@ class Options:
     executor: Executor = field(default_factory=LocalExecutor)
 
 
-def plan_attempts(bug: Bug, options: Options, variant: Variant | None = None) -> int:
+def plan_attempts(rate_bound: float, options: Options) -> int:
+    """The attempt budget: as many as an `absent` needs at this trigger rate, within the cap."""
     if options.attempts:
         return options.attempts
-    needed = stats.attempts_needed(bug.trigger_rate_lower_bound(variant=variant), options.confidence)
-    return min(needed, options.max_attempts)
+    return min(stats.attempts_needed(rate_bound, options.confidence), options.max_attempts)
 
 
 def requirements_for(bug: Bug, variant, pins) -> list:
@@ -108,114 +106,91 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         record["executor"] = executor.describe()
         interpreter = executor.find_interpreter(cell.python)
     except UsageError as exc:
-        return _finish(record, "skipped", str(exc), [], started, bug)
+        return _skipped(record, verdict.NO_INTERPRETER, str(exc), started, bug)
     try:
         requirements = requirements_for(bug, variant, cell.pins)
         env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
                                           progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
-        return _finish(record, "skipped", str(exc), [], started, bug)
+        kind = verdict.NOT_INSTALLABLE if exc.lasting else verdict.ENV_BROKEN
+        return _skipped(record, kind, str(exc), started, bug)
     record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
                    "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
                    "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
     inapplicable = not_applicable(variant, env.installed)
     if inapplicable:
-        return _finish(record, "skipped", inapplicable, [], started, bug)
+        return _skipped(record, verdict.NOT_APPLICABLE, inapplicable, started, bug)
     missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
     if missing:
-        return _finish(record, "skipped", f"service(s) not running: {', '.join(missing)}", [], started, bug)
+        return _skipped(record, verdict.NO_SERVICE, f"service(s) not running: {', '.join(missing)}", started, bug)
     extra = dict(options.service_env) if bug.services else {}  # service addresses: only for a bug that needs them
     command = executor.command(env, bug, child_env(extra))
 
-    attempts = _run_attempts(bug, variant, command, options, progress, cell)
-    verdict, reason = decide(bug, variant, attempts, options)
+    rate_bound = bug.trigger_rate_lower_bound(variant=variant)  # once: the budget, the verdict, the record
+    attempts = _run_attempts(bug, variant, command, options, progress, plan_attempts(rate_bound, options))
+    decision = decide(variant.role, [a.for_verdict(bug) for a in attempts], rate_bound, options.confidence)
     # The controls validate a failure of the trigger: that it needs the trigger's conditions (the
     # workaround avoids it) and that the setup itself is sound. A clean trigger (absent) claims
     # nothing they could invalidate, so they run only when the trigger did not come out clean.
-    if variant.role == "trigger" and options.control_attempts and verdict not in ("absent", "error"):
-        failed = _run_controls(bug, variant, command, options, record, progress, cell, env.installed)
+    if variant.role == "trigger" and options.control_attempts and decision.verdict not in (ABSENT, ERROR):
+        failed = _run_controls(bug, variant, command, options, record, progress, env.installed)
         if failed:
-            return _finish(record, "error", failed, attempts, started, bug, variant)
+            decision = verdict.overruled_by_control(decision, failed)
     elif variant.role == "trigger":
         record["controls"] = []  # not run: see above
-    return _finish(record, verdict, reason, attempts, started, bug, variant)
+    return _finish(record, decision, attempts, started, bug.rate_of(variant))
 
 
-def _run_controls(bug, variant, command, options, record, progress, cell, installed) -> str | None:
+def _run_controls(bug, variant, command, options, record, progress, installed) -> str | None:
     """Run each control of the trigger that applies; the reason of the first failure, or None."""
     record["controls"] = []
     for control in bug.controls_for(variant):
         inapplicable = not_applicable(control, installed)
         if inapplicable:
-            record["controls"].append({"variant": control.name, "outcome": "skipped", "reason": inapplicable})
+            record["controls"].append({"variant": control.name, "outcome": SKIPPED, "reason": inapplicable})
             continue
         for k in range(options.control_attempts):
             if progress:
-                progress.attempt(cell, control.name, k + 1, options.control_attempts)
+                progress.attempt(control.name, k + 1, options.control_attempts)
             attempt = run_attempt(bug, control, command, timeout=options.timeout, params=options.params,
                                   kill_grace=options.kill_grace)
             record["controls"].append({"variant": control.name, **attempt.to_json()})
-            if attempt.outcome != "clean":
+            if verdict.failed(attempt.outcome):
                 return f"control {control.name!r} was not clean ({attempt.outcome}: {attempt.reason})"
     return None
 
 
-def _run_attempts(bug, variant, command, options, progress, cell) -> list[Attempt]:
-    planned = plan_attempts(bug, options, variant)
+def _run_attempts(bug, variant, command, options, progress, planned: int) -> list[Attempt]:
     attempts: list[Attempt] = []
     for k in range(planned):
         if progress:
-            progress.attempt(cell, variant.name, k + 1, planned)
+            progress.attempt(variant.name, k + 1, planned)
         attempt = run_attempt(bug, variant, command, timeout=options.timeout, params=options.params,
                               kill_grace=options.kill_grace)
         attempts.append(attempt)
         if progress:
             progress.outcome(attempt)
-        if attempt.outcome == "error" or (attempt.matches_bug(bug) and not options.measure):
+        if attempt.outcome == ERROR or (attempt.matches_bug(bug) and not options.measure):
             break
     return attempts
 
 
-def decide(bug: Bug, variant: Variant, attempts: list[Attempt], options: Options) -> tuple[str, str]:
-    """The verdict of a cell from its attempts."""
-    role = variant.role
-    n = len(attempts)
-    if n == 0:  # never `absent` on no evidence: a bad budget must not pass for a clean cell
-        return "error", "no attempt ran (the attempt budget was 0): no verdict can rest on nothing"
-    hits = sum(a.matches_bug(bug) for a in attempts)
-    errors = [a for a in attempts if a.outcome == "error"]
-    if errors:
-        return "error", f"attempt failed to run: {errors[0].reason}"
-    if hits:
-        if role == "control":
-            return "error", f"the control reproduced the bug in {hits} of {n} attempts: the repro is not valid"
-        return "present", f"reproduced in {hits} of {n} attempts"
-    failures = [a for a in attempts if a.outcome != "clean"]
-    if failures:
-        # The trigger failed, but not with this bug's signature: say how, never `absent`.
-        worst = Counter("other-failure" if a.outcome == "reproduced" else a.outcome for a in failures)
-        verdict = worst.most_common(1)[0][0]
-        return verdict, f"{len(failures)} of {n} attempts failed without the bug's signature: {failures[0].reason}"
-    p = bug.trigger_rate_lower_bound(variant=variant)
-    confidence = stats.confidence_of(p, n)
-    reason = (f"{n} clean attempts; with trigger rate >= {p:.3f} a present bug would have shown "
-              f"with probability {confidence:.4f}")
-    if confidence < options.confidence:
-        reason += f" (below the wanted {options.confidence}: attempts were capped)"
-    return "absent", reason
+def _skipped(record, kind: str, reason: str, started, bug: Bug) -> dict:
+    """The record of a cell that could not run here (the bug's own trigger rate, as always)."""
+    return _finish(record, verdict.skipped(kind, reason, bug.trigger_rate_lower_bound()), [], started,
+                   bug.rate_of())
 
 
-def _finish(record, verdict, reason, attempts, started, bug: Bug, variant: Variant | None = None) -> dict:
-    n = len(attempts)
-    record.update({"verdict": verdict, "reason": reason, "attempts": n, "outcomes": _summary(attempts),
-                   "durations": [round(a.duration, 3) for a in attempts],
+def _finish(record, decision: Decision, attempts, started, rate_measured: dict) -> dict:
+    record.update({"verdict": decision.verdict, "reason": decision.reason, "attempts": decision.attempts,
+                   "outcomes": _summary(attempts), "durations": [round(a.duration, 3) for a in attempts],
                    "seconds": round(time.monotonic() - started, 2)})
-    p = bug.trigger_rate_lower_bound(variant=variant)
-    record["reproductions"] = sum(a.matches_bug(bug) for a in attempts)
-    record["trigger_rate_assumed"] = round(p, 4)
-    record["trigger_rate_measured"] = bug.rate_of(variant)
-    clean = sum(a.outcome == "clean" for a in attempts)
-    record["confidence"] = round(stats.confidence_of(p, clean), 6) if verdict == "absent" else None
+    if decision.skip_kind:
+        record["skip_kind"] = decision.skip_kind
+    record["reproductions"] = decision.reproductions
+    record["trigger_rate_assumed"] = round(decision.rate_bound, 4)
+    record["trigger_rate_measured"] = rate_measured
+    record["confidence"] = round(decision.confidence, 6) if decision.confidence is not None else None
     record["evidence"] = _evidence(attempts)
     seen_versions = next((a.versions for a in attempts if a.versions), None)
     if seen_versions:
@@ -247,7 +222,7 @@ def _evidence(attempts: list[Attempt]) -> list[dict]:
     """Full evidence of the first attempt of each non-clean outcome, a line for the rest."""
     kept, seen = [], set()
     for index, attempt in enumerate(attempts, 1):
-        if attempt.outcome == "clean" or attempt.outcome in seen:
+        if attempt.outcome == CLEAN or attempt.outcome in seen:
             continue
         seen.add(attempt.outcome)
         kept.append({"attempt": index, **attempt.to_json()})

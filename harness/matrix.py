@@ -29,12 +29,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cell import VERDICTS, Cell
+from harness.cell import Cell
 from harness.envs import package_index
 from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
 from harness.registry import all_bugs
+from harness.verdict import ABSENT, PRESENT, VERDICTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,7 +92,7 @@ def _read_file(path: Path, bugs: dict) -> dict:
             cells.append(expected)
     verify = {}
     for role, entry in data.get("verify", {}).items():
-        if role not in ("present", "absent"):
+        if role not in (PRESENT, ABSENT):
             raise _fail(path, f"verify.{role}", "only 'present' and 'absent' cells can be verified")
         variant = entry.get("variant", "trigger")
         if variant not in bug.variants or bug.variants[variant].role != "trigger":
@@ -149,7 +150,7 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     out = []
     for python in pythons:
         for variant in variants:
-            role_expect = expect if bug.variants[variant].role == "trigger" else ("absent",)
+            role_expect = expect if bug.variants[variant].role == "trigger" else (ABSENT,)
             cell = Cell(bug.id, variant, python, pins, None if rule == "release" else rule)
             out.append(Expected(cell, role_expect, rule, tier))
     return out

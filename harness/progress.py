@@ -29,7 +29,7 @@ class Progress:
     def note(self, text: str) -> None:
         self._write(f"  {text}")
 
-    def attempt(self, cell, variant: str, k: int, n: int) -> None:
+    def attempt(self, variant: str, k: int, n: int) -> None:
         elapsed = time.monotonic() - self.cell_started
         self._write(f"  {variant}: attempt {k} of {n}  ({elapsed:.1f}s in cell, "
                     f"{time.monotonic() - self.started:.0f}s total)", final=not self.tty)

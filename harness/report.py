@@ -15,9 +15,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import results
+from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
-COLOURS = {"present": "#d73a49", "absent": "#2ea44f", "hang": "#8250df", "crash": "#bf3989",
-           "other-failure": "#e36209", "error": "#6a737d", "skipped": "#d0d7de"}
+COLOURS = {PRESENT: "#d73a49", ABSENT: "#2ea44f", HANG: "#8250df", CRASH: "#bf3989",
+           OTHER_FAILURE: "#e36209", ERROR: "#6a737d", SKIPPED: "#d0d7de"}
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 REQUIRED = ("bug", "variant", "python_requested", "role", "verdict", "attempts", "reason")  # read by every output
 # What XML 1.0 cannot hold: C0 controls but tab, newline and CR; lone surrogates; U+FFFE and U+FFFF.
@@ -80,9 +81,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def _strength(record: dict) -> str:
-    if record["verdict"] == "present":
+    if record["verdict"] == PRESENT:
         return f"{record.get('reproductions', 0)}/{record['attempts']} reproduced"
-    if record["verdict"] == "absent":
+    if record["verdict"] == ABSENT:
         return f"{record['attempts']} clean, conf {record.get('confidence') or 0:.3f}"
     return f"{record['attempts']} attempts"
 
@@ -132,8 +133,8 @@ def update_readme(readme: Path, table: str) -> None:
 
 def badge(bug: str, records: list[dict]) -> dict:
     triggers = [r for r in records if r["bug"] == bug and r["role"] == "trigger"]
-    present = sum(r["verdict"] == "present" for r in triggers)
-    absent = sum(r["verdict"] == "absent" for r in triggers)
+    present = sum(r["verdict"] == PRESENT for r in triggers)
+    absent = sum(r["verdict"] == ABSENT for r in triggers)
     surprises = sum(unexpected(r) for r in records if r["bug"] == bug)
     colour = "red" if surprises else ("orange" if present else "brightgreen")
     message = f"present {present} / absent {absent}" + (f" / {surprises} unexpected" if surprises else "")
@@ -159,11 +160,11 @@ def junit(records: list[dict]) -> str:
     root = ET.Element("testsuites")
     for bug, members in suites.items():
         suite = _element(root, "testsuite", name=bug, tests=len(members), failures=sum(map(unexpected, members)),
-                         skipped=sum(r["verdict"] == "skipped" for r in members))
+                         skipped=sum(r["verdict"] == SKIPPED for r in members))
         for r in members:
             classname = f"{bug}.py{r['python_requested']}-{_pin_label(r).replace(' ', '-')}"
             case = _element(suite, "testcase", classname=classname, name=r["variant"], time=r.get("seconds", 0))
-            if r["verdict"] == "skipped":
+            if r["verdict"] == SKIPPED:
                 _element(case, "skipped", message=str(r["reason"])[:500])
             elif unexpected(r):
                 message = "expected %s, got %s" % (" or ".join(expected_verdicts(r)), r["verdict"])

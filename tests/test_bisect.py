@@ -146,6 +146,34 @@ def test_cache_key_changes_with_the_repro_file_and_the_deps_date(tmp_path):
     assert key != bisect_run.cache_key(load_bug(repro), cell, Options())
 
 
+
+def test_a_skip_is_cached_by_its_kind_not_by_the_words_of_its_reason(tmp_path, monkeypatch):
+    """A release uv cannot install is skipped for good (cached); a missing interpreter is this
+    machine's problem (not cached). The cell says which where it decides the skip."""
+    from harness.cell import Cell, Options
+    from harness.registry import get_bug
+
+    (tmp_path / "synthetic_six_bug.py").write_text(SYNTHETIC_REPRO.replace(
+        '"synthetic-version-bug"', '"synthetic-six-bug"').replace('"requirements": [],', '"requirements": ["six"],'))
+    monkeypatch.setenv("REPRO_PATH", str(tmp_path))
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    bug = get_bug("synthetic-six-bug")
+    points = [axis_points.Point("0.0.0.1", None, Cell(bug.id, "trigger", "current", ("six==0.0.0.1",))),
+              axis_points.Point("3.99", None, Cell(bug.id, "trigger", "3.99"))]
+    records = []
+    tester = bisect_run.Tester(bug, points, Options(), on_record=records.append)
+    assert tester(0) == tester(1) == SKIP
+    assert [(r["verdict"], r["skip_kind"]) for r in records] == [("skipped", "not-installable"),
+                                                                  ("skipped", "no-interpreter")]
+    keys = [bisect_run.cache_key(bug, point.cell, Options()) for point in points]
+    assert bisect_run.cached_verdict(keys[0])["env_failed"] is True
+    assert bisect_run.cached_verdict(keys[1]) is None
+    assert tester.counts["env_build_failures"] == 1
+    # The reason's words do not matter: only the kind does.
+    assert not bisect_run._cacheable({"verdict": "skipped", "reason": "cannot install x", "skip_kind": "no-service"})
+    assert bisect_run._cacheable({"verdict": "skipped", "reason": "anything", "skip_kind": "not-installable"})
+
+
 # ---------------------------------------------------------------- the package index
 
 def test_releases_left_out_on_the_real_index():

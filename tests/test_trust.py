@@ -20,8 +20,9 @@ from test_cli import ROOT, repro
 from conftest import FAULT_REPROS, _cmdline, alive
 from harness import procs, results
 from harness.attempt import ChildCommand, child_env, run_attempt
-from harness.cell import Cell, Options, decide, run_cell
+from harness.cell import Cell, Options, run_cell
 from harness.registry import get_bug
+from harness.verdict import decide
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
 
@@ -86,7 +87,8 @@ def test_bad_numbers_are_usage_errors(tmp_path, args, message):
 @pytest.mark.fault("fooled: a bad number")
 def test_no_attempt_is_never_absent():
     spec = get_bug("synthetic-faults")
-    verdict, reason = decide(spec, spec.variant("trigger"), [], Options())
+    decision = decide(spec.variant("trigger").role, [], spec.trigger_rate_lower_bound(), Options().confidence)
+    verdict, reason = decision.verdict, decision.reason
     assert verdict == "error" and "no attempt ran" in reason
     record = run_cell(Cell("synthetic-faults", "control", "current"), Options(max_attempts=0))
     assert record["verdict"] == "error" and record["attempts"] == 0

@@ -57,6 +57,11 @@ def test_an_inapplicable_cell_is_skipped_with_the_reason(probe):
     assert "needs nosuchpkg>=1" in record["reason"]
 
 
+def test_an_inapplicable_cell_says_so_by_kind(probe):
+    record = run_cell(Cell("requires-probe", "trigger-new", "current"), Options(attempts=1))
+    assert record["skip_kind"] == "not-applicable"
+
+
 def test_a_bad_specifier_is_a_usage_error(probe):
     probe.write_text(REPRO.replace('"nosuchpkg": ">=1"', '"nosuchpkg": "about one"', 1))
     with pytest.raises(UsageError, match="bad specifier"):

@@ -140,3 +140,24 @@ def test_trigger_rate_lower_bound_below_point_estimate():
     bug = get_bug("synthetic-faults")
     object.__setattr__(bug, "trigger_rate", {"reproduced": 10, "attempts": 20})
     assert 0.25 < bug.trigger_rate_lower_bound() < 0.5
+
+
+def test_decide_returns_the_verdict_with_the_numbers_it_used():
+    from harness.verdict import AttemptOutcome, decide
+
+    clean = AttemptOutcome("clean", "no sign of the bug", False)
+    absent = decide("trigger", [clean] * 3, 0.5, 0.99)
+    assert (absent.verdict, absent.attempts, absent.reproductions, absent.rate_bound) == ("absent", 3, 0, 0.5)
+    assert absent.confidence == pytest.approx(0.875) and "capped" in absent.reason
+    stall = AttemptOutcome("hang", "no result within 5s, after the repro saw its bug's stall begin", True)
+    present = decide("trigger", [clean, stall], 0.5, 0.99)
+    assert (present.verdict, present.reproductions, present.confidence) == ("present", 1, None)
+    assert decide("control", [stall], 0.5, 0.99).verdict == "error"
+    crash = AttemptOutcome("crash", "child died by signal 11 (SIGSEGV)", False)
+    assert decide("trigger", [crash, crash, clean], 0.5, 0.99).verdict == "crash"
+
+
+def test_a_skipped_record_says_why_by_kind():
+    record = run_cell(Cell("synthetic-faults", "control", "3.99"), Options())
+    assert record["verdict"] == "skipped" and record["skip_kind"] == "no-interpreter"
+    assert "skip_kind" not in run("control", attempts=1)

@@ -12,22 +12,14 @@ import time
 from contextlib import contextmanager
 
 from harness.bisect.points import NOT_A_RELEASE, Point
-from harness.bisect.search import (
-    ABSENT,
-    PRESENT,
-    SKIP,
-    Probe,
-    first_transition,
-    map_history,
-    state_of,
-    transitions,
-)
+from harness.bisect.search import SKIP, Probe, first_transition, map_history, state_of, transitions
 from harness.cell import Cell, Options
 from harness.errors import UsageError
 from harness.files import write_atomically
 from harness.paths import cache_dir
 from harness.registry import Bug
 from harness.runner import Planned, run_cells
+from harness.verdict import ABSENT, NOT_INSTALLABLE, PRESENT, SKIPPED
 
 CACHE_SCHEMA = 1
 
@@ -60,11 +52,15 @@ def cached_verdict(key: str) -> dict | None:
         return None
 
 
+def _not_installable(record: dict) -> bool:
+    """Skipped because uv cannot make the env: a rerun fails the same way."""
+    return record["verdict"] == SKIPPED and record.get("skip_kind") == NOT_INSTALLABLE
+
+
 def _cacheable(record: dict) -> bool:
-    """Keep verdicts that a rerun would repeat; not a missing interpreter, service or unreachable index."""
-    if record["verdict"] != "skipped":
-        return True
-    return record["reason"].startswith(("cannot install", "uv venv failed"))
+    """Keep verdicts that a rerun would repeat; not a skip for a missing interpreter or service,
+    a local env trouble or a variant that does not apply."""
+    return record["verdict"] != SKIPPED or _not_installable(record)
 
 
 def store_verdict(key: str, entry: dict) -> None:
@@ -77,7 +73,7 @@ def summary_of(record: dict) -> dict:
     """What the timeline keeps of a cell record."""
     env = record.get("env") or {}
     built = bool(env) and not env.get("reused", True)
-    failed_build = record["verdict"] == "skipped" and _cacheable(record)
+    failed_build = _not_installable(record)
     return {"verdict": record["verdict"], "state": state_of(record["verdict"]), "reason": record["reason"],
             "attempts": record.get("attempts", 0), "reproductions": record.get("reproductions", 0),
             "controls": len(record.get("controls") or []), "seconds": record.get("seconds", 0.0),

@@ -10,12 +10,15 @@ unchanged against real releases:
 """
 from __future__ import annotations
 
-PRESENT, ABSENT, SKIP = "present", "absent", "skip"
+from harness.verdict import ABSENT, PRESENT, judged
+
+SKIP = "skip"  # the state of a point whose verdict is neither present nor absent
+STATES = (PRESENT, ABSENT, SKIP)
 
 
 def state_of(verdict: str) -> str:
     """Only present and absent are verdicts for bisecting; everything else cannot be judged."""
-    return verdict if verdict in (PRESENT, ABSENT) else SKIP
+    return verdict if judged(verdict) else SKIP
 
 
 class Probe:

@@ -34,11 +34,12 @@ from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
+from harness.verdict import ABSENT, PRESENT
 
 # `git bisect run` reads 0 as good (old), 125 as skip, 1-127 as bad (new) and anything above
 # 127 as "stop": a broken command line or harness must stop the bisection, never mark a commit.
-CHECK_EXIT = {"absent": 0, "present": 1}
-FIND_FIX_EXIT = {"present": 0, "absent": 1}   # --find-fix: the old side of the change has the bug
+CHECK_EXIT = {ABSENT: 0, PRESENT: 1}
+FIND_FIX_EXIT = {PRESENT: 0, ABSENT: 1}   # --find-fix: the old side of the change has the bug
 CHECK_SKIP = 125
 CHECK_ABORT = 128
 PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+

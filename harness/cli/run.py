@@ -12,6 +12,7 @@ from harness.errors import UsageError
 from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import Planned, run_cells
+from harness.verdict import ABSENT, ERROR, PRESENT
 
 
 def cmd_list(args) -> int:
@@ -50,7 +51,7 @@ def cmd_run(args) -> int:
     unwritten = []
     records = run_cells(cells, options, progress=Progress(enabled=not args.quiet),
                         keep=lambda record: emit(args, record) or unwritten.append(record))
-    return 1 if any(r["verdict"] == "error" for r in records) or unwritten else 0
+    return 1 if any(r["verdict"] == ERROR for r in records) or unwritten else 0
 
 
 def cmd_verify(args) -> int:
@@ -58,14 +59,14 @@ def cmd_verify(args) -> int:
 
     bug = get_bug(args.bug)
     declared = (matrix.for_bug(bug.id) or {}).get("verify", {})  # another bug's broken file is no concern
-    if set(declared) != {"present", "absent"}:
+    if set(declared) != {PRESENT, ABSENT}:
         raise UsageError(f"matrix/{bug.id.replace('-', '_')}.toml declares no [verify] present and absent cells")
     options = build_options(args, bug, control_attempts=0)
     checks = []  # the declared trigger variant expecting its role, then every control expecting absent
-    for expected in (declared["present"], declared["absent"]):
+    for expected in (declared[PRESENT], declared[ABSENT]):
         base = matrix.resolve(expected)
         checks.append(_check(base, expected.expect[0]))
-        checks.extend(_check(replace(base, variant=c.name), "absent") for c in bug.controls)
+        checks.extend(_check(replace(base, variant=c.name), ABSENT) for c in bug.controls)
     records = run_cells(checks, options, progress=Progress(enabled=not args.quiet),
                         keep=lambda record: emit(args, record))
     failed = sum(record["verdict"] not in check.expect for record, check in zip(records, checks))

@@ -241,7 +241,7 @@ def _uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_newer: str | None, uv=_uv) -> dict:
     made = uv("venv", "--quiet", "--python", interpreter.path, str(root))
     if made.returncode != 0:
-        raise EnvBuildError(f"uv venv failed: {_uv_error(made.stderr)}")
+        raise EnvBuildError(f"uv venv failed: {_uv_error(made.stderr)}", lasting=True)
     python = str(root / "bin" / "python")
     args = ["pip", "install", "--python", python, *requirements]
     if exclude_newer:
@@ -258,7 +258,7 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
                                 f"{' as of ' + exclude_newer if exclude_newer else ''} (wheels only: a source "
                                 f"build cannot succeed offline): {message}")
         raise EnvBuildError(f"cannot install {' '.join(requirements)} on Python {interpreter.version}"
-                            f"{' as of ' + exclude_newer if exclude_newer else ''}: {message}")
+                            f"{' as of ' + exclude_newer if exclude_newer else ''}: {message}", lasting=True)
     frozen = uv("pip", "freeze", "--python", python)
     installed = {}
     for line in frozen.stdout.splitlines():
