@@ -10,7 +10,6 @@ process of the attempt, in its session or escaped from it, is killed and reaped 
 """
 from __future__ import annotations
 
-import json
 import os
 import select
 import shutil
@@ -23,14 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import guardian, procs, verdict
-from harness.child import ARMED_FILE, HANG_EVIDENCE_FILE
+from harness.files import write_atomically
+from harness.protocol import (ARMED_FILE, HANG_EVIDENCE_FILE, REQUEST_FILE, RESULT_FILE, STACKS_FILE, Request,
+                              Result)
 from harness.registry import Bug, Variant
 from harness.text import last_lines
 from harness.verdict import CRASH, ERROR, HANG
 
 # The stdlib-only child side: all the harness puts on the child's path (a copy per attempt),
 # so nothing of the harness's own environment can shadow the cell's packages.
-CHILD_CODE = ("child.py", "kit.py", "files.py")
+CHILD_CODE = ("child.py", "kit.py", "files.py", "protocol.py", "verdict.py", "stats.py")
 HARNESS_DIR = Path(__file__).resolve().parent
 OUTPUT_TAIL = 16384          # bytes of child output kept as evidence
 WATCHDOG_SLACK = 30.0        # seconds past deadline + grace before the watchdog intervenes
@@ -110,9 +111,11 @@ class ChildCommand:
     env: dict
 
     def argv(self, bug: Bug, variant: Variant, attempt_dir: Path, timeout: float, params: dict) -> list[str]:
-        return [self.python, "-m", "harness.child", "--repro", str(bug.path), "--variant", variant.name,
-                "--result", str(attempt_dir / "result.json"), "--stacks", str(attempt_dir / "stacks.txt"),
-                "--timeout", str(timeout), "--params", json.dumps(params)]
+        """Write the child's request into the attempt dir; the child's argv names it (and the
+        variant, as a label for process listings)."""
+        path = attempt_dir / REQUEST_FILE
+        write_atomically(path, request_for(bug, variant, timeout, params).to_json(), durable=False)
+        return [self.python, "-m", "harness.child", "--request", str(path), "--variant", variant.name]
 
     def environment(self, attempt_dir: Path) -> dict:
         """The child's environment for one attempt: its path holds only the child code copied there."""
@@ -128,6 +131,14 @@ class ChildCommand:
 
     def cleanup(self, pid: int) -> None:
         """Release what the attempt left outside its session (an executor's container)."""
+
+
+def request_for(bug: Bug, variant: Variant, timeout: float, params: dict) -> Request:
+    """The child's request, from the validated bug; the deadline is the parent's from now."""
+    return Request(repro=str(bug.path), variant=variant.name, run=variant.run, role=variant.role,
+                   failure_kind=bug.failure_kind, signature=bug.signature, packages=list(bug.packages),
+                   params={**variant.params, **params}, timeout=timeout, setup_timeout=variant.setup_timeout,
+                   deadline=time.time() + variant.setup_timeout + timeout)
 
 
 def child_env(extra: dict) -> dict:
@@ -225,8 +236,8 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
     duration = time.monotonic() - started
     evidence["output_tail"] = reader.text()
     evidence["output_bytes"] = reader.total
-    evidence["stacks"] = _read(attempt_dir / "stacks.txt")
-    result = _read_result(attempt_dir / "result.json")
+    evidence["stacks"] = _read(attempt_dir / STACKS_FILE)
+    result = _read_result(attempt_dir / RESULT_FILE)
 
     if result is not None:
         return _from_result(result, proc, evidence, duration)
@@ -243,18 +254,18 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
                    f"{last_lines(reader.text(), lines=1, limit=300)}", duration, evidence)
 
 
-def _from_result(result: dict, proc, evidence: dict, duration: float) -> Attempt:
+def _from_result(result: Result, proc, evidence: dict, duration: float) -> Attempt:
     """The child knew its outcome; a death after that (abort at exit) does not change it."""
     if proc.returncode and proc.returncode < 0:
         evidence["exit_signal_after_result"] = -proc.returncode
-    evidence.update({k: result[k] for k in ("observation", "notes", "threads_alive", "imported", "gil") if k in result})
-    evidence["child_duration"] = result.get("duration")
-    foreign = result.get("foreign_modules")
-    if foreign:
+    evidence.update({"observation": result.observation, "notes": result.notes,
+                     "threads_alive": result.threads_alive, "imported": result.imported, "gil": result.gil,
+                     "child_duration": result.duration})
+    if result.foreign_modules:
         return Attempt(ERROR, f"the child imported modules from outside the cell's env, so the env under "
-                       f"test is not the one resolved: {'; '.join(foreign[:3])}", duration, evidence,
-                       result.get("versions", {}))
-    return Attempt(result["outcome"], result["reason"], duration, evidence, result.get("versions", {}))
+                       f"test is not the one resolved: {'; '.join(result.foreign_modules[:3])}", duration, evidence,
+                       result.versions)
+    return Attempt(result.outcome, result.reason, duration, evidence, result.versions)
 
 
 def _hang(bug, attempt_dir, timeout, setup, duration, evidence) -> Attempt:
@@ -304,8 +315,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _read_result(path: Path) -> dict | None:
+def _read_result(path: Path) -> Result | None:
+    """The child's result; None if it wrote none, or none whole (it cannot write half of one)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return Result.from_json(path.read_text())
+    except (OSError, ValueError, TypeError):
         return None

@@ -3,19 +3,19 @@
 Stdlib-only and Python 3.9+, because it runs in every environment under test.
 Invoked by the parent as:
 
-    python -m harness.child --repro FILE --variant NAME --result PATH --stacks PATH
-                            --timeout SECONDS [--params JSON]
+    python -m harness.child --request ATTEMPT_DIR/request.json [--variant NAME]
 
-It arms faulthandler's C watchdog (which dumps every thread's stack even while a
-deadlock holds the GIL) a little before the parent's deadline, runs the variant,
-judges the observation with the bug's oracle, writes a JSON result atomically and
-leaves with os._exit so a library that aborts at interpreter exit cannot spoil a
-result that is already known.
+The request (harness.protocol.Request) says everything: which function of which repro,
+the bug's oracle, the parameters and the deadline; `--variant` is only a label for process
+listings. The child arms faulthandler's C watchdog (which dumps every thread's stack even
+while a deadlock holds the GIL) a little before the parent's deadline, runs the variant,
+judges the observation with the bug's oracle, writes its result (harness.protocol.Result)
+atomically next to the request and leaves with os._exit so a library that aborts at
+interpreter exit cannot spoil a result that is already known.
 """
 import argparse
 import faulthandler
 import importlib.util
-import json
 import os
 import re
 import sys
@@ -24,18 +24,15 @@ import time
 import traceback
 
 from harness.files import write_atomically
+from harness.protocol import ARMED_FILE, HANG_EVIDENCE_FILE, RESULT_FILE, STACKS_FILE, Request, Result
+from harness.verdict import CLEAN, OTHER_FAILURE, REPRODUCED
 
-SCHEMA = 1
 # How long before the parent's deadline the stacks are dumped, so the parent can read them.
 STACK_DUMP_MARGIN = 1.0
-# Written next to the result when the repro arms its deadline (Context.arm_deadline).
-ARMED_FILE = "armed"
-# Written next to the result when the repro sees its bug's stall begin (Context.hang_evidence).
-HANG_EVIDENCE_FILE = "hang-evidence"
 
 
 class Context:
-    """What a variant function gets: its parameters, a private work dir, the result path."""
+    """What a variant function gets: its parameters, a private work dir, a way to leave notes."""
 
     def __init__(self, params, workdir, attempt_dir, arm=None):
         self.params = params
@@ -91,30 +88,30 @@ def load_repro(path):
     return module
 
 
-def judge(bug, observation):
+def judge(request, observation):
     """The bug's oracle: map what the variant observed to an outcome.
 
     observation keys (all optional): errors (list of 'Type: message' texts),
     lost (rows lost silently), hung (bool: the repro saw its own hang),
     signal (a sub-process of the repro died by this signal).
     """
-    kind = bug["failure_kind"]
+    kind = request.failure_kind
     errors = observation.get("errors") or []
     if kind == "exception":
-        pattern = re.compile(bug["signature"], re.IGNORECASE)
+        pattern = re.compile(request.signature, re.IGNORECASE)
         matching = [e for e in errors if pattern.search(e)]
         if matching:
-            return "reproduced", "%d of %d errors match %r" % (len(matching), len(errors), bug["signature"])
+            return REPRODUCED, "%d of %d errors match %r" % (len(matching), len(errors), request.signature)
     if kind == "hang" and observation.get("hung"):
-        return "reproduced", "the repro observed a hang"
+        return REPRODUCED, "the repro observed a hang"
     if observation.get("signal"):
-        return "other-failure", "a process of the repro died by signal %s" % observation["signal"]
+        return OTHER_FAILURE, "a process of the repro died by signal %s" % observation["signal"]
     if errors:
         # For data-loss bugs a loud failure is explicitly not the (silent) bug.
-        return "other-failure", "errors not matching the bug's signature: %s" % errors[0][:300]
+        return OTHER_FAILURE, "errors not matching the bug's signature: %s" % errors[0][:300]
     if kind == "data-loss" and (observation.get("lost") or 0) > 0:
-        return "reproduced", "%s rows lost silently" % observation["lost"]
-    return "clean", "no sign of the bug"
+        return REPRODUCED, "%s rows lost silently" % observation["lost"]
+    return CLEAN, "no sign of the bug"
 
 
 def installed_versions(names):
@@ -186,7 +183,7 @@ def gil_state():
             "abiflags": getattr(sys, "abiflags", ""), "enabled": is_enabled() if is_enabled else True}
 
 
-def run_variant(bug, function, ctx):
+def run_variant(function, ctx):
     """Run the variant; an exception that escapes it counts as an observed error."""
     try:
         observation = function(ctx) or {}
@@ -195,17 +192,21 @@ def run_variant(bug, function, ctx):
     return observation
 
 
-def _setup_deadline(variant, args, stacks, attempt_dir, started):
-    """For a variant with a setup allowance: push the stack dump back to the end of the
-    allowance, and return the function that arms the real deadline (else None)."""
-    setup = float(variant.get("setup_timeout", 0))
-    if not setup:
+def dump_stacks_before(deadline, stacks):
+    """Have faulthandler write every thread's stack a little before `deadline` (a time.time()),
+    so the parent, which gives up at the deadline, can read them."""
+    faulthandler.dump_traceback_later(max(0.1, deadline - time.time() - STACK_DUMP_MARGIN), exit=False,
+                                      file=stacks)
+
+
+def arming(request, stacks, attempt_dir):
+    """For a variant with a setup allowance, the function that starts its real deadline: `timeout`
+    from now, but never past the request's deadline (the parent's rule too). Else None."""
+    if not request.setup_timeout:
         return None
-    left = setup + args.timeout - (time.monotonic() - started)
-    faulthandler.dump_traceback_later(max(0.1, left - STACK_DUMP_MARGIN), exit=False, file=stacks)
 
     def arm():
-        faulthandler.dump_traceback_later(max(0.1, args.timeout - STACK_DUMP_MARGIN), exit=False, file=stacks)
+        dump_stacks_before(min(request.deadline, time.time() + request.timeout), stacks)
         write_atomically(os.path.join(attempt_dir, ARMED_FILE), "")
 
     return arm
@@ -213,49 +214,42 @@ def _setup_deadline(variant, args, stacks, attempt_dir, started):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="harness.child")
-    parser.add_argument("--repro", required=True)
-    parser.add_argument("--variant", required=True)
-    parser.add_argument("--result", required=True)
-    parser.add_argument("--stacks", required=True)
-    parser.add_argument("--timeout", type=float, required=True)
-    parser.add_argument("--params", default="{}")
+    parser.add_argument("--request", required=True, help="the attempt's request.json (harness.protocol)")
+    parser.add_argument("--variant", help="the variant's name: only a label for process listings")
     args = parser.parse_args(argv)
+    with open(args.request) as handle:
+        request = Request.from_json(handle.read())
+    attempt_dir = os.path.dirname(os.path.abspath(args.request))
 
-    stacks = open(args.stacks, "w")
+    stacks = open(os.path.join(attempt_dir, STACKS_FILE), "w")
     faulthandler.enable(file=stacks, all_threads=True)  # segfaults and aborts leave stacks too
-    faulthandler.dump_traceback_later(max(0.1, args.timeout - STACK_DUMP_MARGIN), exit=False, file=stacks)
+    dump_stacks_before(request.deadline, stacks)
 
     started = time.monotonic()
-    module = load_repro(args.repro)
-    bug = module.BUG
-    variant = bug["variants"][args.variant]
-    params = dict(variant.get("params", {}))
-    params.update(json.loads(args.params))
-    attempt_dir = os.path.dirname(os.path.abspath(args.result))
+    function = getattr(load_repro(request.repro), request.run)
     workdir = os.path.join(attempt_dir, "work")
     os.makedirs(workdir, exist_ok=True)
-    ctx = Context(params, workdir, attempt_dir, _setup_deadline(variant, args, stacks, attempt_dir, started))
+    ctx = Context(dict(request.params), workdir, attempt_dir, arming(request, stacks, attempt_dir))
 
-    observation = run_variant(bug, getattr(module, variant["run"]), ctx)
-    outcome, reason = judge(bug, observation)
-    if variant["role"] == "control" and outcome == "reproduced":
+    observation = run_variant(function, ctx)
+    outcome, reason = judge(request, observation)
+    if request.role == "control" and outcome == REPRODUCED:
         reason = "control reproduced the bug's signature: " + reason
-    result = {
-        "schema": SCHEMA,
-        "outcome": outcome,
-        "reason": reason,
-        "observation": observation,
-        "notes": ctx.notes,
-        "versions": installed_versions(bug.get("packages", [])),
-        "imported": imported_from(bug.get("packages", [])),
-        "foreign_modules": foreign_modules(),
-        "python": sys.version.split()[0],
-        "duration": round(time.monotonic() - started, 3),
-        "threads_alive": threading.active_count(),
-        "gil": gil_state(),
-    }
+    result = Result(
+        outcome=outcome,
+        reason=reason,
+        observation=observation,
+        notes=ctx.notes,
+        versions=installed_versions(request.packages),
+        imported=imported_from(request.packages),
+        foreign_modules=foreign_modules(),
+        python=sys.version.split()[0],
+        duration=round(time.monotonic() - started, 3),
+        threads_alive=threading.active_count(),
+        gil=gil_state(),
+    )
     faulthandler.cancel_dump_traceback_later()
-    write_atomically(args.result, json.dumps(result, default=str))
+    write_atomically(os.path.join(attempt_dir, RESULT_FILE), result.to_json())
     sys.stdout.flush()
     sys.stderr.flush()
     if os.environ.get("REPRO_CHILD_EXIT") == "interpreter":

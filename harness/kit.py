@@ -1,8 +1,8 @@
 """What repros may import inside the child: stdlib-only helpers, Python 3.9+.
 
-Only this module and harness.child are on the child's path (a copy of them, made for each
-attempt), never the harness's own site-packages: the child must import the libraries
-under test from the cell's env and nothing else.
+Only the child side (this module, harness.child and what it imports) is on the child's
+path (a copy of it, made for each attempt), never the harness's own site-packages: the
+child must import the libraries under test from the cell's env and nothing else.
 """
 import os
 from urllib.parse import urlsplit

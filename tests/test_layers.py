@@ -14,10 +14,10 @@ HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
 # Lowest first. A module may import modules of its own layer or of lower layers only.
 LAYERS = [
-    # what everything uses; the child side (child, kit, files) and the words (verdict) are stdlib-only
+    # what everything uses; the child side (child, kit, files, protocol, verdict, stats) is stdlib-only
     ["harness", "harness.errors", "harness.paths", "harness.files", "harness.stats", "harness.verdict",
-     "harness.kit", "harness.child", "harness.procs", "harness.guardian", "harness.progress", "harness.results",
-     "harness.text"],
+     "harness.protocol", "harness.kit", "harness.child", "harness.procs", "harness.guardian", "harness.progress",
+     "harness.results", "harness.text"],
     # the facts: bugs, requirements, interpreters, the index
     ["harness.registry", "harness.skeleton", "harness.envs", "harness.envs.requirements",
      "harness.envs.interpreters", "harness.envs.package_index"],

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +69,6 @@ class DockerChildCommand(ChildCommand):
             "memory": self.memory, "shm": SHM_SIZE, "cpus": self.cpus, "pids": self.pids,
             "user": f"{os.getuid()}:{os.getgid()}",
             "labels": {LABEL: "1", f"{LABEL}.executor": self.executor_id, f"{LABEL}.bug": bug.id},
-            # The child's stack dump is timed from its own start: the runner moves it
-            # earlier by the container's start-up time, so stacks arrive before the deadline.
-            "deadline": time.time() + timeout,
         }
         spec_path = attempt_dir / "container.json"
         spec_path.write_text(json.dumps(spec))
