@@ -110,7 +110,9 @@ def decide(role: str, attempts: list[AttemptOutcome], rate_bound: float, wanted:
 
 
 def skipped(kind: str, reason: str, rate_bound: float) -> Decision:
-    """The verdict of a cell that could not run here."""
+    """The verdict of a cell that could not run here, and why (one of SKIP_KINDS)."""
+    if kind not in SKIP_KINDS:
+        raise ValueError(f"not a skip kind: {kind!r}")
     return Decision(SKIPPED, reason, 0, 0, rate_bound, skip_kind=kind)
 
 

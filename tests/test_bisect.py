@@ -21,7 +21,8 @@ import pytest
 from harness.bisect import points as axis_points
 from harness.bisect import run as bisect_run
 from harness.bisect import search
-from harness.bisect.search import ABSENT, PRESENT, SKIP, Probe
+from harness.bisect.search import SKIP, Probe
+from harness.verdict import ABSENT, PRESENT
 
 ROOT = Path(__file__).resolve().parent.parent
 P, A, S = PRESENT, ABSENT, SKIP

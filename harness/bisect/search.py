@@ -10,10 +10,9 @@ unchanged against real releases:
 """
 from __future__ import annotations
 
-from harness.verdict import ABSENT, PRESENT, judged
+from harness.verdict import judged
 
-SKIP = "skip"  # the state of a point whose verdict is neither present nor absent
-STATES = (PRESENT, ABSENT, SKIP)
+SKIP = "skip"  # the state of a point whose verdict is neither present nor absent (the others: the verdict)
 
 
 def state_of(verdict: str) -> str:
