@@ -180,7 +180,7 @@ def cmd_bisect(args) -> int:
     bug = get_bug(args.bug)
     bug.variant(args.variant)
     mode = args.mode or "map"
-    pins = tuple(check_pins(bug, args.pins))
+    pins = tuple(check_pins(args.pins))
     options = build_options(args, bug)
     package = _package(bug, args.package) if (args.package or not args.python_versions) else None
     if package is None and not args.python_versions:
@@ -251,7 +251,7 @@ def _check_cell(args, bug, interpreter, source: Path) -> tuple[Cell, dict]:
     exclude_newer = _exclude_newer_of(args.exclude_newer, source)
     wheel = checkout.build_wheel(source, interpreter, tree)  # EnvBuildError: this revision cannot be tested
     name = checkout.wheel_name(wheel)
-    pins = [p for p in check_pins(bug, args.pins) if requirement_name(p) != name]
+    pins = [p for p in check_pins(args.pins) if requirement_name(p) != name]
     cell = Cell(bug.id, args.variant, interpreter.version, (f"{name} @ {wheel.as_uri()}", *pins), exclude_newer)
     return cell, checkout.source_info(source, tree)
 

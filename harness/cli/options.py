@@ -95,7 +95,7 @@ def _kind(default) -> str:
             dict: "a JSON object"}.get(type(default), type(default).__name__)
 
 
-def check_pins(bug: Bug, pins: list[str]) -> list[str]:
+def check_pins(pins: list[str]) -> list[str]:
     checked = [check_requirement(p) for p in pins]
     names = [requirement_name(p) for p in checked]
     twice = sorted({n for n in names if names.count(n) > 1})

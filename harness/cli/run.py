@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
     options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
     # No such interpreter (or an image recipe whose image cannot be built): a usage error, before anything runs.
     executor_for(args.python, options.executor, _log).find_interpreter(args.python)
-    pins = check_pins(bug, args.pins)
+    pins = check_pins(args.pins)
     exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
     unwritten = []
