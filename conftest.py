@@ -38,6 +38,9 @@ def pytest_addoption(parser):
     group.addoption("--progress", action="store_true",
                     help="per cell and attempt progress on stderr (cell k of n, attempt k of n, elapsed)")
     group.addoption("--results-dir", default=str(ROOT / "results"), help="where JSON lines results go")
+    group.addoption("--baseline", action="append", default=[],
+                    help="earlier results (the last published): a cell tracking the newest releases is compared "
+                         "with its last run there and in --results-dir (repeatable)")
 
 
 def _attempt_budget(text: str) -> int:
@@ -143,15 +146,17 @@ class CellItem(pytest.Item):
         self.bug = bug
 
     def runtest(self):
-        from harness import matrix, results
+        from harness import matrix, results, watch
         from harness.cell import Options
         from harness.runner import Planned, run_cells
         from harness.verdict import SKIPPED
 
-        planned = Planned(matrix.resolve(self.expected), expect=tuple(self.expected.expect),
+        cell = matrix.resolve(self.expected)  # `latest` and "newest" resolved now
+        planned = Planned(cell, expect=tuple(self.expected.expect), extra=matrix.declared(self.expected, cell),
                           position=self._position())
         record, = run_cells([planned], Options(attempts=self.config.option.attempts), progress=self._progress(),
                             services=_service_pool(self.config))
+        watch.judge(record, self.expected, [self.config.option.results_dir, *self.config.option.baseline])
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
         self.user_properties.append(("verdict", record["verdict"]))
@@ -177,11 +182,14 @@ class CellItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, VerdictMismatch):
+            from harness import watch
+
             record = excinfo.value.args[0]
             return (f"{self.expected.cell.label}: expected {' or '.join(self.expected.expect)}, "
                     f"got {record['verdict']}\n"
                     f"  reason: {record['reason']}\n  installed: {record.get('installed')}\n"
-                    f"  outcomes: {record.get('outcomes')}")
+                    f"  outcomes: {record.get('outcomes')}"
+                    + (f"\n{watch.explain(record)}" if record.get("watch") else ""))
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -36,7 +36,9 @@ nox.options.sessions = ["matrix"]
 MATRIX, BROKEN = matrix_module.discover()
 for _problem in BROKEN.values():
     print(f"noxfile: warning: broken matrix file left out: {_problem}", file=sys.stderr)
-PYTHONS = sorted({e.cell.python for e in matrix_module.select(MATRIX, tier="all")}, key=interpreters.sort_key)
+# A cell of python = "newest" runs on the newest interpreter found here.
+PYTHONS = sorted({matrix_module.concrete_python(e.cell.python) for e in matrix_module.select(MATRIX, tier="all")},
+                 key=interpreters.sort_key)
 # The Python of an image recipe (debian-trixie:3.13t) is no nox venv: its cells run from a venv
 # of the Python running nox, on the docker executor with the recipe's image.
 IMAGE_PYTHONS = [p for p in PYTHONS if interpreters.image_python(p)]
@@ -140,7 +142,7 @@ def _cell_groups(bug: str, entry: dict) -> list:
     """One nox param per (python, pins) of the bug, with an id a person can type."""
     seen, params = set(), []
     for expected in entry["cells"]:
-        key = (expected.cell.python, expected.cell.pins)
+        key = (matrix_module.concrete_python(expected.cell.python), expected.cell.pins)
         if key in seen:
             continue
         seen.add(key)

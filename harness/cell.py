@@ -116,6 +116,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         return _skipped(record, kind, str(exc), started, bug)
     record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
                    "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
+                   "environment": dict(env.installed),  # every release in the env: what moved since the last run
                    "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
     inapplicable = not_applicable(variant, env.installed)
     if inapplicable:

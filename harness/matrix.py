@@ -16,6 +16,11 @@
     tier = "history"               # optional: "default" (run by plain `nox` / `pytest matrix/`)
                                    # or "history" (the long tail of releases: `--tier all`)
 
+    [[cells]]                      # a cell that tracks the newest releases (the regression watch)
+    python = ["newest"]            # the newest interpreter found here
+    pins = ["deltalake==latest"]   # the newest final release on the index, when the cell runs
+    expect = "absent"
+
 Matrix files are looked for in `./matrix` of the current directory (a maintainer's own project),
 then in the matrix shipped with the harness; a bug's file in an earlier directory wins.
 
@@ -25,12 +30,14 @@ problems of the broken ones, as `registry.discover()` does for repro files.
 """
 from __future__ import annotations
 
+import functools
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cell import Cell
-from harness.envs import package_index
+from harness.envs import interpreters, package_index
 from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
@@ -44,6 +51,9 @@ else:  # pragma: no cover
 
 MATRIX_DIR = shipped("matrix")  # the shipped matrix (the repository's matrix/ in a checkout)
 TIERS = ("default", "history")  # the default tier is what plain `nox` runs; history is opt-in
+NEWEST_PYTHON = "newest"        # python = "newest": the newest interpreter found, when the cell runs
+# A pin that tracks the newest release: NAME==latest (extras allowed), resolved from the index.
+LATEST_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*" + package_index.LATEST + "$")
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,9 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
         pins = tuple(check_requirement(p) for p in pins)
     except UsageError as exc:
         raise _fail(path, name, str(exc)) from None
+    for pin in pins:
+        if package_index.LATEST in pin and not LATEST_PIN_RE.match(pin):
+            raise _fail(path, name, f"{pin!r}: the newest release is pinned as NAME=={package_index.LATEST}")
     variants = entry.get("variants", list(bug.variants))
     if not _strings(variants):
         raise _fail(path, name, "variants must be a list of variant names")
@@ -231,24 +244,75 @@ def for_bug(bug_id: str, directory: Path | None = None) -> dict | None:
     return loaded.get(bug_id)
 
 
+def tracks_latest(expected: Expected) -> bool:
+    """Whether the cell follows the index: a `NAME==latest` pin or python = "newest"."""
+    return expected.cell.python == NEWEST_PYTHON or any(LATEST_PIN_RE.match(p) for p in expected.cell.pins)
+
+
+@functools.lru_cache(maxsize=None)
+def newest_python() -> str:
+    """The newest interpreter (X.Y) the harness finds here; the running one's if it finds none newer."""
+    for minor in range(20, interpreters.FLOOR[1] - 1, -1):
+        try:
+            return interpreters.find(f"3.{minor}").minor
+        except UsageError:
+            continue
+    return "%d.%d" % sys.version_info[:2]
+
+
+def concrete_python(python: str) -> str:
+    """The version a cell runs on: "newest" resolved, any other version as declared."""
+    return newest_python() if python == NEWEST_PYTHON else python
+
+
+def _resolve_pin(pin: str, python: str) -> str:
+    """NAME==latest -> NAME==<the newest final release for this Python>; any other pin unchanged."""
+    match = LATEST_PIN_RE.match(pin)
+    if not match:
+        return pin
+    try:
+        version = interpreters.find(python).version  # Requires-Python is checked against the full version
+    except UsageError:
+        version = python  # the cell will be skipped for want of the interpreter; resolve for the record
+    return f"{match.group(1)}{match.group(2) or ''}=={package_index.newest(match.group(1), version)}"
+
+
 def resolve(expected: Expected) -> Cell:
-    """The cell to run, with an exclude_newer rule of "release" turned into a date."""
+    """The cell to run: "newest" and `==latest` resolved from this machine and the index, and an
+    exclude_newer rule of "release" turned into a date."""
+    python = concrete_python(expected.cell.python)
+    pins = tuple(_resolve_pin(p, python) for p in expected.cell.pins)
+    cell = Cell(**{**expected.cell.__dict__, "python": python, "pins": pins})
     if expected.exclude_newer_rule != "release":
-        return expected.cell
-    date = package_index.release_cutoff(expected.cell.pins)
+        return cell
+    date = package_index.release_cutoff(cell.pins)
     if date is None:
         raise UsageError(f"{expected.cell.label}: exclude_newer = \"release\" needs a NAME==VERSION pin")
-    return Cell(**{**expected.cell.__dict__, "exclude_newer": date})
+    return Cell(**{**cell.__dict__, "exclude_newer": date})
+
+
+def declared(expected: Expected, cell: Cell) -> dict:
+    """What a tracking cell's record keeps of its declaration: the declared Python and pins stay the
+    cell's identity (its row in the report, its history), and what they resolved to is recorded."""
+    if not tracks_latest(expected):
+        return {}
+    releases = {}
+    for declared_pin, pin in zip(expected.cell.pins, cell.pins):
+        match = LATEST_PIN_RE.match(declared_pin)
+        if match:
+            releases[match.group(1).lower()] = pin.split("==", 1)[1]
+    return {"python_requested": expected.cell.python, "pins": list(expected.cell.pins),
+            "resolved": {"python": cell.python, "pins": list(cell.pins), "releases": releases}}
 
 
 def select(entries: dict, *, bugs=(), pythons=None, tier: str = "default", pins=None) -> list[Expected]:
     """The cells a run takes from matrix entries (as `discover()` returns them), for pytest and nox alike.
 
     bugs: only these bugs (empty: all); pythons: only cells declared for one of these Pythons
-    (None: all); tier: "default", "history" or "all"; pins: only cells with exactly these pins
+    (python = "newest": the newest found here; None: all); tier: "default", "history" or "all"; pins: only cells with exactly these pins
     (an empty list: cells without pins; None: any)."""
     wanted_pins = None if pins is None else sorted(pins)
     return [expected for bug_id, entry in entries.items() if not bugs or bug_id in bugs
             for expected in entry["cells"]
-            if (pythons is None or expected.cell.python in pythons) and in_tier(expected, tier)
+            if (pythons is None or concrete_python(expected.cell.python) in pythons) and in_tier(expected, tier)
             and (wanted_pins is None or sorted(expected.cell.pins) == wanted_pins)]

@@ -14,7 +14,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import results
+from harness import osv, results
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
 COLOURS = {PRESENT: "#d73a49", ABSENT: "#2ea44f", HANG: "#8250df", CRASH: "#bf3989",
@@ -138,6 +138,10 @@ def badge(bug: str, records: list[dict]) -> dict:
     surprises = sum(unexpected(r) for r in records if r["bug"] == bug)
     colour = "red" if surprises else ("orange" if present else "brightgreen")
     message = f"present {present} / absent {absent}" + (f" / {surprises} unexpected" if surprises else "")
+    ranged = osv.badge(bug, records)  # where a package's releases decide it: fixed since / newest release
+    if ranged:
+        message = ranged["message"] + (f" · {surprises} unexpected" if surprises else "")
+        colour = "red" if surprises else ranged["color"]
     return {"schemaVersion": 1, "label": bug, "message": message, "color": colour}
 
 
@@ -267,6 +271,7 @@ def write_all(records: list[dict], out_dir: Path, readme: Path | None) -> dict:
         path = out_dir / "badges" / f"{bug}.json"
         _write(path, json.dumps(badge(bug, records), indent=1) + "\n")
         written[f"badge:{bug}"] = path
+    written.update(osv.write_all(records, out_dir, readme))  # OSV ranges; the README's badges
     if readme is not None:
         update_readme(readme, markdown(records))
         written["readme"] = readme

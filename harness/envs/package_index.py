@@ -138,3 +138,45 @@ def release_cutoff(pins: Iterable[str]) -> str | None:
     """
     exact = [m.group(1, 3) for m in map(EXACT_PIN_RE.match, (p.strip() for p in pins)) if m]
     return max((release_date_cutoff(name, version) for name, version in exact), default=None)
+
+
+LATEST = "latest"  # a matrix pin `NAME==latest`: the newest release, resolved when the cell runs
+
+
+def final_releases(package: str, python: str | None = None) -> list[str]:
+    """The package's releases a user gets from a plain install, oldest first: no pre-release, no
+    yanked release, and (given an interpreter version) only releases whose Requires-Python admits it."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    kept = []
+    for version, release in releases(package).items():
+        try:
+            parsed = Version(version)
+        except InvalidVersion:
+            continue
+        if parsed.is_prerelease or release.yanked:
+            continue
+        try:
+            if python and release.requires_python and not SpecifierSet(release.requires_python).contains(python):
+                continue
+        except InvalidSpecifier:
+            pass  # an unreadable Requires-Python does not hide the release: the install will say
+        kept.append(version)
+    return sorted(kept, key=_sort_key)
+
+
+def newest(package: str, python: str | None = None) -> str:
+    """The newest final release of the package (for this interpreter version, if given)."""
+    found = final_releases(package, python)
+    if not found:
+        raise UsageError(f"{package} has no final release on the index {index_url()}"
+                         + (f" for Python {python}" if python else ""))
+    return found[-1]
+
+
+def releases_after(package: str, version: str, python: str | None = None) -> list[str]:
+    """The final releases newer than `version`, oldest first (what `repro matrix refresh` adds)."""
+    from packaging.version import Version
+
+    return [v for v in final_releases(package, python) if Version(v) > Version(version)]

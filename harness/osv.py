@@ -1,0 +1,186 @@
+"""Verified ranges per bug and package, from cell records (matrix runs and bisect points): in the
+OSV format, so a dependency scanner can warn on a pinned release, and as the text of a badge.
+
+A release's verdict is that of the trigger cells that installed it: `present` if any of them
+reproduced the bug (on any Python), `absent` if all that judged it were clean; cells without a
+judgement (error, skipped, a hang that is not the bug) are left out. A package whose release alone
+does not decide the verdict (awswrangler 3.11.0 is present with deltalake 0.22.3 and absent with
+0.23.0) gets no ranges: the bug is not in it.
+
+Events say only what was verified: `introduced` is the first release seen with the bug after one
+seen without it (or the oldest tested); the end of a range is `fixed` when the first clean release
+directly follows the last affected one on the index, else `last_affected` (releases in between were
+not tested); a range still open at the newest release on the index has no end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.files import write_atomically
+
+SCHEMA_VERSION = "1.7.5"  # of the OSV schema tests/osv/schema.json was taken from
+BADGES_START, BADGES_END = "<!-- badges:start -->", "<!-- badges:end -->"
+UPSTREAM_RE = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(\d+)\s*(.*)$")
+
+
+def _version_key(version: str):
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(version))
+    except InvalidVersion:
+        return (-1, version)
+
+
+def verdicts_by_release(bug: str, package: str, records: list[dict]) -> dict[str, str] | None:
+    """{release: "present" | "absent"} of the package from the bug's trigger cells, oldest first;
+    None when the package's release does not decide the verdict (see the module's text)."""
+    seen: dict[str, dict[str, set]] = {}  # release -> verdict -> the other packages' releases
+    for record in records:
+        version = (record.get("installed") or {}).get(package)
+        if record.get("bug") != bug or record.get("role") != "trigger" or not version \
+                or record.get("verdict") not in ("present", "absent"):
+            continue
+        others = tuple(sorted((k, v) for k, v in (record.get("installed") or {}).items() if k != package))
+        seen.setdefault(version, {}).setdefault(record["verdict"], set()).add(others)
+    for verdicts in seen.values():
+        if len(verdicts) == 2 and not verdicts["present"] & verdicts["absent"]:
+            return None  # the same release, both verdicts, with other releases of the other packages
+    return {v: ("present" if "present" in seen[v] else "absent") for v in sorted(seen, key=_version_key)}
+
+
+def ranges(timeline: dict[str, str], index: list[str] | None = None) -> list[list[dict]]:
+    """OSV ECOSYSTEM events, one list per affected stretch of the timeline. `index`: the package's
+    final releases, oldest first, to tell a `fixed` from a `last_affected` (None: unknown)."""
+    out, start, last_bad = [], None, None
+    for version, verdict in timeline.items():
+        if verdict == "present":
+            start = start or version
+            last_bad = version
+        elif start is not None:
+            end = {"fixed": version} if _adjacent(last_bad, version, index) else {"last_affected": last_bad}
+            out.append([{"introduced": start}, end])
+            start = None
+    if start is not None:
+        newest = index[-1] if index else None
+        out.append([{"introduced": start}] + ([] if newest == last_bad else [{"last_affected": last_bad}]))
+    return out
+
+
+def _adjacent(older: str, newer: str, index: list[str] | None) -> bool:
+    """True when no final release lies between the two on the index."""
+    if not index or older not in index or newer not in index:
+        return False
+    return index.index(newer) == index.index(older) + 1
+
+
+def _references(upstream: list[str]) -> list[dict]:
+    refs = []
+    for line in upstream:
+        match = UPSTREAM_RE.match(line)
+        if match:
+            kind = "FIX" if re.search(r"\bfix", match.group(3)) else "REPORT" if "report" in match.group(3) else "WEB"
+            refs.append({"type": kind, "url": f"https://github.com/{match.group(1)}/issues/{match.group(2)}"})
+    return refs
+
+
+def entries(records: list[dict], bugs: dict, index_of=None, now: str | None = None) -> list[dict]:
+    """One OSV record per bug and package with at least one verified affected release.
+    `bugs`: id -> registry.Bug (title, upstream); `index_of(package)`: its final releases or None."""
+    now = now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = []
+    for bug_id in sorted({r["bug"] for r in records}):
+        bug = bugs.get(bug_id)
+        packages = sorted({p for r in records if r["bug"] == bug_id for p in (r.get("installed") or {})})
+        for package in packages:
+            timeline = verdicts_by_release(bug_id, package, records)
+            found = ranges(timeline, index_of(package) if index_of else None) if timeline else []
+            if not found:
+                continue
+            tested = ", ".join(f"{v} {verdict}" for v, verdict in timeline.items())
+            out.append({
+                "schema_version": SCHEMA_VERSION, "id": f"x_repro-{bug_id}-{package}", "modified": now,
+                "summary": bug.title if bug else bug_id,
+                "details": f"Verified by repro-harness: the bug's trigger run in fresh processes on each release. "
+                           f"Releases tested: {tested}.",
+                "affected": [{"package": {"ecosystem": "PyPI", "name": package, "purl": f"pkg:pypi/{package}"},
+                              "ranges": [{"type": "ECOSYSTEM", "events": events} for events in found],
+                              "database_specific": {"verdicts": timeline}}],
+                "references": _references(bug.upstream if bug else []),
+                "database_specific": {"bug": bug_id, "failure_kind": bug.failure_kind if bug else None}})
+    return out
+
+
+def badge(bug: str, records: list[dict]) -> dict | None:
+    """What a reader needs of a bug, from the package whose releases decide it: since which release
+    it is fixed and whether the newest release tested has it ("fixed since 1.1.2 · newest 1.6.6 ok");
+    red when the newest release has the bug. None when no package's releases decide the verdict."""
+    packages = sorted({p for r in records if r["bug"] == bug for p in (r.get("installed") or {})})
+    for package in packages:
+        timeline = verdicts_by_release(bug, package, records)
+        if not timeline or "present" not in timeline.values():
+            continue
+        versions = list(timeline)
+        newest = versions[-1]
+        if timeline[newest] == "present":
+            return {"message": f"{package} {newest} has the bug", "color": "red"}
+        last_bad = max(i for i, v in enumerate(versions) if timeline[v] == "present")
+        return {"message": f"fixed since {versions[last_bad + 1]} · newest {newest} ok", "color": "brightgreen"}
+    return None
+
+
+def badge_lines(bugs: list[str], pages_url: str | None, messages: dict) -> str:
+    """The README's badges: shields.io endpoint badges on the published JSON when the results are
+    published (`pages_url`), else static badges with the same text."""
+    from urllib.parse import quote
+
+    lines = []
+    for bug in bugs:
+        if pages_url:
+            url = quote(f"{pages_url.rstrip('/')}/badges/{bug}.json", safe="")
+            lines.append(f"![{bug}](https://img.shields.io/endpoint?url={url})")
+        elif bug in messages:
+            text = "-".join(quote(part.replace("-", "--").replace("_", "__"), safe="")
+                            for part in (bug, messages[bug]["message"], messages[bug]["color"]))
+            lines.append(f"![{bug}](https://img.shields.io/badge/{text})")
+    return "\n".join(lines)
+
+
+def write_all(records: list[dict], out_dir: Path, readme: Path | None, bugs: dict | None = None,
+              index_of=None) -> dict:
+    """`repro report`'s share: osv/<bug>-<package>.json under out_dir, and the README's badges
+    (between its badges markers, if it has them; REPRO_PAGES_URL: the published page)."""
+    if bugs is None:
+        from harness.registry import discover
+
+        bugs = discover()[0]
+    written = {}
+    for entry in entries(records, bugs, index_of if index_of is not None else _index):
+        path = out_dir / "osv" / f"{entry['database_specific']['bug']}-{entry['affected'][0]['package']['name']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps(entry, indent=1) + "\n")
+        written[f"osv:{path.stem}"] = path
+    if readme is not None and BADGES_START in readme.read_text():
+        names = sorted({r["bug"] for r in records})
+        messages = {b: m for b in names if (m := badge(b, records))}
+        text = readme.read_text()
+        head, rest = text.split(BADGES_START, 1)
+        _, tail = rest.split(BADGES_END, 1)
+        block = badge_lines(names, os.environ.get("REPRO_PAGES_URL"), messages)
+        write_atomically(readme, f"{head}{BADGES_START}\n{block}\n{BADGES_END}{tail}")
+    return written
+
+
+def _index(package: str) -> list[str] | None:
+    """The package's final releases on the index; None when the index cannot say (a report still writes)."""
+    from harness.envs import package_index
+    from harness.errors import UsageError
+
+    try:
+        return package_index.final_releases(package)
+    except UsageError:
+        return None

@@ -1,0 +1,210 @@
+"""The regression watch: what changed in a cell since its last recorded run, and the tracking issues.
+
+A cell that tracks the newest releases (`NAME==latest`, python = "newest") gets a new env when a
+release comes out. When its verdict then fails its expectation, the record carries `watch`: the
+releases it resolved, the verdict of the last recorded run of the same cell, and the env diff
+between the two runs (which packages moved, from what to what).
+
+The daily CI job compares its results with the last published ones: per bug and cell group
+(one Python and one set of pins) whose verdicts changed, it opens an issue (a verdict that now
+fails its expectation), updates it, or closes it (every verdict meets its expectation again).
+`plan_requests` computes what would be sent to GitHub; `send` sends it, with the workflow's token.
+"""
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from harness import results
+from harness.report import cell_key, collect, expected_verdicts, unexpected
+
+LABEL = "repro-watch"  # the label of every tracking issue: how the job finds the ones it opened
+API = "https://api.github.com"
+
+
+# ---------------------------------------------------------------- one cell: its change and the env diff
+
+def previous_record(record: dict, paths: list) -> dict | None:
+    """The newest record of the same cell started before `record`, in the given files or directories."""
+    key, started = cell_key(record), record.get("started_at", "")
+    found = None
+    for file in _jsonl_files(paths):
+        for other in results.read(file):
+            if other.get("kind") != "cell" or other.get("bug") is None or cell_key(other) != key:
+                continue
+            if other.get("started_at", "") < started and (found is None or other["started_at"] > found["started_at"]):
+                found = other
+    return found
+
+
+def _jsonl_files(paths: list) -> list[Path]:
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.jsonl")))
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
+def env_of(record: dict) -> dict:
+    """Every release the cell's env held (older records: the bug's packages only)."""
+    return dict(record.get("environment") or record.get("installed") or {})
+
+
+def env_diff(before: dict, after: dict) -> dict:
+    """Which packages moved between two envs: {"moved": {name: [old, new]}, "added": {...}, "removed": {...}}."""
+    return {"moved": {n: [before[n], after[n]] for n in sorted(before) if n in after and before[n] != after[n]},
+            "added": {n: after[n] for n in sorted(after) if n not in before},
+            "removed": {n: before[n] for n in sorted(before) if n not in after}}
+
+
+def change_evidence(record: dict, previous: dict | None) -> dict:
+    """The evidence of a tracking cell's run: what it resolved, and what changed since the last run."""
+    evidence = {"resolved": record.get("resolved"), "previous": None, "env_diff": None}
+    if previous is not None:
+        evidence["previous"] = {"verdict": previous["verdict"], "started_at": previous.get("started_at"),
+                                "installed": previous.get("installed")}
+        evidence["env_diff"] = env_diff(env_of(previous), env_of(record))
+    return evidence
+
+
+def judge(record: dict, expected, previous_paths: list) -> dict:
+    """Complete a matrix cell's record: its expectation and, for a cell that tracks the newest
+    releases, the watch evidence (looked up in `previous_paths` before this record is written)."""
+    from harness import matrix
+
+    record["expected"] = list(expected.expect)
+    if matrix.tracks_latest(expected):
+        record["watch"] = change_evidence(record, previous_record(record, previous_paths))
+    return record
+
+
+def diff_lines(diff: dict | None) -> list[str]:
+    if not diff:
+        return ["env diff: no earlier run of this cell recorded"]
+    lines = [f"  {name}: {old} -> {new}" for name, (old, new) in diff["moved"].items()]
+    lines += [f"  {name}: (none) -> {new}" for name, new in diff["added"].items()]
+    lines += [f"  {name}: {old} -> (none)" for name, old in diff["removed"].items()]
+    return ["env diff since the last run:"] + (lines or ["  (no package moved)"])
+
+
+def explain(record: dict) -> str:
+    """A failed expectation of a tracking cell, for a person: the release, the verdict before, the env diff."""
+    watch = record.get("watch") or {}
+    resolved = watch.get("resolved") or {}
+    lines = []
+    if resolved:
+        releases = ", ".join(f"{n} {v}" for n, v in (resolved.get("releases") or {}).items())
+        lines.append(f"resolved: {releases or 'no pin'} on Python {record.get('python') or resolved.get('python')}")
+    previous = watch.get("previous")
+    if previous:
+        lines.append(f"last recorded run ({previous['started_at']}): {previous['verdict']}")
+    return "\n".join(lines + diff_lines(watch.get("env_diff")))
+
+
+# ---------------------------------------------------------------- the tracking issues
+
+def group_key(record: dict) -> tuple:
+    """A cell group: the bug, the Python and the pins as declared (one nox session, one CI job)."""
+    return record["bug"], str(record["python_requested"]), tuple(record.get("pins") or ())
+
+
+def group_title(group: tuple) -> str:
+    bug, python, pins = group
+    return f"[{LABEL}] {bug}: py{python} {' '.join(pins) or 'default'}"
+
+
+def changes(current: list[dict], published: list[dict]) -> dict[tuple, list[tuple]]:
+    """Per cell group, each cell whose verdict differs from the published one: [(published, current)].
+    A cell never published before is a change only when it fails its expectation."""
+    before = {cell_key(r): r for r in published}
+    changed: dict[tuple, list[tuple]] = {}
+    for record in current:
+        old = before.get(cell_key(record))
+        if (old is None and unexpected(record)) or (old is not None and old["verdict"] != record["verdict"]):
+            changed.setdefault(group_key(record), []).append((old, record))
+    return changed
+
+
+def issue_payloads(current: list[dict], published: list[dict]) -> list[dict]:
+    """One payload per cell group whose verdicts changed: the issue to open or update (a cell of the
+    group fails its expectation now) or to close (every cell of the group meets it again)."""
+    payloads = []
+    for group, pairs in sorted(changes(current, published).items()):
+        members = [r for r in current if group_key(r) == group]
+        failing = [r for r in members if unexpected(r)]
+        payloads.append({"title": group_title(group), "bug": group[0], "state": "open" if failing else "closed",
+                         "labels": [LABEL, group[0]], "body": _body(group, pairs, failing)})
+    return payloads
+
+
+def _body(group: tuple, pairs: list[tuple], failing: list[dict]) -> str:
+    bug, python, pins = group
+    head = (f"The regression watch saw the verdicts of **{bug}** change (Python {python}, "
+            f"pins {' '.join(pins) or 'default'}).\n\n"
+            + ("**Failing its expectation now.**" if failing else "Every cell meets its expectation again.") + "\n\n"
+            "| variant | published | now | expected | installed |\n|---|---|---|---|---|\n")
+    rows, details = [], []
+    for old, new in pairs:
+        installed = ", ".join(f"{k} {v}" for k, v in (new.get("installed") or {}).items() if v) or "-"
+        rows.append(f"| {new['variant']} | {old['verdict'] if old else '-'} | **{new['verdict']}** | "
+                    f"{' or '.join(expected_verdicts(new)) or '-'} | {installed} |")
+        diff = env_diff(env_of(old), env_of(new)) if old else (new.get("watch") or {}).get("env_diff")
+        details.append(f"### {new['variant']}\n\nreason: {new['reason']}\n\n```\n"
+                       + "\n".join(_resolved_lines(new) + diff_lines(diff)) + "\n```")
+    return head + "\n".join(rows) + "\n\n" + "\n\n".join(details) + "\n"
+
+
+def _resolved_lines(record: dict) -> list[str]:
+    resolved = record.get("resolved") or {}
+    releases = ", ".join(f"{n} {v}" for n, v in (resolved.get("releases") or {}).items())
+    return [f"resolved: {releases} on Python {record.get('python')}"] if releases else []
+
+
+def plan_requests(payloads: list[dict], open_issues: list[dict], repo: str) -> list[dict]:
+    """The GitHub REST calls that carry out the payloads, given the open tracking issues
+    (`GET /repos/{repo}/issues?labels=repro-watch&state=open`): open a new issue, update an
+    open one (its body, and a comment saying what changed), or close one that went back."""
+    by_title = {issue["title"]: issue for issue in open_issues if "pull_request" not in issue}
+    calls = []
+    for payload in payloads:
+        issue = by_title.get(payload["title"])
+        if payload["state"] == "open" and issue is None:
+            calls.append({"method": "POST", "url": f"{API}/repos/{repo}/issues",
+                          "json": {"title": payload["title"], "body": payload["body"], "labels": payload["labels"]}})
+        elif payload["state"] == "open":
+            calls.append({"method": "PATCH", "url": f"{API}/repos/{repo}/issues/{issue['number']}",
+                          "json": {"body": payload["body"]}})
+            calls.append({"method": "POST", "url": f"{API}/repos/{repo}/issues/{issue['number']}/comments",
+                          "json": {"body": "The verdicts changed again:\n\n" + payload["body"]}})
+        elif issue is not None:  # back to what is expected
+            calls.append({"method": "POST", "url": f"{API}/repos/{repo}/issues/{issue['number']}/comments",
+                          "json": {"body": payload["body"]}})
+            calls.append({"method": "PATCH", "url": f"{API}/repos/{repo}/issues/{issue['number']}",
+                          "json": {"state": "closed", "state_reason": "completed"}})
+    return calls
+
+
+def _call(method: str, url: str, token: str, body: dict | None = None):
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                                              "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the GitHub API only
+        return json.load(response)
+
+
+def open_issues(repo: str, token: str) -> list[dict]:
+    return _call("GET", f"{API}/repos/{repo}/issues?labels={LABEL}&state=open&per_page=100", token)
+
+
+def send(calls: list[dict], token: str) -> None:
+    for call in calls:
+        _call(call["method"], call["url"], token, call["json"])
+
+
+def newest_records(paths: list) -> list[dict]:
+    """The newest record of each cell under the given result files or directories (none for none)."""
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    return collect(existing)[0] if existing else []
