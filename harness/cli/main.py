@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.cli import bisect as bisect_cli
+from harness.cli import matrix as matrix_cli
 from harness.cli.options import DEFAULTS, options_parser
 from harness.cli.run import cmd_list, cmd_new, cmd_report, cmd_run, cmd_verify
 from harness.errors import UsageError
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
     verify.add_argument("bug")
     bisect_cli.add_parsers(sub, common)
+    matrix_cli.add_parsers(sub)
     report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML")
     report.add_argument("paths", nargs="*", type=Path, default=[Path("results")],
                         help="result files or directories of *.jsonl (default: ./results)")
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     try:
         commands = {"list": cmd_list, "run": cmd_run, "verify": cmd_verify, "report": cmd_report, "new": cmd_new,
-                    "bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check}
+                    "bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check, "matrix": matrix_cli.cmd_matrix}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"repro: {exc}", file=sys.stderr)

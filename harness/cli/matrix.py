@@ -1,0 +1,230 @@
+"""`repro matrix refresh | watch`: keeping the matrix up with the index, and the daily watch.
+
+    repro matrix refresh --list                 releases published since each bug's newest cell
+    repro matrix refresh [BUG ...]              run them; write them into the history tier (a diff)
+    repro matrix watch RESULTS --published DIR  what changed against the published results: the
+                                                tracking issues to open, update or close (--post sends)
+
+`refresh` writes only verdicts it measured: each new cell's `expect` is the verdict its run gave
+(an `error` is reported and not written), with a note saying when and what was measured.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness import matrix, services, watch
+from harness.cell import Cell, Options, run_cell
+from harness.envs import interpreters, package_index
+from harness.envs.requirements import requirement_name
+from harness.errors import UsageError
+from harness.files import write_atomically
+from harness.progress import Progress
+from harness.registry import get_bug
+
+WRITTEN = ("present", "absent", "hang", "crash", "other-failure", "skipped")  # measured verdicts worth keeping
+
+
+def add_parsers(sub) -> None:
+    parser = sub.add_parser("matrix", help="refresh the matrix from the index; the regression watch")
+    commands = parser.add_subparsers(dest="matrix_command", required=True)
+    refresh = commands.add_parser("refresh", help="run the releases published since each bug's newest cell and "
+                                                  "add them to the history tier with the verdicts measured")
+    refresh.add_argument("bugs", nargs="*", help="only these bugs (default: every bug with a matrix file)")
+    refresh.add_argument("--list", action="store_true", help="list the new releases and the cells; run nothing")
+    refresh.add_argument("--matrix-dir", type=Path, default=None,
+                         help="the matrix directory to refresh (default: ./matrix, else the shipped one)")
+    refresh.add_argument("--attempts", type=int, default=None, help="fixed attempts per cell (default: the "
+                                                                      "confidence rule, as in the matrix)")
+    refresh.add_argument("--results", type=Path, default=Path("results") / "refresh.jsonl",
+                         help="JSON lines file the records of the new cells are appended to")
+    refresh.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    track = commands.add_parser("watch", help="compare results with the published ones: tracking-issue payloads")
+    track.add_argument("results", nargs="+", type=Path, help="result files or directories of this run")
+    track.add_argument("--published", type=Path, action="append", default=[],
+                       help="the last published results (missing: nothing published yet)")
+    track.add_argument("--payloads", type=Path, help="write the payloads here as JSON (default: stdout)")
+    track.add_argument("--summary", type=Path, help="append a short Markdown summary (the verdict table) here")
+    track.add_argument("--post", action="store_true",
+                       help="open, update or close the issues on GitHub (needs GITHUB_TOKEN; --repo or "
+                            "GITHUB_REPOSITORY)")
+    track.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME of the issues")
+
+
+def cmd_matrix(args) -> int:
+    return cmd_refresh(args) if args.matrix_command == "refresh" else cmd_watch(args)
+
+
+# ---------------------------------------------------------------- refresh
+
+def _newest_pin(entry: dict, package: str):
+    """The trigger cell whose exact pin of `package` is the newest release in the matrix, and that release."""
+    best = None
+    for expected in entry["cells"]:
+        for pin in expected.cell.pins:
+            match = package_index.EXACT_PIN_RE.match(pin)
+            if not match or requirement_name(match.group(1)) != package or match.group(3) == package_index.LATEST:
+                continue
+            if best is None or package_index._sort_key(match.group(3)) > package_index._sort_key(best[1]):
+                best = (expected, match.group(3))
+    return best
+
+
+def plan_refresh(entry: dict) -> list[dict]:
+    """Per package of the bug: the newest release in the matrix, the releases since, and the cells to run."""
+    bug = get_bug(entry["bug"])
+    plans = []
+    for package in bug.packages:
+        found = _newest_pin(entry, requirement_name(package))
+        if found is None:
+            continue
+        base, version = found
+        python = matrix.concrete_python(base.cell.python)
+        try:
+            full = interpreters.find(python).version
+        except UsageError:
+            full = python
+        same = [e for e in entry["cells"] if e.cell.python == base.cell.python and e.cell.pins == base.cell.pins
+                and bug.variants[e.cell.variant].role == "trigger"]
+        variants = sorted({e.cell.variant for e in same})
+        cells = []
+        for release in package_index.releases_after(package, version, full):
+            pins = tuple(f"{package}=={release}" if requirement_name(p) == requirement_name(package) else p
+                         for p in base.cell.pins)
+            cells.append({"release": release, "python": base.cell.python, "pins": pins, "variants": variants})
+        plans.append({"bug": bug.id, "package": package, "newest_in_matrix": version, "cells": cells})
+    return plans
+
+
+def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, results_path: Path) -> list[dict]:
+    from harness import results
+
+    bug = get_bug(bug_id)
+    records = []
+    with services.started(bug.services) as service_env:
+        for variant in planned["variants"]:
+            declared = matrix.Expected(Cell(bug_id, variant, planned["python"], planned["pins"]), ("absent",),
+                                       "release", "history")
+            cell = matrix.resolve(declared)
+            progress.cell(len(records) + 1, len(planned["variants"]), cell.label)
+            record = run_cell(cell, Options(attempts=attempts, service_env=service_env), progress)
+            progress.verdict(record)
+            results.append(results_path, record)
+            records.append(record)
+    return records
+
+
+def entry_text(planned: dict, records: list[dict], today: str) -> str:
+    """The [[cells]] entries of what was measured, one per verdict (variants measured alike share one)."""
+    by_verdict: dict[str, list[dict]] = {}
+    for record in records:
+        by_verdict.setdefault(record["verdict"], []).append(record)
+    text = ""
+    for verdict, members in by_verdict.items():
+        reason = members[0]["reason"].splitlines()[0][:160]
+        note = f"added by `repro matrix refresh` on {today}: measured {verdict} ({reason})"
+        text += ("\n[[cells]]\n"
+                 f"note = {json.dumps(note)}\n"
+                 f"python = [{json.dumps(planned['python'])}]\n"
+                 f"pins = [{', '.join(json.dumps(p) for p in planned['pins'])}]\n"
+                 f"variants = [{', '.join(json.dumps(r['variant']) for r in members)}]\n"
+                 'exclude_newer = "release"\n'
+                 f"expect = {json.dumps(verdict)}\n"
+                 'tier = "history"\n')
+    return text
+
+
+def _matrix_file(bug_id: str, directory: Path | None) -> Path:
+    for each in [directory] if directory else matrix.matrix_dirs():
+        path = Path(each) / f"{bug_id.replace('-', '_')}.toml"
+        if path.is_file():
+            return path
+    raise UsageError(f"no matrix file of {bug_id}")
+
+
+def cmd_refresh(args) -> int:
+    if args.attempts is not None and args.attempts < 1:
+        raise UsageError("--attempts must be at least 1")
+    loaded = matrix.load(args.matrix_dir)
+    unknown = [b for b in args.bugs if b not in loaded]
+    if unknown:
+        raise UsageError(f"no matrix file of {', '.join(unknown)}; known: {', '.join(sorted(loaded))}")
+    progress = Progress(enabled=not args.quiet)
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    unmeasured = 0
+    for bug_id in args.bugs or sorted(loaded):
+        for plan in plan_refresh(loaded[bug_id]):
+            releases = ", ".join(c["release"] for c in plan["cells"]) or "none"
+            print(f"{bug_id}: {plan['package']} newest in the matrix {plan['newest_in_matrix']}; since: {releases}")
+            if args.list:
+                for planned in plan["cells"]:
+                    print(f"  would run: py{planned['python']} {' '.join(planned['pins'])} "
+                          f"{', '.join(planned['variants'])} (deps as of the release)")
+                continue
+            path = _matrix_file(bug_id, args.matrix_dir)
+            for planned in plan["cells"]:
+                records = _run(bug_id, planned, args.attempts, progress, args.results)
+                kept = [r for r in records if r["verdict"] in WRITTEN]
+                for record in records:
+                    if record["verdict"] not in WRITTEN:
+                        unmeasured += 1
+                        print(f"  not written: {record['variant']} on {planned['release']}: {record['verdict']}: "
+                              f"{record['reason']}")
+                if kept:
+                    _append(path, entry_text(planned, kept, today))
+    return 1 if unmeasured else 0
+
+
+def _append(path: Path, text: str) -> None:
+    """Append entries to a matrix file, print the diff, and check the file still loads."""
+    before = path.read_text()
+    after = before.rstrip("\n") + "\n" + text
+    write_atomically(path, after)
+    sys.stdout.writelines(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                               f"a/{path.name}", f"b/{path.name}"))
+    try:
+        matrix.load_file(path)
+    except UsageError:
+        write_atomically(path, before)  # never leave a broken file behind
+        raise
+
+
+# ---------------------------------------------------------------- watch
+
+def cmd_watch(args) -> int:
+    missing = [str(p) for p in args.results if not p.exists()]
+    if missing:
+        raise UsageError(f"no such result file or directory: {', '.join(missing)}")
+    current = watch.newest_records(args.results)
+    published = watch.newest_records(args.published)
+    payloads = watch.issue_payloads(current, published)
+    text = json.dumps(payloads, indent=1)
+    if args.payloads:
+        write_atomically(args.payloads, text + "\n")
+    else:
+        print(text)
+    if args.summary:
+        _summary(args.summary, current, payloads)
+    if args.post:
+        token = os.environ.get("GITHUB_TOKEN")
+        if not token or not args.repo:
+            raise UsageError("--post needs GITHUB_TOKEN in the environment and --repo OWNER/NAME")
+        calls = watch.plan_requests(payloads, watch.open_issues(args.repo, token), args.repo)
+        watch.send(calls, token)
+        print(f"repro: {len(calls)} call(s) sent to the issues of {args.repo}", file=sys.stderr)
+    return 0
+
+
+def _summary(path: Path, records: list[dict], payloads: list[dict]) -> None:
+    from harness.report import markdown
+
+    lines = ["## Verdicts", "", markdown(records)]
+    if payloads:
+        lines += ["## Changed since the last published results", ""]
+        lines += [f"- {p['title']}: issue {'open' if p['state'] == 'open' else 'closed'}" for p in payloads]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")

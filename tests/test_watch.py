@@ -1,0 +1,314 @@
+"""The regression watch, end to end on a package index of its own.
+
+The test makes tiny pure-Python wheels of a fake library (`watchlib`, whose Counter loses updates
+under threads when its lock is missing) and of its dependency (`watchdep`), serves them from a
+PEP 691 simple index on 127.0.0.1, and runs a repro of that bug through the real engine: real uv
+envs, real child processes. A "new release" is a wheel dropped into the index's folder.
+"""
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import zipfile
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from harness import matrix, results, watch
+from harness.cell import Options, run_cell
+from harness.envs import package_index
+
+ROOT = Path(__file__).resolve().parent.parent
+CURRENT = "%d.%d" % sys.version_info[:2]
+
+REPRO = textwrap.dedent('''
+    """Lost updates in watchlib.Counter.add from threads (a synthetic bug in a package the test makes)."""
+    BUG = {
+        "id": "watchlib-lost-update",
+        "title": "watchlib.Counter.add loses updates under threads",
+        "upstream": ["example/watchlib#1 (report)", "example/watchlib#2 (fix, 1.1)"],
+        "packages": ["watchlib"],
+        "requirements": ["watchlib"],
+        "failure_kind": "data-loss",
+        "trigger_rate": {"reproduced": 20, "attempts": 20},
+        "variants": {
+            "trigger": {"role": "trigger", "run": "threads", "timeout": 30},
+            "control-one-thread": {"role": "control", "run": "one_thread", "timeout": 30},
+        },
+    }
+
+
+    def _count(threads, adds):
+        import threading
+
+        import watchlib
+
+        counter = watchlib.Counter()
+        workers = [threading.Thread(target=lambda: [counter.add() for _ in range(adds)]) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return {"lost": threads * adds - counter.value}
+
+
+    def threads(ctx):
+        return _count(4, 25)
+
+
+    def one_thread(ctx):
+        return _count(1, 100)
+''')
+
+LOCKED = ("import threading\nimport time\n\n\nclass Counter:\n    def __init__(self):\n        self.value = 0\n"
+          "        self._lock = threading.Lock()\n\n    def add(self):\n        with self._lock:\n"
+          "            value = self.value\n            time.sleep(0.0005)\n            self.value = value + 1\n")
+UNLOCKED = LOCKED.replace("        with self._lock:\n            value = self.value\n            time.sleep(0.0005)\n"
+                          "            self.value = value + 1\n",
+                          "        value = self.value  # 'optimised': no lock\n        time.sleep(0.0005)\n"
+                          "        self.value = value + 1\n")
+
+MATRIX = textwrap.dedent(f'''
+    bug = "watchlib-lost-update"
+
+    [[cells]]
+    python = ["{CURRENT}"]
+    pins = ["watchlib==1.0"]
+    variants = ["trigger"]
+    exclude_newer = "release"
+    expect = "present"
+    tier = "history"
+
+    [[cells]]
+    note = "the fix"
+    python = ["{CURRENT}"]
+    pins = ["watchlib==1.1"]
+    variants = ["trigger"]
+    exclude_newer = "release"
+    expect = "absent"
+    tier = "history"
+
+    [[cells]]
+    note = "the watch: the newest release"
+    python = ["{CURRENT}"]
+    pins = ["watchlib==latest"]
+    variants = ["trigger"]
+    expect = "absent"
+''')
+
+
+def make_wheel(where: Path, name: str, version: str, code: str, requires: list) -> Path:
+    files = {f"{name}/__init__.py": f"__version__ = {version!r}\n{code}",
+             f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                                     + "".join(f"Requires-Dist: {r}\n" for r in requires),
+             f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+              f"{len(text.encode())}" for path, text in files.items()]
+    files[f"{name}-{version}.dist-info/RECORD"] = "\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\n"
+    wheel = where / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+class Index(BaseHTTPRequestHandler):
+    """A PEP 691 JSON simple index of the wheels in one folder; upload times from `uploaded`."""
+
+    def __init__(self, *args, folder: Path, uploaded: dict, **kwargs):
+        self.folder, self.uploaded = folder, uploaded
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):  # uv asks first whether it may read a wheel's metadata by range: it may not
+        self.head_only = True
+        self.do_GET()
+
+    def do_GET(self):
+        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        if parts[:1] == ["files"] and len(parts) == 2 and (self.folder / parts[1]).is_file():
+            return self._send(200, (self.folder / parts[1]).read_bytes(), "application/octet-stream")
+        if parts[:1] == ["simple"] and len(parts) == 2:
+            wheels = sorted(self.folder.glob(f"{parts[1].replace('-', '_')}-*.whl"))
+            if wheels:
+                return self._send(200, json.dumps(self._page(parts[1], wheels)).encode(),
+                                  "application/vnd.pypi.simple.v1+json")
+        return self._send(404, b"not found", "text/plain")
+
+    def _page(self, name: str, wheels: list) -> dict:
+        files = [{"filename": w.name, "url": f"/files/{w.name}", "yanked": False, "requires-python": None,
+                  "hashes": {"sha256": hashlib.sha256(w.read_bytes()).hexdigest()},
+                  "upload-time": self.uploaded[w.name]} for w in wheels]
+        versions = sorted({w.name.split("-")[1] for w in wheels})
+        return {"meta": {"api-version": "1.1"}, "name": name, "files": files, "versions": versions}
+
+    def _send(self, code: int, body: bytes, kind: str):
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")  # a new release shows at once
+        self.end_headers()
+        if not getattr(self, "head_only", False):
+            self.wfile.write(body)
+
+
+@pytest.fixture
+def local_index(tmp_path, monkeypatch):
+    """The index on 127.0.0.1, a REPRO_PATH with the repro, a matrix folder, caches of their own.
+    Returns release(name, version, code, requires, date): a new release on the index."""
+    folder, uploaded = tmp_path / "index", {}
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Index, folder=folder, uploaded=uploaded))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    repros = tmp_path / "repros"
+    repros.mkdir()
+    (repros / "watchlib_lost_update.py").write_text(REPRO)
+    (tmp_path / "matrix").mkdir()
+    (tmp_path / "matrix" / "watchlib_lost_update.toml").write_text(MATRIX)
+    env = {"UV_DEFAULT_INDEX": f"http://127.0.0.1:{server.server_address[1]}/simple", "REPRO_PATH": str(repros),
+           "REPRO_CACHE_DIR": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    def release(name, version, code, requires, date):
+        wheel = make_wheel(folder, name, version, code, requires)
+        uploaded[wheel.name] = date
+        package_index.releases.cache_clear()  # what a new process would see
+        return wheel
+
+    release("watchdep", "1.0", "", [], "2026-01-01T00:00:00Z")
+    release("watchlib", "1.0", UNLOCKED, ["watchdep>=1"], "2026-01-02T00:00:00Z")
+    release("watchlib", "1.1", LOCKED, ["watchdep>=1"], "2026-02-01T00:00:00Z")
+    yield release, tmp_path, env
+    server.shutdown()
+    server.server_close()
+    package_index.releases.cache_clear()
+
+
+def run_tracking_cell(matrix_dir: Path, results_dir: Path) -> dict:
+    """One day of the watch: the `latest` cell resolved and run, judged as conftest.py does, kept."""
+    entry = matrix.load(matrix_dir)["watchlib-lost-update"]
+    latest = next(e for e in entry["cells"] if matrix.tracks_latest(e))
+    cell = matrix.resolve(latest)
+    record = run_cell(cell, Options(control_attempts=1))
+    record.update(matrix.declared(latest, cell))
+    watch.judge(record, latest, [results_dir])
+    results.append(results_dir / "main.jsonl", record)
+    return record
+
+
+def repro(*args, env, cwd):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.slow
+def test_a_new_release_that_brings_the_bug_back_fails_the_latest_cell_with_its_evidence(local_index):
+    release, tmp, env = local_index
+    day1, day2, published = tmp / "day1", tmp / "day2", tmp / "published"
+
+    first = run_tracking_cell(tmp / "matrix", day1)
+    assert first["verdict"] == "absent" and first["pins"] == ["watchlib==latest"], first["reason"]
+    assert first["resolved"]["releases"] == {"watchlib": "1.1"} and first["installed"] == {"watchlib": "1.1"}
+    assert first["watch"]["previous"] is None  # nothing recorded before: no diff to show
+    (published / "main.jsonl").parent.mkdir()
+    (published / "main.jsonl").write_text((day1 / "main.jsonl").read_text())
+
+    # A new release brings the bug back, and with it a new release of its dependency.
+    release("watchdep", "2.0", "", [], "2026-03-01T00:00:00Z")
+    release("watchlib", "1.2", UNLOCKED, ["watchdep>=2"], "2026-03-02T00:00:00Z")
+    second = run_tracking_cell(tmp / "matrix", day1)
+    assert second["verdict"] == "present" and second["expected"] == ["absent"], second["reason"]
+    assert second["resolved"]["releases"] == {"watchlib": "1.2"}
+    assert second["watch"]["previous"]["verdict"] == "absent"
+    assert second["watch"]["env_diff"]["moved"] == {"watchdep": ["1.0", "2.0"], "watchlib": ["1.1", "1.2"]}
+    text = watch.explain(second)
+    assert "resolved: watchlib 1.2" in text and "watchlib: 1.1 -> 1.2" in text and "watchdep: 1.0 -> 2.0" in text
+
+    # The daily job: the payload of the tracking issue, against the published results.
+    out = repro("matrix", "watch", str(day1), "--published", str(published), "--payloads", str(tmp / "p.json"),
+                "--summary", str(tmp / "summary.md"), env=env, cwd=tmp)
+    assert out.returncode == 0, out.stderr
+    [payload] = json.loads((tmp / "p.json").read_text())
+    assert payload["state"] == "open" and payload["labels"] == ["repro-watch", "watchlib-lost-update"]
+    assert payload["title"] == f"[repro-watch] watchlib-lost-update: py{CURRENT} watchlib==latest"
+    assert "| trigger | absent | **present** | absent | watchlib 1.2 |" in payload["body"]
+    assert "resolved: watchlib 1.2" in payload["body"] and "watchdep: 1.0 -> 2.0" in payload["body"]
+    assert "| watchlib-lost-update | trigger |" in (tmp / "summary.md").read_text()
+    # What would be sent: a new issue; with the issue open, an update and a comment.
+    [create] = watch.plan_requests([payload], [], "owner/repo")
+    assert create == {"method": "POST", "url": "https://api.github.com/repos/owner/repo/issues",
+                      "json": {"title": payload["title"], "body": payload["body"], "labels": payload["labels"]}}
+    issue = {"number": 7, "title": payload["title"]}
+    assert [(c["method"], c["url"].rsplit("/repos/owner/repo", 1)[1]) for c in
+            watch.plan_requests([payload], [issue], "owner/repo")] == [("PATCH", "/issues/7"),
+                                                                       ("POST", "/issues/7/comments")]
+
+    # Fixed again: the issue is closed.
+    (published / "main.jsonl").write_text((day1 / "main.jsonl").read_text())
+    release("watchlib", "1.3", LOCKED, ["watchdep>=2"], "2026-04-01T00:00:00Z")
+    third = run_tracking_cell(tmp / "matrix", day2)
+    assert third["verdict"] == "absent" and third["resolved"]["releases"] == {"watchlib": "1.3"}
+    [back] = watch.issue_payloads(watch.newest_records([day2]), watch.newest_records([published]))
+    assert back["state"] == "closed" and "meets its expectation again" in back["body"]
+    assert [(c["method"], c["json"].get("state")) for c in watch.plan_requests([back], [issue], "owner/repo")] == [
+        ("POST", None), ("PATCH", "closed")]
+
+
+@pytest.mark.slow
+def test_refresh_runs_the_new_releases_and_writes_what_it_measured(local_index):
+    release, tmp, env = local_index
+    release("watchlib", "1.2", UNLOCKED, ["watchdep>=1"], "2026-03-02T00:00:00Z")
+    path = tmp / "matrix" / "watchlib_lost_update.toml"
+    before = path.read_text()
+    listed = repro("matrix", "refresh", "--list", "--matrix-dir", str(tmp / "matrix"), env=env, cwd=tmp)
+    assert listed.returncode == 0, listed.stderr
+    assert "watchlib newest in the matrix 1.1; since: 1.2" in listed.stdout
+    assert f"would run: py{CURRENT} watchlib==1.2 trigger" in listed.stdout and path.read_text() == before
+    out = repro("matrix", "refresh", "--matrix-dir", str(tmp / "matrix"), "--quiet", "--results",
+                str(tmp / "refresh.jsonl"), env=env, cwd=tmp)
+    assert out.returncode == 0, out.stderr
+    added = path.read_text()[len(before.rstrip("\n")):]
+    assert 'pins = ["watchlib==1.2"]' in added and 'expect = "present"' in added and 'tier = "history"' in added
+    assert "measured present (reproduced in 1 of 1 attempts)" in added
+    assert "+expect = \"present\"" in out.stdout  # the diff for review
+    [record] = results.read(tmp / "refresh.jsonl")
+    assert record["verdict"] == "present" and record["installed"] == {"watchlib": "1.2"}
+    cells = matrix.load(tmp / "matrix")["watchlib-lost-update"]["cells"]
+    assert any(e.cell.pins == ("watchlib==1.2",) and e.expect == ("present",) and e.tier == "history" for e in cells)
+    again = repro("matrix", "refresh", "--list", "--matrix-dir", str(tmp / "matrix"), env=env, cwd=tmp)
+    assert "newest in the matrix 1.2; since: none" in again.stdout
+
+
+def test_env_diff_names_what_moved():
+    assert watch.env_diff({"a": "1", "b": "1", "c": "1"}, {"a": "1", "b": "2", "d": "1"}) == {
+        "moved": {"b": ["1", "2"]}, "added": {"d": "1"}, "removed": {"c": "1"}}
+
+
+def test_a_latest_pin_is_name_equals_latest_and_newest_is_the_newest_python_found(tmp_path, monkeypatch):
+    from harness.errors import UsageError
+
+    (tmp_path / "watchlib_lost_update.py").write_text(REPRO)
+    monkeypatch.setenv("REPRO_PATH", str(tmp_path))
+    path = tmp_path / "watchlib_lost_update.toml"
+    path.write_text(MATRIX.replace("watchlib==latest", "watchlib>=latest"))
+    with pytest.raises(UsageError, match="pinned as NAME==latest"):
+        matrix.load_file(path)
+    path.write_text(MATRIX.replace(f'python = ["{CURRENT}"]\npins = ["watchlib==latest"]',
+                                   'python = ["newest"]\npins = ["watchlib==latest"]'))
+    cells = matrix.load_file(path)["cells"]
+    [latest] = [e for e in cells if matrix.tracks_latest(e)]
+    assert latest.cell.python == "newest" and latest.cell.pins == ("watchlib==latest",)
+    assert not any(matrix.tracks_latest(e) for e in cells if e is not latest)
+    newest = matrix.newest_python()
+    assert newest >= CURRENT.split(".")[0] and matrix.concrete_python("newest") == newest
+    assert matrix.concrete_python("3.11.7") == "3.11.7"
