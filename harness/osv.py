@@ -115,10 +115,12 @@ def entries(records: list[dict], bugs: dict, index_of=None, now: str | None = No
     return out
 
 
-def badge(bug: str, records: list[dict]) -> dict | None:
+def badge(bug: str, records: list[dict], index_of=None) -> dict | None:
     """What a reader needs of a bug, from the package whose releases decide it: since which release
-    it is fixed and whether the newest release tested has it ("fixed since 1.1.2 · newest 1.6.6 ok");
-    red when the newest release has the bug. None when no package's releases decide the verdict."""
+    it is fixed and whether the newest release tested has it ("fixed since 1.1.2 · newest 1.6.6 ok";
+    "fixed after 0.20.1, by 1.6.6" when releases between them were not tested); red when the newest
+    release has the bug. None when no package's releases decide the verdict.
+    `index_of(package)`: its final releases (default: the index's; None: unknown)."""
     packages = sorted({p for r in records if r["bug"] == bug for p in (r.get("installed") or {})})
     for package in packages:
         timeline = verdicts_by_release(bug, package, records)
@@ -128,8 +130,11 @@ def badge(bug: str, records: list[dict]) -> dict | None:
         newest = versions[-1]
         if timeline[newest] == "present":
             return {"message": f"{package} {newest} has the bug", "color": "red"}
-        last_bad = max(i for i, v in enumerate(versions) if timeline[v] == "present")
-        return {"message": f"fixed since {versions[last_bad + 1]} · newest {newest} ok", "color": "brightgreen"}
+        last_bad = versions[max(i for i, v in enumerate(versions) if timeline[v] == "present")]
+        fixed = versions[versions.index(last_bad) + 1]
+        index = (index_of or _index)(package)
+        since = f"fixed since {fixed}" if _adjacent(last_bad, fixed, index) else f"fixed after {last_bad}, by {fixed}"
+        return {"message": f"{since} · newest {newest} ok", "color": "brightgreen"}
     return None
 
 

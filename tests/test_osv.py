@@ -60,9 +60,14 @@ def test_a_bug_back_in_the_newest_release_is_an_open_range_and_a_red_badge(valid
     # back in 1.6.6, the newest release on the index: a range with no end
     assert [r["events"] for r in entry["affected"][0]["ranges"]][1:] == [
         [{"introduced": "0.25.2"}, {"last_affected": "1.1.0"}], [{"introduced": "1.6.6"}]]
-    assert osv.badge("delta-already-borrowed", records) == {"message": "deltalake 1.6.6 has the bug", "color": "red"}
-    assert osv.badge("delta-already-borrowed", delta_history()) == {
-        "message": "fixed since 1.1.2 · newest 1.6.6 ok", "color": "brightgreen"}
+    index = {"deltalake": DELTA_INDEX}.get
+    assert osv.badge("delta-already-borrowed", records, index) == {"message": "deltalake 1.6.6 has the bug",
+                                                                   "color": "red"}
+    # 1.1.1 was not tested: the fix lies between 1.1.0 and 1.1.2
+    assert osv.badge("delta-already-borrowed", delta_history(), index) == {
+        "message": "fixed after 1.1.0, by 1.1.2 · newest 1.6.6 ok", "color": "brightgreen"}
+    tested = delta_history() + [cell("delta-already-borrowed", "1.1.1", "present")]
+    assert osv.badge("delta-already-borrowed", tested, index)["message"] == "fixed since 1.1.2 · newest 1.6.6 ok"
 
 
 def test_a_package_whose_release_does_not_decide_the_verdict_gets_no_range():
@@ -84,7 +89,8 @@ def test_the_invalid_is_seen(validator):
 def test_report_writes_the_osv_files_and_the_readme_badges(validator, tmp_path, monkeypatch):
     from harness import results
 
-    for record in delta_history():
+    monkeypatch.setattr(osv, "_index", lambda package: DELTA_INDEX if package == "deltalake" else None)
+    for record in delta_history() + [cell("delta-already-borrowed", "1.1.1", "present")]:
         results.append(tmp_path / "r.jsonl", record)
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{osv.BADGES_START}\nold\n{osv.BADGES_END}\n{report.README_START}\n{report.README_END}\n")
