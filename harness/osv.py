@@ -134,7 +134,8 @@ def badge(bug: str, records: list[dict], index_of=None) -> dict | None:
         fixed = versions[versions.index(last_bad) + 1]
         index = (index_of or _index)(package)
         since = f"fixed since {fixed}" if _adjacent(last_bad, fixed, index) else f"fixed after {last_bad}, by {fixed}"
-        return {"message": f"{since} · newest {newest} ok", "color": "brightgreen"}
+        named = f"{package} " if len(packages) > 1 else ""  # which library, where the cells pin several
+        return {"message": f"{named}{since} · newest {newest} ok", "color": "brightgreen"}
     return None
 
 

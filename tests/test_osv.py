@@ -78,6 +78,10 @@ def test_a_package_whose_release_does_not_decide_the_verdict_gets_no_range():
     assert osv.verdicts_by_release("delta-s3-silent-data-loss", "deltalake", records) == {
         "0.22.3": "present", "0.23.0": "absent"}
     assert [e["affected"][0]["package"]["name"] for e in entries(records)] == ["deltalake"]
+    # the badge names the library that decides, since the cells pin two
+    index = {"deltalake": ["0.22.3", "0.23.0"]}.get
+    assert osv.badge("delta-s3-silent-data-loss", records, index)["message"] == \
+        "deltalake fixed since 0.23.0 · newest 0.23.0 ok"
 
 
 def test_the_invalid_is_seen(validator):
