@@ -95,7 +95,7 @@ def entries(records: list[dict], bugs: dict, index_of=None, now: str | None = No
     out = []
     for bug_id in sorted({r["bug"] for r in records}):
         bug = bugs.get(bug_id)
-        packages = sorted({p for r in records if r["bug"] == bug_id for p in (r.get("installed") or {})})
+        packages = sorted({p for r in records if r["bug"] == bug_id for p, v in (r.get("installed") or {}).items() if v})
         for package in packages:
             timeline = verdicts_by_release(bug_id, package, records)
             found = ranges(timeline, index_of(package) if index_of else None) if timeline else []
@@ -121,7 +121,7 @@ def badge(bug: str, records: list[dict], index_of=None) -> dict | None:
     "fixed after 0.20.1, by 1.6.6" when releases between them were not tested); red when the newest
     release has the bug. None when no package's releases decide the verdict.
     `index_of(package)`: its final releases (default: the index's; None: unknown)."""
-    packages = sorted({p for r in records if r["bug"] == bug for p in (r.get("installed") or {})})
+    packages = sorted({p for r in records if r["bug"] == bug for p, v in (r.get("installed") or {}).items() if v})
     for package in packages:
         timeline = verdicts_by_release(bug, package, records)
         if not timeline or "present" not in timeline.values():
