@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from harness import matrix, results, watch
-from harness.cell import Options, run_cell
+from harness.cell import Options
 from harness.envs import package_index
+from harness.runner import Planned, run_cells
 from test_bisect import LOCKED, TOY_REPRO, UNLOCKED
 from test_envs import make_wheel
 
@@ -122,8 +123,7 @@ def run_tracking_cell(matrix_dir: Path, results_dir: Path) -> dict:
     entry = matrix.load(matrix_dir)["watchlib-lost-update"]
     latest = next(e for e in entry["cells"] if matrix.tracks_latest(e))
     cell = matrix.resolve(latest)
-    record = run_cell(cell, Options(control_attempts=1))
-    record.update(matrix.declared(latest, cell))
+    record, = run_cells([Planned(cell, expect=latest.expect, extra=matrix.declared(latest, cell))], Options())
     watch.judge(record, latest, [results_dir])
     results.append(results_dir / "main.jsonl", record)
     return record

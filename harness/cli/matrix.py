@@ -17,14 +17,15 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import matrix, results, services, watch
-from harness.cell import Cell, Options, run_cell
+from harness import matrix, results, watch
+from harness.cell import Cell, Options
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import requirement_name
 from harness.errors import UsageError
 from harness.files import write_atomically
 from harness.progress import Progress
 from harness.registry import get_bug
+from harness.runner import run_cells
 
 WRITTEN = ("present", "absent", "hang", "crash", "other-failure", "skipped")  # measured verdicts worth keeping
 
@@ -103,19 +104,12 @@ def plan_refresh(entry: dict) -> list[dict]:
 
 
 def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, results_path: Path) -> list[dict]:
-    bug = get_bug(bug_id)
-    records = []
-    with services.started(bug.services) as service_env:
-        for variant in planned["variants"]:
-            declared = matrix.Expected(Cell(bug_id, variant, planned["python"], planned["pins"]), ("absent",),
-                                       "release", "history")
-            cell = matrix.resolve(declared)
-            progress.cell(len(records) + 1, len(planned["variants"]), cell.label)
-            record = run_cell(cell, Options(attempts=attempts, service_env=service_env), progress)
-            progress.verdict(record)
-            results.append(results_path, record)
-            records.append(record)
-    return records
+    """Run the planned cells (each trigger variant), each as of its release's date; keep each record."""
+    cells = [matrix.resolve(matrix.Expected(Cell(bug_id, variant, planned["python"], planned["pins"]), (),
+                                            "release", "history"))  # no expectation: refresh measures one
+             for variant in planned["variants"]]
+    return run_cells(cells, Options(attempts=attempts), progress=progress,
+                     keep=lambda record: results.append(results_path, record))
 
 
 def entry_text(planned: dict, records: list[dict], today: str) -> str:
