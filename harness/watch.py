@@ -26,14 +26,16 @@ API = "https://api.github.com"
 # ---------------------------------------------------------------- one cell: its change and the env diff
 
 def previous_record(record: dict, paths: list) -> dict | None:
-    """The newest record of the same cell started before `record`, in the given files or directories."""
+    """The newest record of the same cell started before `record` (or in its second), in the given files
+    or directories; `record` itself is not written yet."""
     key, started = cell_key(record), record.get("started_at", "")
     found = None
     for file in _jsonl_files(paths):
         for other in results.read(file):
             if other.get("kind") != "cell" or other.get("bug") is None or cell_key(other) != key:
                 continue
-            if other.get("started_at", "") < started and (found is None or other["started_at"] > found["started_at"]):
+            # started_at has whole seconds: a run of the same second counts as earlier (this record is not written yet)
+            if other.get("started_at", "") <= started and (found is None or other["started_at"] >= found["started_at"]):
                 found = other
     return found
 
