@@ -12,13 +12,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from harness import stats, verdict
+from harness import __version__, stats, verdict
 from harness.attempt import Attempt, child_env, run_attempt
 from harness.envs.interpreters import image_python
 from harness.envs.requirements import merge_requirements, requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
+from harness.paths import source_commit
 from harness.registry import Bug, Variant, get_bug
 from harness.verdict import ABSENT, CLEAN, ERROR, SKIPPED, Decision, decide
 
@@ -99,6 +100,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     record = {"kind": "cell", "bug": bug.id, "variant": variant.name, "role": variant.role,
               "python_requested": cell.python, "pins": list(cell.pins), "exclude_newer": cell.exclude_newer,
               "failure_kind": bug.failure_kind, "host": platform.node(),
+              "harness": {"version": __version__, "commit": source_commit()},  # what the report says ran it
               "executor": options.executor.describe(),
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent      # the source tree (or site-packages)
@@ -31,3 +33,14 @@ def cache_dir() -> Path:
     base = os.environ.get("REPRO_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "repro-harness")
     return Path(base)
+
+
+@lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The commit of the harness's own git checkout, or None (an installed wheel has none)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and (ROOT / ".git").exists() else None

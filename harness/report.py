@@ -1,20 +1,26 @@
-"""Reports from result files: a README table, a static HTML grid, shields.io badges, a JUnit summary.
+"""Reports from result files: a README table, HTML pages, shields.io badges, a JUnit summary.
 
 The newest record of each cell wins, so re-running a cell updates its row. Every
-output is written atomically (temp file + rename). A cell record without a key the outputs
-need is left out with one line naming file:line, so one bad record cannot stop a report.
+output is written atomically (temp file + rename) and world-readable. A cell record without
+a key the outputs need is left out with one line naming file:line, so one bad record cannot
+stop a report. The HTML is an index (every bug at a glance, and the whole grid) and a page
+per bug (its story over the releases, from harness.story); the pages come from the jinja2
+templates in harness/templates/, and a cell opens a dialog with everything its record holds.
 """
 from __future__ import annotations
 
-import html
 import json
 import os
+import platform
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import osv, results
+from harness import __version__, osv, results, story
+from harness.paths import PACKAGE, source_commit
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
 COLOURS = {PRESENT: "#d73a49", ABSENT: "#2ea44f", HANG: "#8250df", CRASH: "#bf3989",
@@ -49,16 +55,16 @@ def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
             key = cell_key(record)
             if key not in newest or record.get("started_at", "") >= newest[key].get("started_at", ""):
                 newest[key] = record
-    records = sorted(newest.values(), key=lambda r: (r["bug"], _pin_label(r), _py_key(r["python_requested"]),
-                                                     r["role"] != "trigger", r["variant"]))
-    return records, skipped
+    return sorted(newest.values(), key=record_order), skipped
 
 
-def _py_key(version: str):
-    return tuple(int(x) for x in str(version).split(".") if x.isdigit()) or (0,)
+def record_order(record: dict) -> tuple:
+    """Bug, then releases as versions (3.2.0 before 3.17.1), Python, the trigger first."""
+    return (record["bug"], story.pins_key(record), story.python_key(record["python_requested"]),
+            record["role"] != "trigger", record["variant"])
 
 
-def _python_label(record: dict) -> str:
+def python_label(record: dict) -> str:
     """The Python that ran: its version, `t` for a free-threaded build (with the GIL re-enabled: said)."""
     label = str(record.get("python") or record["python_requested"])
     gil = record.get("gil") if isinstance(record.get("gil"), dict) else {}
@@ -67,20 +73,26 @@ def _python_label(record: dict) -> str:
     return label
 
 
-def _pin_label(record: dict) -> str:
+def pin_label(record: dict) -> str:
     return " ".join(record.get("pins") or ()) or "default"
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Whole or not at all, with `mode` (a temp file is 0600: a page must be readable by a web server)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    # UTF-8 whatever the locale (the page and the JUnit say so); a lone surrogate becomes \udXXX.
-    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        # UTF-8 whatever the locale (the page and the JUnit say so); a lone surrogate becomes \udXXX.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _strength(record: dict) -> str:
+def strength(record: dict) -> str:
     if record["verdict"] == PRESENT:
         return f"{record.get('reproductions', 0)}/{record['attempts']} reproduced"
     if record["verdict"] == ABSENT:
@@ -99,7 +111,7 @@ def unexpected(record: dict) -> bool:
     return bool(expected) and record["verdict"] not in expected
 
 
-def _mismatch(record: dict) -> str:
+def mismatch(record: dict) -> str:
     return f" (expected {' or '.join(expected_verdicts(record))})" if unexpected(record) else ""
 
 
@@ -108,8 +120,8 @@ def markdown(records: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in records:
         installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items() if v) or "-"
-        lines.append(f"| {r['bug']} | {r['variant']} | {_python_label(r)} | "
-                     f"{_pin_label(r)} | **{r['verdict']}**{_mismatch(r)} | {_strength(r)} | {installed} |")
+        lines.append(f"| {r['bug']} | {r['variant']} | {python_label(r)} | "
+                     f"{pin_label(r)} | **{r['verdict']}**{mismatch(r)} | {strength(r)} | {installed} |")
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +140,7 @@ def update_readme(readme: Path, table: str) -> None:
     text = check_readme(readme)
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    _write(readme, f"{head}{README_START}\n{table}{README_END}{tail}")
+    _write(readme, f"{head}{README_START}\n{table}{README_END}{tail}", readme.stat().st_mode & 0o777)
 
 
 def badge(bug: str, records: list[dict]) -> dict:
@@ -166,7 +178,7 @@ def junit(records: list[dict]) -> str:
         suite = _element(root, "testsuite", name=bug, tests=len(members), failures=sum(map(unexpected, members)),
                          skipped=sum(r["verdict"] == SKIPPED for r in members))
         for r in members:
-            classname = f"{bug}.py{r['python_requested']}-{_pin_label(r).replace(' ', '-')}"
+            classname = f"{bug}.py{r['python_requested']}-{pin_label(r).replace(' ', '-')}"
             case = _element(suite, "testcase", classname=classname, name=r["variant"], time=r.get("seconds", 0))
             if r["verdict"] == SKIPPED:
                 _element(case, "skipped", message=str(r["reason"])[:500])
@@ -178,94 +190,247 @@ def junit(records: list[dict]) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _details(records: list[dict]) -> str:
-    """Everything a person wants on click: per variant verdict, attempts, confidence, evidence, stacks."""
-    parts = []
-    for r in records:
-        parts.append(f"{r['variant']} ({r['role']}): {r['verdict'].upper()}{_mismatch(r)}\n  {r['reason']}\n"
-                     f"  attempts {r['attempts']}, outcomes {r.get('outcomes')}, confidence {r.get('confidence')}\n"
-                     f"  installed {r.get('installed')}, python {r.get('python')}, deps as of "
-                     f"{r.get('exclude_newer') or 'today'}, {r.get('seconds')} s")
-        for ev in r.get("evidence") or []:
-            detail = ev.get("evidence", {})
-            errors = (detail.get("observation") or {}).get("errors") or []
-            parts.append(f"  attempt {ev['attempt']}: {ev['outcome']}: {ev['reason']}")
-            if errors:
-                parts.append("    errors: " + "; ".join(sorted(set(errors)))[:600])
-            if detail.get("stacks"):
-                parts.append("    stacks:\n" + detail["stacks"][-3000:])
-    return "\n".join(parts)
+# ---------------------------------------------------------------- HTML pages
+
+BADGE_COLOURS = {"red": "#d73a49", "orange": "#e36209", "brightgreen": "#2ea44f"}
+
+
+def bug_page_name(bug: str) -> str:
+    return f"bugs/{safe_name(bug)}.html"
+
+
+def _environment():
+    import jinja2  # parent side only, and only where pages are written
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.globals.update(colours=COLOURS, badge_colours=BADGE_COLOURS)
+    return env
+
+
+def run_info(records: list[dict]) -> dict:
+    """Date, commit and host of the runs behind the page, and when and where it was written."""
+    started = sorted(r.get("started_at") or "" for r in records if r.get("started_at"))
+    commits = sorted({(r.get("harness") or {}).get("commit") or "" for r in records} - {""})
+    return {"first": started[0][:16].replace("T", " ") if started else "?",
+            "last": started[-1][:16].replace("T", " ") if started else "?",
+            "hosts": sorted({r.get("host") or "?" for r in records}),
+            "commits": [c[:12] for c in commits],
+            "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "written_on": platform.node(), "harness": __version__, "harness_commit": (source_commit() or "")[:12]}
+
+
+def _metadata() -> dict:
+    """The known bugs by id (title, upstream, what it is); a bug of the results may be unknown here."""
+    from harness.registry import discover
+
+    return discover()[0]
+
+
+UPSTREAM_RE = re.compile(r"(?:([\w.-]+/[\w.-]+))?#(\d+)")
+
+
+def upstream_links(entry: str) -> list[dict]:
+    """"owner/repo#12 (fix), reported as #13" -> text segments, the references linked to GitHub."""
+    parts, repo, at = [], None, 0
+    for match in UPSTREAM_RE.finditer(entry):
+        repo = match.group(1) or repo
+        if repo is None:
+            continue
+        parts.append({"text": entry[at:match.start()], "href": None})
+        parts.append({"text": match.group(), "href": f"https://github.com/{repo}/issues/{match.group(2)}"})
+        at = match.end()
+    parts.append({"text": entry[at:], "href": None})
+    return [p for p in parts if p["text"]]
+
+
+def about(bug) -> list[dict]:
+    """What the bug is: the first paragraph of its page (repros/<bug>.md), `code` kept as code;
+    else the first line of the repro's docstring."""
+    text = ""
+    page = bug.path.with_suffix(".md")
+    if page.is_file():
+        paragraphs = [p.strip() for p in page.read_text(errors="replace").split("\n\n")]
+        text = next((p for p in paragraphs if p and not p.startswith(("#", "|", "<"))), "")
+    if not text:
+        doc = (bug.path.read_text(errors="replace").split('"""') + ["", ""])[1].strip()
+        text = doc.splitlines()[0].split(": ", 1)[-1] if doc else ""
+    return [{"text": piece, "code": i % 2 == 1} for i, piece in enumerate(" ".join(text.split()).split("`"))
+            if piece]
+
+
+def _grid(mine: list[dict], counter: list, dialog_of: dict) -> dict:
+    """A bug's grid: rows of (pins, variant) in version order, one column per Python; `dialog_of`
+    gets the dialog id of each record shown."""
+    pythons = sorted({r["python_requested"] for r in mine}, key=story.python_key)
+    rows = []
+    for pins, variant, key in _rows(mine):
+        cells = []
+        for python in pythons:
+            here = [r for r in mine if pin_label(r) == pins and r["python_requested"] == python]
+            main = next((r for r in here if r["variant"] == variant), None)
+            controls = [r for r in here if r["role"] == "control" and r is not main]
+            cells.append(cell_view(main, controls, counter) if main else None)
+            if main:
+                dialog_of[id(main)] = cells[-1]["id"]
+        rows.append({"pins": pins, "variant": variant, "cells": cells})
+    return {"pythons": pythons, "rows": rows}
 
 
 def _rows(mine: list[dict]) -> list[tuple]:
     """Grid rows: (pins, variant) of each trigger; a control gets a row only where no trigger ran."""
-    triggered = {(_pin_label(r), r["python_requested"]) for r in mine if r["role"] == "trigger"}
-    rows = {(_pin_label(r), r["variant"]) for r in mine
-            if r["role"] == "trigger" or (_pin_label(r), r["python_requested"]) not in triggered}
-    return sorted(rows)
+    triggered = {(pin_label(r), r["python_requested"]) for r in mine if r["role"] == "trigger"}
+    rows = {(pin_label(r), r["variant"]): story.pins_key(r) for r in mine
+            if r["role"] == "trigger" or (pin_label(r), r["python_requested"]) not in triggered}
+    return sorted(((pins, variant, key) for (pins, variant), key in rows.items()),
+                  key=lambda row: (row[2], row[1] != "trigger", row[1]))
+
+
+def cell_view(main: dict, controls: list[dict], counter: list) -> dict:
+    """What a grid cell shows, and its dialog: every record of the cell in full."""
+    counter.append(1)
+    return {"id": f"cell-{len(counter)}", "verdict": main["verdict"], "variant": main["variant"],
+            "strength": strength(main), "mismatch": mismatch(main), "unexpected": unexpected(main),
+            "summary": " ".join(f"{r['variant']}: {r['verdict']}" for r in controls),
+            "title": f"{main['bug']} · {main['variant']} · Python {main.get('python') or main['python_requested']}"
+                     f" · {pin_label(main)}",
+            "records": [record_view(r) for r in [main, *controls]]}
+
+
+def record_view(r: dict) -> dict:
+    expected = expected_verdicts(r)
+    return {"heading": f"{r['variant']} ({r['role']}): {r['verdict'].upper()}{mismatch(r)}",
+            "verdict": r["verdict"], "strength": strength(r), "reason": r["reason"],
+            "expected": " or ".join(expected) if expected else "", "unexpected": unexpected(r),
+            "attempts": r["attempts"],
+            "outcomes": ", ".join(f"{n} {o}" for o, n in (r.get("outcomes") or {}).items()) or "none",
+            "durations": ", ".join(f"{d:.2f}s" for d in r.get("durations") or []) or "-",
+            "seconds": r.get("seconds"), "confidence": r.get("confidence"),
+            "evidence": [evidence_view(ev) for ev in r.get("evidence") or []],
+            "controls": [control_view(c) for c in r.get("controls") or []],
+            "controls_note": _controls_note(r), "env": env_view(r)}
+
+
+def _controls_note(r: dict) -> str:
+    if r["role"] != "trigger":
+        return ""
+    if "controls" not in r:
+        return "controls not recorded"
+    return "" if r["controls"] else "controls not run (they validate a failing trigger only)"
+
+
+def evidence_view(ev: dict) -> dict:
+    """One attempt's evidence: exception texts (counted), rows lost, what the repro saw, stacks."""
+    detail = ev.get("evidence") or {}
+    observation = dict(detail.get("observation") or {})
+    errors = Counter(observation.pop("errors", None) or [])
+    lost = observation.pop("lost", None)
+    return {"attempt": ev.get("attempt"), "outcome": ev.get("outcome"), "reason": ev.get("reason", ""),
+            "duration": ev.get("duration"), "errors": errors.most_common(), "lost": lost,
+            "observed": [(k, v) for k, v in observation.items() if v not in (None, [], {}, "")],
+            "notes": detail.get("notes") or [], "hang_evidence": detail.get("hang_evidence"),
+            "signal": detail.get("signal"), "stacks": stacks_view(detail),
+            "output_tail": detail.get("output_tail") or "", "output_bytes": detail.get("output_bytes")}
+
+
+def stacks_view(detail: dict) -> list[dict]:
+    """The child's Python stacks (faulthandler), then the native stacks of every process of the
+    attempt (py-spy): the child and the workers it forked."""
+    child = str(detail.get("pid", ""))
+    threads = detail.get("threads") or {}
+    found = []
+    if (detail.get("stacks") or "").strip():
+        found.append({"title": f"child (pid {child}): Python threads (faulthandler)", "text": detail["stacks"]})
+    for pid, text in (detail.get("native_stacks") or {}).items():
+        who = "child" if str(pid) == child else "forked worker"
+        count = threads.get(str(pid), threads.get(pid))
+        found.append({"title": f"{who} (pid {pid}): native and Python frames (py-spy)"
+                               + (f", {count} threads" if count else ""), "text": text or "(no stacks)"})
+    return found
+
+
+def control_view(c: dict) -> dict:
+    return {"variant": c.get("variant"), "outcome": c.get("outcome"), "reason": c.get("reason", ""),
+            "duration": c.get("duration")}
+
+
+def env_view(r: dict) -> list[tuple]:
+    """What the cell ran with: the interpreter, the installed versions, where each import came from."""
+    interpreter = r.get("interpreter") or {}
+    env = r.get("env") or {}
+    imported = {name: ", ".join(f"{m} from {p}" for m, p in ((info or {}).get("modules") or {}).items())
+                for name, info in (r.get("imported") or {}).items()}
+    rows = [("Python", f"{r.get('python') or '-'} (asked for {r['python_requested']})"
+             + (f", {interpreter.get('path')} ({interpreter.get('source')})" if interpreter else "")),
+            ("installed", ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items()) or "-"),
+            ("requirements", " ".join(r.get("requirements") or []) or "-"),
+            ("dependencies as of", r.get("exclude_newer") or "today (no cutoff)"),
+            ("env", (f"reused" if env.get("reused") else f"built in {env.get('build_seconds')}s") if env else "-"),
+            ("executor", (r.get("executor") or {}).get("kind", "local")),
+            ("host", r.get("host") or "-"), ("started", r.get("started_at") or "-")]
+    rows += [(f"imported {name}", text) for name, text in imported.items() if text]
+    return rows
+
+
+def _bug_context(bug: str, records: list[dict], known: dict, counter: list) -> dict:
+    mine = [r for r in records if r["bug"] == bug]
+    meta = known.get(bug)
+    packages = meta.packages if meta else sorted({p for r in mine for p in (r.get("installed") or {})})
+    told = story.build(bug, mine, packages)
+    dialog_of: dict = {}
+    grid = _grid(mine, counter, dialog_of)
+    return {"id": bug, "page": bug_page_name(bug), "title": meta.title if meta else "",
+            "about": about(meta) if meta else [], "failure_kind": meta.failure_kind if meta else "",
+            "packages": packages, "upstream": [upstream_links(u) for u in (meta.upstream if meta else [])],
+            "badge": badge(bug, records), "story": told, "summary": story.summary(told),
+            "grid": grid, "timeline": timeline_view(told, dialog_of), "cells": len(mine)}
+
+
+def timeline_view(told: dict, dialog_of: dict) -> list[dict]:
+    """Each story row as a track of slots, one per release: its verdict, the present band, the event."""
+    rows = []
+    for row in told["rows"]:
+        events = {t["column"]: t["kind"] for t in row["transitions"]}
+        track = []
+        for i, column in enumerate(told["columns"]):
+            record = row["cells"].get(i)
+            track.append({"verdict": record["verdict"] if record else None, "label": column["label"],
+                          "dialog": dialog_of.get(id(record)), "event": events.get(i),
+                          "in_span": any(a <= i <= b for a, b in row["spans"]),
+                          "span_start": any(a == i for a, _ in row["spans"]),
+                          "span_end": any(b == i for _, b in row["spans"])})
+        rows.append({"python": row["python"], "variant": row["variant"], "track": track,
+                     "transitions": row["transitions"]})
+    return rows
+
+
+def html_pages(records: list[dict]) -> dict:
+    """{relative path: HTML}: the index and one page per bug."""
+    env, known, info = _environment(), _metadata(), run_info(records)
+    bugs = sorted({r["bug"] for r in records})
+    counter: list = []
+    contexts = [_bug_context(bug, records, known, counter) for bug in bugs]
+    pages = {"index.html": env.get_template("index.html").render(bugs=contexts, run=info, root="",
+                                                                 cells=len(records))}
+    for context in contexts:
+        mine = [r for r in records if r["bug"] == context["id"]]
+        pages[context["page"]] = env.get_template("bug.html").render(bug=context, run=run_info(mine), root="../")
+    return pages
 
 
 def html_page(records: list[dict]) -> str:
-    body = []
-    for bug in sorted({r["bug"] for r in records}):
-        mine = [r for r in records if r["bug"] == bug]
-        pythons = sorted({r["python_requested"] for r in mine}, key=_py_key)
-        body.append(f'<section class="bug" data-bug="{html.escape(bug)}"><h2>{html.escape(bug)}</h2>'
-                    "<table><thead><tr><th>release</th><th>variant</th>" +
-                    "".join(f"<th>Python {p}</th>" for p in pythons) + "</tr></thead><tbody>")
-        for pins, variant in _rows(mine):
-            body.append(f"<tr><th>{html.escape(pins)}</th><th>{html.escape(variant)}</th>")
-            for python in pythons:
-                here = [r for r in mine if _pin_label(r) == pins and r["python_requested"] == python]
-                main = next((r for r in here if r["variant"] == variant), None)
-                others = [r for r in here if r["role"] == "control" and r is not main]
-                body.append(_grid_cell(main, others))
-            body.append("</tr>")
-        body.append("</tbody></table></section>")
-    legend = "".join(f'<span class="chip" style="background:{c}">{v}</span>' for v, c in COLOURS.items())
-    return PAGE.format(legend=legend, body="\n".join(body))
-
-
-def _grid_cell(main: dict | None, controls: list[dict]) -> str:
-    if main is None:
-        return '<td class="cell empty"></td>'
-    verdict = main["verdict"]
-    summary = " ".join(f"{r['variant']}: {r['verdict']}" for r in controls)
-    return (f'<td class="cell" tabindex="0" data-verdict="{verdict}" data-variant="{html.escape(main["variant"])}" '
-            f'style="background:{COLOURS.get(verdict, "#fff")}" title="{html.escape(_strength(main))}">'
-            f'<b>{verdict}</b>{html.escape(_mismatch(main))}<br><small>{html.escape(_strength(main))}'
-            f'{"<br>" + html.escape(summary) if summary else ""}</small>'
-            f'<pre class="details" hidden>{html.escape(_details([main, *controls]))}</pre></td>')
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Concurrency bug matrix</title>
-<style>
-body {{ font: 14px system-ui, sans-serif; margin: 1.5em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 6px 10px; text-align: left; }}
-td.cell {{ color: #fff; cursor: pointer; min-width: 9em; }}
-td.cell small {{ color: #f6f8fa; }}
-.chip {{ color: #fff; padding: 2px 8px; margin-right: 4px; border-radius: 3px; }}
-#panel {{ white-space: pre-wrap; background: #f6f8fa; border: 1px solid #ccc; padding: 1em; font: 12px monospace; }}
-</style></head><body>
-<h1>Concurrency bug matrix</h1><p>{legend}</p>
-{body}
-<h2>Details</h2><pre id="panel">Click a cell for its attempts, confidence, evidence and stacks.</pre>
-<script>
-for (const td of document.querySelectorAll("td.cell[data-verdict]")) {{
-  td.addEventListener("click", () => {{
-    document.getElementById("panel").textContent = td.querySelector(".details").textContent;
-  }});
-}}
-</script></body></html>
-"""
+    """The index page (kept for callers of the single-page report)."""
+    return html_pages(records)["index.html"]
 
 
 def write_all(records: list[dict], out_dir: Path, readme: Path | None) -> dict:
     """Write every output; returns their paths."""
     written = {"html": out_dir / "index.html", "junit": out_dir / "junit.xml"}
-    _write(written["html"], html_page(records))
+    for name, text in html_pages(records).items():
+        _write(out_dir / name, text)
+        if name != "index.html":
+            written[f"page:{name}"] = out_dir / name
     _write(written["junit"], junit(records))
     for bug in sorted({r["bug"] for r in records}):
         path = out_dir / "badges" / f"{bug}.json"

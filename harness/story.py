@@ -1,0 +1,184 @@
+"""A bug's story from its cell records: where it was present over the releases, per Python.
+
+Releases are ordered as versions (packaging.version: 3.2.0 before 3.17.1), then by date. Each
+row (one Python, one trigger variant) has the points its records tested, the spans where the
+bug was present, and the transitions between judged points: `present` (the oldest judged point
+already has it), `introduced`, `fixed`, `came back`. Matrix cells and the points of a bisect map
+are records alike, so a map makes the timeline dense and its transitions exact.
+"""
+from __future__ import annotations
+
+import re
+
+from packaging.version import InvalidVersion, Version
+
+JUDGED = ("present", "absent")
+PIN_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
+
+
+def version_key(text) -> tuple:
+    """Sorts versions as versions; a text that is no version sorts before them, as text."""
+    try:
+        return (1, Version(str(text)))
+    except InvalidVersion:
+        return (0, str(text))
+
+
+def normal_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned(record: dict) -> dict:
+    """{package: version} of the record's exact pins (`name==version`)."""
+    found = {}
+    for pin in record.get("pins") or ():
+        match = PIN_RE.match(pin)
+        if match:
+            found[normal_name(match.group(1))] = match.group(2)
+    return found
+
+
+def pins_key(record: dict) -> tuple:
+    """Orders cells by their pins as versions, package by package (name first)."""
+    parts = []
+    for pin in sorted(record.get("pins") or (), key=lambda p: normal_name(re.split(r"[=<>!~ @;\[]", p)[0])):
+        match = PIN_RE.match(pin)
+        parts.append((normal_name(match.group(1)), version_key(match.group(2))) if match else (pin, (0, "")))
+    return tuple(parts)
+
+
+def python_key(version) -> tuple:
+    return tuple(int(x) for x in str(version).split(".") if x.isdigit()) or (0,)
+
+
+def releases(record: dict, packages: list) -> tuple:
+    """The record's releases of the bug's packages: what was installed, else what was pinned."""
+    installed = {normal_name(k): v for k, v in (record.get("installed") or {}).items() if v}
+    pins = pinned(record)
+    found = []
+    for package in packages:
+        version = installed.get(normal_name(package)) or pins.get(normal_name(package))
+        if version:
+            found.append((package, version))
+    return tuple(found)
+
+
+def point_label(point: tuple, short: bool = False) -> str:
+    if not point:
+        return "no release of the package"
+    if short and len(point) == 1:
+        return point[0][1]
+    return ", ".join(f"{package} {version}" for package, version in point)
+
+
+def point_key(point: tuple, packages: list) -> tuple:
+    versions = dict(point)
+    return tuple(version_key(versions[p]) if p in versions else (-1,) for p in packages)
+
+
+def _date(record: dict) -> str | None:
+    """When the point's release came out, as far as the record says: its dependency cutoff."""
+    return (record.get("exclude_newer") or "")[:10] or None
+
+
+def _row_key(record: dict) -> tuple:
+    return (record["python_requested"], record["variant"])
+
+
+def build(bug: str, records: list[dict], packages: list) -> dict:
+    """The story of one bug: the ordered points, one row per (Python, trigger variant), the
+    newest point's verdicts."""
+    triggers = [r for r in records if r["bug"] == bug and r["role"] == "trigger"]
+    dates: dict = {}
+    for r in triggers:
+        point = releases(r, packages)
+        dates[point] = dates.get(point) or _date(r)
+    order = sorted(dates, key=lambda p: (point_key(p, packages), dates[p] or ""))
+    columns = [{"point": p, "label": point_label(p), "short": point_label(p, short=True), "date": dates[p]}
+               for p in order]
+    index = {p: i for i, p in enumerate(order)}
+    groups: dict = {}
+    for r in triggers:
+        groups.setdefault(_row_key(r), {})[index[releases(r, packages)]] = r
+    rows = [_row(python, variant, groups[(python, variant)], columns)
+            for python, variant in sorted(groups, key=lambda k: (python_key(k[0]), k[1] != "trigger", k[1]))]
+    return {"columns": columns, "rows": rows, "newest": _newest(triggers, packages, order)}
+
+
+def _row(python: str, variant: str, cells: dict, columns: list) -> dict:
+    judged = [(i, cells[i]["verdict"]) for i in sorted(cells) if cells[i]["verdict"] in JUDGED]
+    return {"python": python, "variant": variant, "cells": cells, "spans": spans(judged),
+            "transitions": transitions(judged, columns)}
+
+
+def spans(judged: list[tuple]) -> list[tuple]:
+    """(first, last) column of each run of present points, from judged (column, verdict) pairs."""
+    found, start, previous = [], None, None
+    for column, verdict in judged:
+        if verdict == "present" and start is None:
+            start = column
+        if verdict != "present" and start is not None:
+            found.append((start, previous))
+            start = None
+        previous = column
+    if start is not None:
+        found.append((start, previous))
+    return found
+
+
+def transitions(judged: list[tuple], columns: list) -> list[dict]:
+    """Where the verdict changed between judged points, oldest first."""
+    if not judged:
+        return []
+    found = []
+    first_column, first_verdict = judged[0]
+    if first_verdict == "present":
+        found.append(_event("present", None, first_column, columns))
+    seen_present = first_verdict == "present"
+    for (before, old), (after, new) in zip(judged, judged[1:]):
+        if old == new:
+            continue
+        if new == "present":
+            found.append(_event("came back" if seen_present else "introduced", before, after, columns))
+            seen_present = True
+        else:
+            found.append(_event("fixed", before, after, columns))
+    return found
+
+
+def _event(kind: str, before: int | None, after: int, columns: list) -> dict:
+    at = columns[after]
+    event = {"kind": kind, "column": after, "at": at["label"], "short": at["short"], "date": at["date"]}
+    if before is None:
+        event["text"] = f"present in {at['label']}, the oldest release judged (it may begin earlier)"
+        return event
+    event["last"] = columns[before]["label"]
+    event["untested_between"] = after - before - 1
+    between = f"; {event['untested_between']} release(s) between not judged" if event["untested_between"] else ""
+    event["text"] = f"{kind} in {at['label']} ({columns[before]['short']} before it{between})"
+    return event
+
+
+def _newest(triggers: list[dict], packages: list, order: list) -> dict | None:
+    """The newest point's verdicts, by Python."""
+    if not order:
+        return None
+    newest = order[-1]
+    verdicts = {}
+    for r in sorted(triggers, key=lambda r: python_key(r["python_requested"])):
+        if releases(r, packages) == newest:
+            verdicts.setdefault(r["verdict"], []).append(r["python_requested"])
+    return {"label": point_label(newest), "verdicts": verdicts}
+
+
+def summary(story: dict) -> str:
+    """One line: the transitions of the row with the most judged points."""
+    rows = [row for row in story["rows"] if row["transitions"] or row["cells"]]
+    if not rows:
+        return ""
+    row = max(rows, key=lambda r: (sum(c["verdict"] in JUDGED for c in r["cells"].values()), r["variant"] == "trigger"))
+    if not row["transitions"]:
+        verdicts = sorted({c["verdict"] for c in row["cells"].values()})
+        return f"{' / '.join(verdicts)} on every release tested (Python {row['python']})"
+    steps = [f"{t['kind']} {t['short']}" for t in row["transitions"]]
+    return " → ".join(steps) + f" (Python {row['python']}, {row['variant']})"
