@@ -154,9 +154,15 @@ class CellItem(pytest.Item):
         cell = matrix.resolve(self.expected)  # `latest` and "newest" resolved now
         planned = Planned(cell, expect=tuple(self.expected.expect), extra=matrix.declared(self.expected, cell),
                           position=self._position())
-        record, = run_cells([planned], Options(attempts=self.config.option.attempts), progress=self._progress(),
-                            services=_service_pool(self.config))
+        progress = self._progress()
+        try:
+            record, = run_cells([planned], Options(attempts=self.config.option.attempts), progress=progress,
+                                services=_service_pool(self.config))
+        finally:
+            if progress:
+                progress.stop()  # no live line may outlive the cell (its ticker writes past capture)
         watch.judge(record, self.expected, [self.config.option.results_dir, *self.config.option.baseline])
+        self.record = record  # for the verdict table at the end (pytest_runtest_makereport)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
         self.user_properties.append(("verdict", record["verdict"]))
@@ -197,7 +203,8 @@ class CellItem(pytest.Item):
 
 
 class _Uncaptured:
-    """A stream to the real stderr while pytest captures the test's output (one line per event)."""
+    """A stream to the real stderr while pytest captures the test's output: one line per event,
+    and a live line on a terminal (not from an xdist worker: the workers share the terminal)."""
 
     def __init__(self, config):
         self.capture = config.pluginmanager.getplugin("capturemanager")
@@ -211,7 +218,42 @@ class _Uncaptured:
         pass
 
     def isatty(self) -> bool:
-        return False
+        return sys.__stderr__ is not None and sys.__stderr__.isatty() and "PYTEST_XDIST_WORKER" not in os.environ
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A cell's record, kept small, rides on its report to the verdict table (across xdist too)."""
+    report = yield
+    if isinstance(item, CellItem) and report.when == "call":
+        from harness.table import compact
+
+        record = getattr(item, "record", None)
+        if record is None:  # the cell left no record: the harness failed; the table says so
+            cell = item.expected.cell
+            record = {"bug": cell.bug, "variant": cell.variant, "role": item.bug.variants[cell.variant].role,
+                      "python_requested": cell.python, "pins": list(cell.pins), "verdict": "error", "attempts": 0,
+                      "reason": f"no verdict: {call.excinfo.exconly() if call.excinfo else 'no record'}",
+                      "expected": list(item.expected.expect)}
+        report.repro_cell = compact(record)
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The verdict of every cell, the last thing before pytest's own count (tryfirst: this wrapper
+    is outermost, so it prints after the short test summary)."""
+    result = yield
+    cells = [report.repro_cell for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "repro_cell", None)]
+    if cells:
+        from harness.table import PLAIN_WIDTH, render
+
+        writer = terminalreporter._tw
+        terminalreporter.write_sep("=", f"verdicts of {len(cells)} cell{'s' if len(cells) != 1 else ''}")
+        terminalreporter.write(render(cells, colour=writer.hasmarkup,
+                                        width=writer.fullwidth if writer.hasmarkup else PLAIN_WIDTH))
+    return result
 
 
 def _service_pool(config):

@@ -16,9 +16,11 @@ and listed with the cell groups) is skipped with the problem locally and fails u
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nox
@@ -62,6 +64,19 @@ def _expose_interpreters() -> None:
 
 
 _expose_interpreters()
+STARTED = datetime.now(timezone.utc).isoformat(timespec="seconds")  # as the records' started_at
+
+
+def _verdicts_at_exit() -> None:
+    """The last lines of a nox run: the verdict of every cell its sessions ran (all Pythons)."""
+    from harness import report, table
+
+    files = sorted((ROOT / "results" / "nox").glob("*/*.jsonl"))
+    records = [r for r in report.collect(files)[0] if r.get("started_at", "") >= STARTED] if files else []
+    table.print_table(records, sys.stderr, title=f"nox: the verdicts of the {len(records)} cells of this run")
+
+
+atexit.register(_verdicts_at_exit)  # nox has no hook after its last session; a run without cells prints nothing
 
 
 def _install(session: nox.Session) -> None:

@@ -154,8 +154,10 @@ def _event(kind: str, before: int | None, after: int, columns: list) -> dict:
         return event
     event["last"] = columns[before]["label"]
     event["untested_between"] = after - before - 1
-    between = f"; {event['untested_between']} release(s) between not judged" if event["untested_between"] else ""
-    event["text"] = f"{kind} in {at['label']} ({columns[before]['short']} before it{between})"
+    old = "absent" if kind in ("introduced", "came back") else "present"
+    between = (f"; {event['untested_between']} release(s) of the timeline between them not judged on this Python"
+               if event["untested_between"] else "")
+    event["text"] = f"{kind} in {at['label']} ({old} in {columns[before]['short']}, the release judged before{between})"
     return event
 
 

@@ -34,6 +34,7 @@ from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
+from harness.table import print_table
 from harness.verdict import ABSENT, PRESENT
 
 # `git bisect run` reads 0 as good (old), 125 as skip, 1-127 as bad (new) and anything above
@@ -221,8 +222,26 @@ def cmd_bisect(args) -> int:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(reports, indent=1, default=str))
+    if not args.quiet:
+        print_table(_tested_points(reports, bug.id, args.variant, package), title="every point tested:")
     found = all(r["transitions"] or (mode == "map" and not r.get("problem")) for r in reports)
     return 0 if found and not unwritten else 1
+
+
+def _tested_points(reports: list, bug: str, variant: str, package: str | None) -> list[dict]:
+    """Each tested point of the bisect, from the verdict cache or run now, as a row of the verdict table."""
+    rows = []
+    for report in reports:
+        for row in (r for r in report["timeline"] if r["tested"]):
+            said = (f"{row['reproductions']}/{row['attempts']} reproduced" if row["verdict"] == "present"
+                    else f"{row['attempts']} attempts")
+            rows.append({"bug": bug, "variant": variant, "role": "trigger", "python": row.get("python"),
+                         "python_requested": report.get("python") or row.get("python") or "?",
+                         "pins": [f"{package}=={row['point']}"] if package else [],
+                         "installed": row.get("installed") or {}, "verdict": row["verdict"],
+                         "attempts": row["attempts"], "reason": row["reason"],
+                         "strength": said + (" (cached)" if row.get("cached") else "")})
+    return rows
 
 
 # ---------------------------------------------------------------- repro check

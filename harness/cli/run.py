@@ -12,6 +12,7 @@ from harness.errors import UsageError
 from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import Planned, run_cells
+from harness.table import print_table
 from harness.verdict import ABSENT, ERROR, PRESENT
 
 
@@ -51,6 +52,8 @@ def cmd_run(args) -> int:
     unwritten = []
     records = run_cells(cells, options, progress=Progress(enabled=not args.quiet),
                         keep=lambda record: emit(args, record) or unwritten.append(record))
+    if len(records) > 1 and not args.quiet:
+        print_table(records)
     return 1 if any(r["verdict"] == ERROR for r in records) or unwritten else 0
 
 
@@ -70,6 +73,8 @@ def cmd_verify(args) -> int:
     records = run_cells(checks, options, progress=Progress(enabled=not args.quiet),
                         keep=lambda record: emit(args, record))
     failed = sum(record["verdict"] not in check.expect for record, check in zip(records, checks))
+    if not args.quiet:
+        print_table(records)
     print(f"verify {bug.id}: {len(checks) - failed} of {len(checks)} checks hold", file=sys.stderr)
     return 1 if failed else 0
 

@@ -1,0 +1,149 @@
+"""The verdict table that ends a run: one line per cell, then one line that sums them up.
+
+bug, variant, Python, releases, verdict, strength, and whether the verdict is the expected one
+(the column is left out when no cell had an expectation). Colour goes only where it is wanted:
+never with NO_COLOR, never when the stream is not a terminal (a CI log, a pipe), always with
+FORCE_COLOR; rich decides, as it does for every program that uses it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+from harness.report import expected_verdicts, record_order, strength
+
+STYLES = {"present": "bold red", "absent": "green", "hang": "bold magenta", "crash": "bold magenta",
+          "other-failure": "yellow", "error": "bold red reverse", "skipped": "dim"}
+PLAIN_WIDTH = 200  # not a terminal: wide enough that a CI log keeps one line per cell
+
+
+def releases(record: dict) -> str:
+    """What the cell ran against: installed versions of its packages, else its pins."""
+    installed = [f"{k} {v}" for k, v in (record.get("installed") or {}).items() if v]
+    return ", ".join(installed) or " ".join(record.get("pins") or ()) or "-"
+
+
+KEPT = ("bug", "variant", "role", "python", "python_requested", "pins", "installed", "verdict", "attempts",
+        "reproductions", "confidence", "expected", "reason", "strength")
+
+
+def compact(record: dict) -> dict:
+    """What the table needs of a record: small, plain data (it crosses from pytest-xdist workers)."""
+    kept = {key: record[key] for key in KEPT if key in record}
+    kept["reason"] = str(kept.get("reason", ""))[:300]
+    return kept
+
+
+def row(record: dict, expected=None) -> dict:
+    """The table's fields of one record."""
+    wanted = expected_verdicts({"expected": expected if expected is not None else record.get("expected")})
+    return {"bug": record["bug"], "variant": record["variant"],
+            "python": record.get("python") or record.get("python_requested") or "?",
+            "python_requested": record.get("python_requested") or "?", "role": record.get("role", "trigger"),
+            "pins": list(record.get("pins") or ()), "releases": releases(record), "verdict": record["verdict"],
+            "strength": record.get("strength") or (strength(record) if "attempts" in record else ""),
+            "expected": wanted, "reason": record.get("reason", "")}
+
+
+def rows(records: list[dict], expected=None) -> list[dict]:
+    """Rows in the report's order; `expected` (one per record, a verdict or a list) overrides the
+    records' own "expected"."""
+    pairs = list(zip(records, expected if expected is not None else [None] * len(records)))
+    return [row(r, e) for r, e in sorted(pairs, key=lambda pair: _order(pair[0]))]
+
+
+def _order(record: dict) -> tuple:
+    try:
+        return record_order(record)
+    except KeyError:  # a row from a cell that left no record (a harness failure)
+        return (record.get("bug", ""),)
+
+
+def as_expected(r: dict) -> str | None:
+    """"yes", "NO (expected ...)" or None when nothing was expected."""
+    if not r["expected"]:
+        return None
+    return "yes" if r["verdict"] in r["expected"] else f"NO (expected {' or '.join(r['expected'])})"
+
+
+def summary(table_rows: list[dict]) -> str:
+    counts = Counter(r["verdict"] for r in table_rows)
+    line = f"{len(table_rows)} cell{'s' if len(table_rows) != 1 else ''}: " + ", ".join(
+        f"{n} {verdict}" for verdict, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    judged = [r for r in table_rows if r["expected"]]
+    wrong = [r for r in judged if r["verdict"] not in r["expected"]]
+    if judged:
+        line += f"; {len(judged) - len(wrong)} of {len(judged)} as expected"
+        if wrong:
+            line += f", {len(wrong)} NOT: " + "; ".join(
+                f"{r['bug']}[{r['variant']}] py{r['python_requested']} {r['releases']}" for r in wrong[:5])
+    return line
+
+
+def verdict_table(records: list[dict], expected=None):
+    """A rich renderable: the table and its summary line."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+    from rich import box
+
+    table_rows = rows(records, expected)
+    with_expectations = any(r["expected"] for r in table_rows)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    for name in ("bug", "variant", "Python", "releases", "verdict", "strength") + (("expected",) if with_expectations
+                                                                                  else ()):
+        table.add_column(name, overflow="fold")
+    for r in table_rows:
+        cells = [r["bug"], r["variant"], r["python"], r["releases"],
+                 Text(r["verdict"], style=STYLES.get(r["verdict"], "")), r["strength"]]
+        if with_expectations:
+            said = as_expected(r)
+            cells.append(Text(said or "-", style="green" if said == "yes" else ("bold red" if said else "dim")))
+        table.add_row(*cells)
+    wrong = any(r["expected"] and r["verdict"] not in r["expected"] for r in table_rows)
+    return Group(table, Text(summary(table_rows), style="bold red" if wrong else "bold"))
+
+
+def render(records: list[dict], expected=None, colour: bool = False, width: int = PLAIN_WIDTH) -> str:
+    """The table as text: with ANSI colours or plain."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=colour, no_color=not colour, width=width,
+                      color_system="standard" if colour else None, highlight=False, emoji=False)
+    console.print(verdict_table(records, expected))
+    if colour:
+        return buffer.getvalue()
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())  # rich pads cells
+
+
+def wants_colour(stream) -> bool:
+    """Colour for a terminal, unless NO_COLOR; FORCE_COLOR forces it (the usual conventions)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+def print_table(records: list[dict], stream=None, expected=None, title: str | None = None) -> None:
+    """Print the table to `stream` (default stderr), coloured where the stream takes colour."""
+    if not records:
+        return
+    stream = stream or sys.stderr
+    colour = wants_colour(stream)
+    width = _terminal_width(stream) if colour else PLAIN_WIDTH
+    text = render(records, expected, colour, width)
+    stream.write((f"\n{title}\n" if title else "\n") + text)
+    stream.flush()
+
+
+def _terminal_width(stream) -> int:
+    try:
+        return max(60, os.get_terminal_size(stream.fileno()).columns)
+    except (AttributeError, OSError, ValueError):
+        return PLAIN_WIDTH
