@@ -93,7 +93,7 @@ def verdict_table(records: list[dict], expected=None):
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
     for name in ("bug", "variant", "Python", "releases", "verdict", "strength") + (("expected",) if with_expectations
                                                                                   else ()):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, no_wrap=name in ("bug", "variant", "Python", "verdict"), overflow="fold")
     for r in table_rows:
         cells = [r["bug"], r["variant"], r["python"], r["releases"],
                  Text(r["verdict"], style=STYLES.get(r["verdict"], "")), r["strength"]]
@@ -144,6 +144,7 @@ def print_table(records: list[dict], stream=None, expected=None, title: str | No
 
 def _terminal_width(stream) -> int:
     try:
-        return max(60, os.get_terminal_size(stream.fileno()).columns)
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError):
-        return PLAIN_WIDTH
+        columns = 0
+    return columns if columns >= 40 else PLAIN_WIDTH  # 0: a terminal that does not say its size
