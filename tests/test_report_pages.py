@@ -316,3 +316,34 @@ def test_pytest_matrix_ends_with_the_verdict_of_every_cell(layout, tmp_path):
     assert lines[-2].startswith("3 cells: 2 absent, 1 present; 2 of 3 as expected, 1 NOT: synthetic-fixed[fixed]")
     assert "\x1b[" not in out.stdout  # not a terminal: plain
     assert all(json.loads(line)["kind"] == "cell" for line in (tmp_path / "results" / "main.jsonl").read_text().splitlines())
+
+
+def test_repro_run_with_several_variants_ends_with_the_table(tmp_path):
+    from conftest import FAULT_REPROS
+
+    out = subprocess.run([sys.executable, "-m", "harness", "run", "synthetic-hang", "--python", "current",
+                          "--variant", "segfault", "--variant", "control", "--attempts", "1", "--control-attempts", "0",
+                          "--results", str(tmp_path / "r.jsonl")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "REPRO_PATH": str(FAULT_REPROS), "PYTHONPATH": str(ROOT)})
+    lines = out.stderr.splitlines()
+    assert out.returncode == 0, out.stderr
+    assert lines[-1] == "2 cells: 1 absent, 1 crash"
+    assert [line.split()[:2] + line.split()[4:5] for line in lines[-3:-1]] == [
+        ["synthetic-hang", "segfault", "crash"], ["synthetic-hang", "control", "absent"]]
+
+
+def test_a_bisect_lists_every_tested_point_cached_or_not():
+    from harness.cli.bisect import _tested_points
+
+    timeline = [{"point": "0.20.1", "tested": True, "verdict": "present", "attempts": 1, "reproductions": 1,
+                 "reason": "reproduced in 1 of 1 attempts", "installed": {"deltalake": "0.20.1"}, "python": "3.11.7",
+                 "cached": True},
+                {"point": "0.21.0", "tested": False, "state": None},
+                {"point": "0.23.2", "tested": True, "verdict": "absent", "attempts": 2, "reproductions": 0,
+                 "reason": "2 clean attempts", "installed": {}, "python": "3.11.7", "cached": False}]
+    rows = _tested_points([{"python": "3.11.7", "timeline": timeline}], "delta-already-borrowed", "trigger",
+                          "deltalake")
+    text = table.render(rows).splitlines()
+    assert [line.split()[3:6] for line in text[2:4]] == [["deltalake", "0.20.1", "present"],
+                                                         ["deltalake==0.23.2", "absent", "2"]]
+    assert "1/1 reproduced (cached)" in text[2] and text[-1] == "2 cells: 1 absent, 1 present"
