@@ -218,7 +218,8 @@ class _Uncaptured:
         pass
 
     def isatty(self) -> bool:
-        return sys.__stderr__ is not None and sys.__stderr__.isatty() and "PYTEST_XDIST_WORKER" not in os.environ
+        with self.capture.global_and_fixture_disabled():  # while captured, fd 2 is a file
+            return sys.stderr.isatty() and "PYTEST_XDIST_WORKER" not in os.environ
 
 
 @pytest.hookimpl(wrapper=True)

@@ -23,26 +23,34 @@ class Progress:
         self.tty = self.stream.isatty() and os.environ.get("TERM") != "dumb"
         self._lock = threading.Lock()   # the ticker and the caller write one line at a time
         self._live = None               # (text, since): the live line's activity and its start
+        self._drawn = False             # a live line is on the screen (only that may be erased)
         self._ticker = None
 
-    def _write(self, text: str, final: bool = True) -> None:
+    def _write(self, text: str) -> None:
+        """One line, above the live line (which is drawn again under it)."""
         if not self.enabled:
             return
         with self._lock:
-            if self.tty:
-                self.stream.write("\r\033[K" + text + ("\n" if final else ""))
-            else:
-                self.stream.write(text + "\n")
+            self._erase()
+            self.stream.write(text + "\n")
             self.stream.flush()
             if self.tty and self._live:
                 self._draw_live()
 
+    def _erase(self) -> None:
+        """Take the live line off the screen; what others wrote (pytest's dots) stays."""
+        if self._drawn:
+            self.stream.write("\r\033[K")
+            self._drawn = False
+
     def _draw_live(self) -> None:
         text, since = self._live
         now = time.monotonic()
-        self.stream.write(f"\r\033[K{text}  {now - since:.1f}s  ({now - self.cell_started:.0f}s in cell, "
+        self._erase()
+        self.stream.write(f"{text}  {now - since:.1f}s  ({now - self.cell_started:.0f}s in cell, "
                           f"{now - self.started:.0f}s total)")
         self.stream.flush()
+        self._drawn = True
 
     def _set_live(self, text: str | None) -> None:
         """Make `text` the live line (None: none), started now; only on a terminal."""
@@ -53,7 +61,7 @@ class Progress:
             if self._live:
                 self._draw_live()
             else:
-                self.stream.write("\r\033[K")
+                self._erase()
                 self.stream.flush()
         if text and self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="repro-progress", daemon=True)
@@ -89,7 +97,7 @@ class Progress:
 
     def outcome(self, attempt) -> None:
         self._set_live(None)
-        self._write(f"  -> {attempt.outcome} in {attempt.duration:.1f}s: {attempt.reason[:160]}", final=True)
+        self._write(f"  -> {attempt.outcome} in {attempt.duration:.1f}s: {attempt.reason[:160]}")
 
     def verdict(self, record: dict) -> None:
         self._set_live(None)
