@@ -77,7 +77,8 @@ def summary(table_rows: list[dict]) -> str:
         line += f"; {len(judged) - len(wrong)} of {len(judged)} as expected"
         if wrong:
             line += f", {len(wrong)} NOT: " + "; ".join(
-                f"{r['bug']}[{r['variant']}] py{r['python_requested']} {r['releases']}" for r in wrong[:5])
+                f"{r['bug']}[{r['variant']}] py{r['python_requested']}"
+                + (f" {r['releases']}" if r["releases"] != "-" else "") for r in wrong[:5])
     return line
 
 

@@ -292,7 +292,8 @@ def layout(tmp_path):
 
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "harness", repo / "harness", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "conftest.py", repo / "conftest.py")
+    for name in ("conftest.py", "noxfile.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, repo / name)
     for directory, name, text in (("repros", "synthetic_fixed.py", SYNTHETIC_FIXED), ("matrix", "synthetic_fixed.toml",
                                   f'bug = "synthetic-fixed"\n[[cells]]\npython = "{CURRENT}"\nvariants = ["trigger", '
                                   f'"control", "fixed"]\nexpect = "present"\n')):
@@ -313,9 +314,26 @@ def test_pytest_matrix_ends_with_the_verdict_of_every_cell(layout, tmp_path):
     cells = [line.split() for line in lines[table_at:-1] if line.startswith("synthetic-fixed")]
     assert sorted((c[1], c[4]) for c in cells) == [("control", "absent"), ("fixed", "absent"), ("trigger", "present")]
     assert [" ".join(c[-3:]) for c in cells if c[1] == "fixed"] == ["NO (expected present)"]
-    assert lines[-2].startswith("3 cells: 2 absent, 1 present; 2 of 3 as expected, 1 NOT: synthetic-fixed[fixed]")
+    assert lines[-2] == f"3 cells: 2 absent, 1 present; 2 of 3 as expected, 1 NOT: synthetic-fixed[fixed] py{CURRENT}"
     assert "\x1b[" not in out.stdout  # not a terminal: plain
     assert all(json.loads(line)["kind"] == "cell" for line in (tmp_path / "results" / "main.jsonl").read_text().splitlines())
+
+
+def test_nox_ends_with_the_verdict_of_every_cell_of_its_sessions(layout):
+    if not shutil.which("uv"):
+        pytest.skip("uv is not on PATH (nox's venv backend here)")
+    env = {k: v for k, v in os.environ.items() if k not in ("REPRO_PATH", "PYTHONPATH", "NO_COLOR", "FORCE_COLOR", "CI")}
+    out = subprocess.run([sys.executable, "-m", "nox", "-s", f"matrix(python='{CURRENT}')", "--", "--attempts", "1"],
+                         cwd=layout, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 1, out.stderr[-3000:]  # the `fixed` cell is expected present
+    lines = out.stderr.splitlines()
+    assert lines[-1] == f"3 cells: 2 absent, 1 present; 2 of 3 as expected, 1 NOT: synthetic-fixed[fixed] py{CURRENT}"
+    assert sorted(line.split()[1] for line in lines[-4:-1]) == ["control", "fixed", "trigger"]
+    assert lines[-7] == "nox: the verdicts of the 3 cells of this run"
+    # A second run of nox that runs no cell (a listing) adds no table.
+    listed = subprocess.run([sys.executable, "-m", "nox", "-l"], cwd=layout, capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert listed.returncode == 0 and "verdicts" not in listed.stderr + listed.stdout
 
 
 def test_repro_run_with_several_variants_ends_with_the_table(tmp_path):
