@@ -162,6 +162,11 @@ def test_readable_on_a_narrow_screen(browser, site):
     context = browser.new_context(viewport=PHONE, device_scale_factor=2)
     page = context.new_page()
     try:
+        page.goto((site / "index.html").as_uri())
+        badge = page.locator("table.bugs tr[data-bug='delta-already-borrowed'] .badge")
+        badge.scroll_into_view_if_needed()
+        assert badge.is_visible() and in_viewport(page, badge)  # the glance is blocks, not a clipped table
+        page.screenshot(path=str(SHOTS / "index-narrow.png"))
         open_delta(page, site)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the page is {width}px wide on a {PHONE['width']}px screen"
