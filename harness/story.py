@@ -81,8 +81,14 @@ def _date(record: dict) -> str | None:
     return (record.get("exclude_newer") or "")[:10] or None
 
 
+def python_of(record: dict) -> str:
+    """The interpreter that ran the cell: a matrix cell of "3.11" and a bisect point of "3.11.7" that
+    ran on the same 3.11.7 tell one story."""
+    return record.get("python") or record["python_requested"]
+
+
 def _row_key(record: dict) -> tuple:
-    return (record["python_requested"], record["variant"])
+    return (python_of(record), record["variant"])
 
 
 def build(bug: str, records: list[dict], packages: list) -> dict:
@@ -98,7 +104,7 @@ def build(bug: str, records: list[dict], packages: list) -> dict:
                for p in order]
     index = {p: i for i, p in enumerate(order)}
     groups: dict = {}
-    for r in triggers:
+    for r in sorted(triggers, key=lambda r: r.get("started_at") or ""):  # the newest of a point wins
         groups.setdefault(_row_key(r), {})[index[releases(r, packages)]] = r
     rows = [_row(python, variant, groups[(python, variant)], columns)
             for python, variant in sorted(groups, key=lambda k: (python_key(k[0]), k[1] != "trigger", k[1]))]
@@ -167,9 +173,9 @@ def _newest(triggers: list[dict], packages: list, order: list) -> dict | None:
         return None
     newest = order[-1]
     verdicts = {}
-    for r in sorted(triggers, key=lambda r: python_key(r["python_requested"])):
-        if releases(r, packages) == newest:
-            verdicts.setdefault(r["verdict"], []).append(r["python_requested"])
+    for r in sorted(triggers, key=lambda r: python_key(python_of(r))):
+        if releases(r, packages) == newest and python_of(r) not in verdicts.get(r["verdict"], []):
+            verdicts.setdefault(r["verdict"], []).append(python_of(r))
     return {"label": point_label(newest), "verdicts": verdicts}
 
 
