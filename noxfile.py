@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import nox
@@ -64,16 +64,29 @@ def _expose_interpreters() -> None:
 
 
 _expose_interpreters()
-STARTED = datetime.now(timezone.utc).isoformat(timespec="seconds")  # as the records' started_at
+RESULTS = ROOT / "results" / "nox"
+SIZES_AT_START = {path: path.stat().st_size for path in RESULTS.glob("*/*.jsonl")}  # what earlier runs wrote
 
 
 def _verdicts_at_exit() -> None:
-    """The last lines of a nox run: the verdict of every cell its sessions ran (all Pythons)."""
+    """The last lines of a nox run: the verdict of every cell its sessions ran (all Pythons), read
+    from what its sessions appended to their results files."""
     from harness import report, table
 
-    files = sorted((ROOT / "results" / "nox").glob("*/*.jsonl"))
-    records = [r for r in report.collect(files)[0] if r.get("started_at", "") >= STARTED] if files else []
+    records = []
+    for path in sorted(RESULTS.glob("*/*.jsonl")):
+        with open(path, "rb") as handle:
+            handle.seek(SIZES_AT_START.get(path, 0))
+            records += [r for r in map(_record, handle) if r and all(r.get(k) is not None for k in report.REQUIRED)]
     table.print_table(records, sys.stderr, title=f"nox: the verdicts of the {len(records)} cells of this run")
+
+
+def _record(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # a line torn by a killed writer
+        return None
+    return record if isinstance(record, dict) and record.get("kind") == "cell" else None
 
 
 atexit.register(_verdicts_at_exit)  # nox has no hook after its last session; a run without cells prints nothing
@@ -97,7 +110,7 @@ def _install(session: nox.Session) -> None:
 def _results_dir(session: nox.Session) -> str:
     from harness.report import safe_name
 
-    return str(ROOT / "results" / "nox" / safe_name(session.name))
+    return str(RESULTS / safe_name(session.name))
 
 
 def _run_cells(session: nox.Session, *selection: str, allow_none: bool = False, cell_python: str | None = None) -> None:

@@ -293,7 +293,7 @@ def cell_view(main: dict, controls: list[dict], counter: list) -> dict:
     return {"id": f"cell-{len(counter)}", "verdict": main["verdict"], "variant": main["variant"],
             "strength": strength(main), "mismatch": mismatch(main), "unexpected": unexpected(main),
             "summary": " ".join(f"{r['variant']}: {r['verdict']}" for r in controls),
-            "title": f"{main['bug']} · {main['variant']} · Python {main.get('python') or main['python_requested']}"
+            "title": f"{main['bug']} · {main['variant']} · Python {python_label(main)}"
                      f" · {pin_label(main)}",
             "records": [record_view(r) for r in [main, *controls]]}
 
@@ -361,7 +361,7 @@ def env_view(r: dict) -> list[tuple]:
     env = r.get("env") or {}
     imported = {name: ", ".join(f"{m} from {p}" for m, p in ((info or {}).get("modules") or {}).items())
                 for name, info in (r.get("imported") or {}).items()}
-    rows = [("Python", f"{r.get('python') or '-'} (asked for {r['python_requested']})"
+    rows = [("Python", f"{python_label(r) if r.get('python') else '-'} (asked for {r['python_requested']})"
              + (f", {interpreter.get('path')} ({interpreter.get('source')})" if interpreter else "")),
             ("installed", ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items()) or "-"),
             ("requirements", " ".join(r.get("requirements") or []) or "-"),

@@ -48,7 +48,8 @@ def pins_key(record: dict) -> tuple:
 
 
 def python_key(version) -> tuple:
-    return tuple(int(x) for x in str(version).split(".") if x.isdigit()) or (0,)
+    """3.9 before 3.13; 3.13.5 before its free-threaded build 3.13.5t."""
+    return tuple(int(x) for x in re.findall(r"\d+", str(version))) or (0,), str(version)
 
 
 def releases(record: dict, packages: list) -> tuple:
@@ -83,8 +84,9 @@ def _date(record: dict) -> str | None:
 
 def python_of(record: dict) -> str:
     """The interpreter that ran the cell: a matrix cell of "3.11" and a bisect point of "3.11.7" that
-    ran on the same 3.11.7 tell one story."""
-    return record.get("python") or record["python_requested"]
+    ran on the same 3.11.7 tell one story; a free-threaded build (3.13.5t) tells its own."""
+    gil = record.get("gil") if isinstance(record.get("gil"), dict) else {}
+    return (record.get("python") or record["python_requested"]) + ("t" if gil.get("free_threaded_build") else "")
 
 
 def _row_key(record: dict) -> tuple:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections import Counter
 
-from harness.report import expected_verdicts, record_order, strength
+from harness.report import expected_verdicts, python_label, record_order, strength
 
 STYLES = {"present": "bold red", "absent": "green", "hang": "bold magenta", "crash": "bold magenta",
           "other-failure": "yellow", "error": "bold red reverse", "skipped": "dim"}
@@ -25,7 +25,7 @@ def releases(record: dict) -> str:
 
 
 KEPT = ("bug", "variant", "role", "python", "python_requested", "pins", "installed", "verdict", "attempts",
-        "reproductions", "confidence", "expected", "reason", "strength")
+        "reproductions", "confidence", "expected", "reason", "strength", "gil")
 
 
 def compact(record: dict) -> dict:
@@ -39,7 +39,7 @@ def row(record: dict, expected=None) -> dict:
     """The table's fields of one record."""
     wanted = expected_verdicts({"expected": expected if expected is not None else record.get("expected")})
     return {"bug": record["bug"], "variant": record["variant"],
-            "python": record.get("python") or record.get("python_requested") or "?",
+            "python": python_label(record) if record.get("python") or record.get("python_requested") else "?",
             "python_requested": record.get("python_requested") or "?", "role": record.get("role", "trigger"),
             "pins": list(record.get("pins") or ()), "releases": releases(record), "verdict": record["verdict"],
             "strength": record.get("strength") or (strength(record) if "attempts" in record else ""),

@@ -366,3 +366,12 @@ def test_a_bisect_lists_every_tested_point_cached_or_not():
     assert [line.split()[3:6] for line in text[2:4]] == [["deltalake", "0.20.1", "present"],
                                                          ["deltalake==0.23.2", "absent", "2"]]
     assert "1/1 reproduced (cached)" in text[2] and text[-1] == "2 cells: 1 absent, 1 present"
+
+
+def test_a_free_threaded_build_is_its_own_story_row_and_says_so_in_the_table():
+    normal = record("delta-already-borrowed", "trigger", "3.13", "deltalake", "1.6.6", "absent")
+    threaded = {**record("delta-already-borrowed", "trigger", "3.13t", "deltalake", "1.6.6", "present"),
+                "python": "3.13.0", "gil": {"free_threaded_build": True, "state": "off"}}
+    rows = told([normal, threaded], "delta-already-borrowed", ["deltalake"])["rows"]
+    assert [(r["python"], r["cells"][0]["verdict"]) for r in rows] == [("3.13.0", "absent"), ("3.13.0t", "present")]
+    assert [line.split()[2] for line in table.render([normal, threaded]).splitlines()[2:4]] == ["3.13.0", "3.13.0t"]
