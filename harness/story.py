@@ -66,7 +66,7 @@ def releases(record: dict, packages: list) -> tuple:
 
 def point_label(point: tuple, short: bool = False) -> str:
     if not point:
-        return "no release of the package"
+        return "no package"  # a stdlib-only variant: the interpreter is the axis
     if short and len(point) == 1:
         return point[0][1]
     return ", ".join(f"{package} {version}" for package, version in point)

@@ -78,7 +78,7 @@ def wrangler_history() -> list[dict]:
 def hang_with_workers() -> dict:
     """A fork hang: the child's Python stacks and py-spy's of the child and of its forked worker."""
     hang = record("lancedb-fork-hang", "trigger", "3.11", "lancedb", "0.30.2", "absent")
-    hang.update({"verdict": "present", "failure_kind": "hang", "attempts": 1, "reproductions": 1,
+    hang.update({"verdict": "present", "expected": ["present"], "failure_kind": "hang", "attempts": 1, "reproductions": 1,
                  "outcomes": {"hang": 1}, "confidence": None, "reason": "reproduced in 1 of 1 attempts",
                  "controls": [{"variant": "control-spawn", "outcome": "clean", "reason": "no sign of the bug",
                                "duration": 3.151}]})
