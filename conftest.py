@@ -228,12 +228,13 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if isinstance(item, CellItem) and report.when == "call":
         from harness.table import compact
+        from harness.verdict import ERROR
 
         record = getattr(item, "record", None)
         if record is None:  # the cell left no record: the harness failed; the table says so
             cell = item.expected.cell
             record = {"bug": cell.bug, "variant": cell.variant, "role": item.bug.variants[cell.variant].role,
-                      "python_requested": cell.python, "pins": list(cell.pins), "verdict": "error", "attempts": 0,
+                      "python_requested": cell.python, "pins": list(cell.pins), "verdict": ERROR, "attempts": 0,
                       "reason": f"no verdict: {call.excinfo.exconly() if call.excinfo else 'no record'}",
                       "expected": list(item.expected.expect)}
         report.repro_cell = compact(record)

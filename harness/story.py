@@ -12,7 +12,7 @@ import re
 
 from packaging.version import InvalidVersion, Version
 
-JUDGED = ("present", "absent")
+from harness.verdict import ABSENT, PRESENT, judged as is_judged
 PIN_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
 
 
@@ -114,7 +114,7 @@ def build(bug: str, records: list[dict], packages: list) -> dict:
 
 
 def _row(python: str, variant: str, cells: dict, columns: list) -> dict:
-    judged = [(i, cells[i]["verdict"]) for i in sorted(cells) if cells[i]["verdict"] in JUDGED]
+    judged = [(i, cells[i]["verdict"]) for i in sorted(cells) if is_judged(cells[i]["verdict"])]
     return {"python": python, "variant": variant, "cells": cells, "spans": spans(judged),
             "transitions": transitions(judged, columns)}
 
@@ -123,9 +123,9 @@ def spans(judged: list[tuple]) -> list[tuple]:
     """(first, last) column of each run of present points, from judged (column, verdict) pairs."""
     found, start, previous = [], None, None
     for column, verdict in judged:
-        if verdict == "present" and start is None:
+        if verdict == PRESENT and start is None:
             start = column
-        if verdict != "present" and start is not None:
+        if verdict != PRESENT and start is not None:
             found.append((start, previous))
             start = None
         previous = column
@@ -140,13 +140,13 @@ def transitions(judged: list[tuple], columns: list) -> list[dict]:
         return []
     found = []
     first_column, first_verdict = judged[0]
-    if first_verdict == "present":
-        found.append(_event("present", None, first_column, columns))
-    seen_present = first_verdict == "present"
+    if first_verdict == PRESENT:
+        found.append(_event("present", None, first_column, columns))  # the event's word, not the verdict
+    seen_present = first_verdict == PRESENT
     for (before, old), (after, new) in zip(judged, judged[1:]):
         if old == new:
             continue
-        if new == "present":
+        if new == PRESENT:
             found.append(_event("came back" if seen_present else "introduced", before, after, columns))
             seen_present = True
         else:
@@ -162,7 +162,7 @@ def _event(kind: str, before: int | None, after: int, columns: list) -> dict:
         return event
     event["last"] = columns[before]["label"]
     event["untested_between"] = after - before - 1
-    old = "absent" if kind in ("introduced", "came back") else "present"
+    old = ABSENT if kind in ("introduced", "came back") else PRESENT
     between = (f"; {event['untested_between']} release(s) of the timeline between them not judged on this Python"
                if event["untested_between"] else "")
     event["text"] = f"{kind} in {at['label']} ({old} in {columns[before]['short']}, the release judged before{between})"
@@ -186,7 +186,7 @@ def summary(story: dict) -> str:
     rows = [row for row in story["rows"] if row["transitions"] or row["cells"]]
     if not rows:
         return ""
-    row = max(rows, key=lambda r: (sum(c["verdict"] in JUDGED for c in r["cells"].values()), r["variant"] == "trigger"))
+    row = max(rows, key=lambda r: (sum(is_judged(c["verdict"]) for c in r["cells"].values()), r["variant"] == "trigger"))
     if not row["transitions"]:
         verdicts = sorted({c["verdict"] for c in row["cells"].values()})
         return f"{' / '.join(verdicts)} on every release tested (Python {row['python']})"

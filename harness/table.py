@@ -12,9 +12,10 @@ import sys
 from collections import Counter
 
 from harness.report import expected_verdicts, python_label, record_order, strength
+from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
-STYLES = {"present": "bold red", "absent": "green", "hang": "bold magenta", "crash": "bold magenta",
-          "other-failure": "yellow", "error": "bold red reverse", "skipped": "dim"}
+STYLES = {PRESENT: "bold red", ABSENT: "green", HANG: "bold magenta", CRASH: "bold magenta",
+          OTHER_FAILURE: "yellow", ERROR: "bold red reverse", SKIPPED: "dim"}
 PLAIN_WIDTH = 200  # not a terminal: wide enough that a CI log keeps one line per cell
 
 

@@ -255,7 +255,7 @@ def test_the_live_line_keeps_moving_during_an_attempt_and_stops_with_it(monkeypa
     terminal = FakeTerminal()
     progress = Progress(terminal)
     progress.cell(1, 1, "synthetic[trigger] py3.11")
-    progress.attempt(None, "trigger", 1, 3)
+    progress.attempt("trigger", 1, 3)
     deadline = time.monotonic() + 10
     while terminal.getvalue().count("attempt 1 of 3") < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -275,7 +275,7 @@ def test_not_a_terminal_is_one_line_per_event():
     stream = io.StringIO()
     progress = Progress(stream)
     progress.cell(1, 2, "synthetic[trigger] py3.11")
-    progress.attempt(None, "trigger", 1, 3)
+    progress.attempt("trigger", 1, 3)
     time.sleep(0.7)
     assert "\r" not in stream.getvalue() and stream.getvalue().count("attempt 1 of 3") == 1
 

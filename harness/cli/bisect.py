@@ -233,7 +233,7 @@ def _tested_points(reports: list, bug: str, variant: str, package: str | None) -
     rows = []
     for report in reports:
         for row in (r for r in report["timeline"] if r["tested"]):
-            said = (f"{row['reproductions']}/{row['attempts']} reproduced" if row["verdict"] == "present"
+            said = (f"{row['reproductions']}/{row['attempts']} reproduced" if row["verdict"] == PRESENT
                     else f"{row['attempts']} attempts")
             rows.append({"bug": bug, "variant": variant, "role": "trigger", "python": row.get("python"),
                          "python_requested": report.get("python") or row.get("python") or "?",
