@@ -8,17 +8,25 @@ import tempfile
 from contextlib import contextmanager
 
 
-def write_atomically(path, text, durable=True):
+def write_atomically(path, text, durable=True, mode=None):
     """Write a file so that a reader sees all of it or nothing (temp file, fsync, rename); with
-    `durable`, the directory is synced too, so after a crash the file is whole or absent."""
+    `durable`, the directory is synced too, so after a crash the file is whole or absent. The file
+    gets `mode`; by default the mode it had, 0644 if new (not the temp file's 0600: a README or a
+    published page must stay readable)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            mode = 0o644
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

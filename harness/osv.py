@@ -168,7 +168,7 @@ def write_all(records: list[dict], out_dir: Path, readme: Path | None, bugs: dic
     for entry in entries(records, bugs, index_of if index_of is not None else _index):
         path = out_dir / "osv" / f"{entry['database_specific']['bug']}-{entry['affected'][0]['package']['name']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(entry, indent=1) + "\n")
+        write_atomically(path, json.dumps(entry, indent=1) + "\n", mode=0o644)  # published: world-readable
         written[f"osv:{path.stem}"] = path
     if readme is not None and BADGES_START in readme.read_text():
         names = sorted({r["bug"] for r in records})

@@ -375,3 +375,15 @@ def test_a_free_threaded_build_is_its_own_story_row_and_says_so_in_the_table():
     rows = told([normal, threaded], "delta-already-borrowed", ["deltalake"])["rows"]
     assert [(r["python"], r["cells"][0]["verdict"]) for r in rows] == [("3.13.0", "absent"), ("3.13.0t", "present")]
     assert [line.split()[2] for line in table.render([normal, threaded]).splitlines()[2:4]] == ["3.13.0", "3.13.0t"]
+
+
+def test_the_readme_keeps_its_mode_when_the_report_rewrites_it(tmp_path):
+    from harness import osv
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{osv.BADGES_START}\n{osv.BADGES_END}\n{report.README_START}\n{report.README_END}\n")
+    readme.chmod(0o664)
+    report.write_all(delta_history(), tmp_path / "site", readme)
+    text = readme.read_text()
+    assert "| delta-already-borrowed |" in text and "delta-already-borrowed" in text.split(osv.BADGES_END)[0]
+    assert stat.S_IMODE(readme.stat().st_mode) == 0o664
