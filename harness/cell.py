@@ -112,7 +112,7 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
     try:
         requirements = requirements_for(bug, variant, cell.pins)
         env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
-                                          progress.note if progress else None)
+                                  progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
         kind = verdict.NOT_INSTALLABLE if exc.lasting else verdict.ENV_BROKEN
         return _skipped(record, kind, str(exc), started, bug)
