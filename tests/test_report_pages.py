@@ -304,7 +304,9 @@ def layout(tmp_path):
 
 
 def test_pytest_matrix_ends_with_the_verdict_of_every_cell(layout, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("REPRO_PATH", "PYTHONPATH", "NO_COLOR", "FORCE_COLOR")}
+    # Not an xdist worker's variables either: the inner pytest would write results/gwN.jsonl.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REPRO_PATH", "PYTHONPATH", "NO_COLOR", "FORCE_COLOR") and not k.startswith("PYTEST_XDIST")}
     out = subprocess.run([sys.executable, "-m", "pytest", "matrix/", "-p", "no:cacheprovider", "-q", "-rs",
                           "--attempts", "1", "--results-dir", str(tmp_path / "results")], cwd=layout,
                          capture_output=True, text=True, timeout=600, env=env)
