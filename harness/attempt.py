@@ -23,8 +23,15 @@ from pathlib import Path
 
 from harness import guardian, procs, verdict
 from harness.files import write_atomically
-from harness.protocol import (ARMED_FILE, HANG_EVIDENCE_FILE, REQUEST_FILE, RESULT_FILE, STACKS_FILE, Request,
-                              Result)
+from harness.protocol import (
+    ARMED_FILE,
+    HANG_EVIDENCE_FILE,
+    REQUEST_FILE,
+    RESULT_FILE,
+    STACKS_FILE,
+    Request,
+    Result,
+)
 from harness.registry import Bug, Variant
 from harness.text import last_lines
 from harness.verdict import CRASH, ERROR, HANG

@@ -87,7 +87,9 @@ def executor_for(python: str, executor: Executor, note=None) -> Executor:
     (`note(text)` hears of the build). UsageError when that cannot be (no engine, a failed build)."""
     if image_python(python) is None:
         return executor
-    from harness.executors.docker.recipes import executor_for as recipe_executor  # the Docker SDK: only then
+    from harness.executors.docker.recipes import (
+        executor_for as recipe_executor,  # the Docker SDK: only then
+    )
 
     return recipe_executor(python, executor, note)
 

@@ -24,7 +24,14 @@ import time
 import traceback
 
 from harness.files import write_atomically
-from harness.protocol import ARMED_FILE, HANG_EVIDENCE_FILE, RESULT_FILE, STACKS_FILE, Request, Result
+from harness.protocol import (
+    ARMED_FILE,
+    HANG_EVIDENCE_FILE,
+    RESULT_FILE,
+    STACKS_FILE,
+    Request,
+    Result,
+)
 from harness.verdict import CLEAN, OTHER_FAILURE, REPRODUCED
 
 # How long before the parent's deadline the stacks are dumped, so the parent can read them.

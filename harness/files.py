@@ -22,7 +22,8 @@ def write_atomically(path, text, durable=True, mode=None):
             mode = 0o644
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w") as handle:
+        # UTF-8 whatever the locale; a lone surrogate (from a child's output) becomes \udXXX.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,6 +1,7 @@
 """Where the harness's own files are: its source tree, what it ships, its cache."""
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from functools import lru_cache
@@ -36,8 +37,10 @@ def cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
 def source_commit() -> str | None:
-    """The commit of the harness's own git checkout, or None (an installed wheel has none)."""
+    """The commit of the harness's own git checkout, or None (an installed wheel has none); asked
+    once per process (the code that runs is the code loaded at its start), not once per cell."""
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, stdin=subprocess.DEVNULL)

@@ -10,16 +10,15 @@ templates in harness/templates/, and a cell opens a dialog with everything its r
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import __version__, osv, results, story
+from harness.files import write_atomically
 from harness.paths import PACKAGE, source_commit
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
@@ -78,18 +77,9 @@ def pin_label(record: dict) -> str:
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    """Whole or not at all, with `mode` (a temp file is 0600: a page must be readable by a web server)."""
+    """Whole or not at all, UTF-8, with `mode` (a page must be readable by a web server)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        # UTF-8 whatever the locale (the page and the JUnit say so); a lone surrogate becomes \udXXX.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text, durable=False, mode=mode)
 
 
 def strength(record: dict) -> str:
@@ -366,7 +356,7 @@ def env_view(r: dict) -> list[tuple]:
             ("installed", ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items()) or "-"),
             ("requirements", " ".join(r.get("requirements") or []) or "-"),
             ("dependencies as of", r.get("exclude_newer") or "today (no cutoff)"),
-            ("env", (f"reused" if env.get("reused") else f"built in {env.get('build_seconds')}s") if env else "-"),
+            ("env", ("reused" if env.get("reused") else f"built in {env.get('build_seconds')}s") if env else "-"),
             ("executor", (r.get("executor") or {}).get("kind", "local")),
             ("host", r.get("host") or "-"), ("started", r.get("started_at") or "-")]
     rows += [(f"imported {name}", text) for name, text in imported.items() if text]

@@ -12,7 +12,9 @@ import re
 
 from packaging.version import InvalidVersion, Version
 
-from harness.verdict import ABSENT, PRESENT, judged as is_judged
+from harness.verdict import ABSENT, PRESENT
+from harness.verdict import judged as is_judged
+
 PIN_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
 
 

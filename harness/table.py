@@ -85,10 +85,10 @@ def summary(table_rows: list[dict]) -> str:
 
 def verdict_table(records: list[dict], expected=None):
     """A rich renderable: the table and its summary line."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
-    from rich import box
 
     table_rows = rows(records, expected)
     with_expectations = any(r["expected"] for r in table_rows)

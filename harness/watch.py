@@ -73,11 +73,10 @@ def change_evidence(record: dict, previous: dict | None) -> dict:
 
 
 def judge(record: dict, expected, previous_paths: list) -> dict:
-    """Complete a matrix cell's record: its expectation and, for a cell that tracks the newest
-    releases, the watch evidence (looked up in `previous_paths` before this record is written)."""
+    """Complete a matrix cell's record (its expectation is set by run_cells): for a cell that tracks
+    the newest releases, the watch evidence (looked up in `previous_paths` before this record is written)."""
     from harness import matrix
 
-    record["expected"] = list(expected.expect)
     if matrix.tracks_latest(expected):
         record["watch"] = change_evidence(record, previous_record(record, previous_paths))
     return record

@@ -12,7 +12,14 @@ import time
 from contextlib import contextmanager
 
 from harness.bisect.points import NOT_A_RELEASE, Point
-from harness.bisect.search import SKIP, Probe, first_transition, map_history, state_of, transitions
+from harness.bisect.search import (
+    SKIP,
+    Probe,
+    first_transition,
+    map_history,
+    state_of,
+    transitions,
+)
 from harness.cell import Cell, Options
 from harness.errors import UsageError
 from harness.files import write_atomically
