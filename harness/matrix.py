@@ -35,6 +35,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.cell import Cell
 from harness.envs import interpreters, package_index
@@ -62,6 +63,32 @@ class Expected:
     expect: tuple  # the verdicts that meet the expectation (usually one)
     exclude_newer_rule: str | None  # "release" is resolved to a date only when the cell runs
     tier: str = "default"
+
+
+class CellGroup(NamedTuple):
+    """The cells of one bug with one declared Python and one set of pins: one pytest collector,
+    one nox session (by its concrete Python), one CI job, one tracking issue of the watch.
+    A tuple: it sorts, and unpacks as (bug, python, pins)."""
+    bug: str
+    python: str   # as declared ("newest" stays "newest")
+    pins: tuple
+
+    @property
+    def name(self) -> str:
+        """The pytest node of the group: py3.11-deltalake==0.20.1 (py3.11-default without pins)."""
+        return f"py{self.python}-{'-'.join(self.pins) or 'default'}"
+
+
+def group_of(cell: Cell) -> CellGroup:
+    return CellGroup(cell.bug, str(cell.python), tuple(cell.pins))
+
+
+def cell_groups(cells: list[Expected]) -> dict[CellGroup, list[Expected]]:
+    """The cells by group, groups and members in the order given."""
+    groups: dict[CellGroup, list[Expected]] = {}
+    for expected in cells:
+        groups.setdefault(group_of(expected.cell), []).append(expected)
+    return groups
 
 
 def _fail(path: Path, entry: str, problem: str) -> UsageError:

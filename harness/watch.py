@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from harness import results
+from harness.matrix import CellGroup
 from harness.report import cell_key, collect, expected_verdicts, unexpected
 
 LABEL = "repro-watch"  # the label of every tracking issue: how the job finds the ones it opened
@@ -107,9 +108,9 @@ def explain(record: dict) -> str:
 
 # ---------------------------------------------------------------- the tracking issues
 
-def group_key(record: dict) -> tuple:
-    """A cell group: the bug, the Python and the pins as declared (one nox session, one CI job)."""
-    return record["bug"], str(record["python_requested"]), tuple(record.get("pins") or ())
+def group_key(record: dict) -> CellGroup:
+    """The cell group of a record: the bug, the Python and the pins as declared."""
+    return CellGroup(record["bug"], str(record["python_requested"]), tuple(record.get("pins") or ()))
 
 
 def group_title(group: tuple) -> str:
