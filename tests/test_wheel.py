@@ -1,0 +1,121 @@
+"""The wheel is the front door: after installing it, a repository outside this clone that holds a
+bug (repros/) and its cells (matrix/) gets `pytest` and the nox sessions from the harness alone.
+
+Slow: it builds the wheel and installs it with its dependencies into a fresh venv (the index).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CURRENT = "%d.%d" % sys.version_info[:2]
+DOOR_REPRO = '''"""present on its trigger, absent on its control (stdlib only)."""
+BUG = {"id": "synthetic-door", "title": "a bug found through the front door", "failure_kind": "exception",
+       "signature": "synthetic door bug", "trigger_rate": {"reproduced": 20, "attempts": 20},
+       "variants": {"trigger": {"role": "trigger", "run": "buggy", "timeout": 20},
+                    "control": {"role": "control", "run": "clean", "timeout": 20}}}
+
+
+def buggy(ctx):
+    raise RuntimeError("synthetic door bug")
+
+
+def clean(ctx):
+    return {}
+'''
+DOOR_MATRIX = f'bug = "synthetic-door"\n[[cells]]\npython = "{CURRENT}"\nexpect = "present"\n'
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    return next(out.glob("repro_harness-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory) -> Path:
+    """A fresh venv with nothing but the wheel and its dependencies."""
+    if not shutil.which("uv"):
+        pytest.skip("uv is not on PATH")
+    location = tmp_path_factory.mktemp("venv") / "venv"
+    for args in (["venv", "-q", str(location), "--python", sys.executable],
+                 ["pip", "install", "-q", "--python", str(location / "bin" / "python"), str(wheel)]):
+        done = subprocess.run(["uv", *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return location
+
+
+@pytest.fixture
+def project(tmp_path, wheel) -> Path:
+    """A maintainer's repository outside the clone: one bug, its matrix file, a two-line noxfile."""
+    for directory, name, text in (("repros", "synthetic_door.py", DOOR_REPRO),
+                                  ("matrix", "synthetic_door.toml", DOOR_MATRIX)):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / name).write_text(text)
+    # harness=: a session venv gets this wheel (by default the harness's release, not on the index here)
+    (tmp_path / "noxfile.py").write_text(f"from harness.nox_sessions import install\n"
+                                         f"install(globals(), harness={str(wheel)!r})\n")
+    assert ROOT not in tmp_path.parents
+    return tmp_path
+
+
+def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("REPRO_PATH", "PYTHONPATH", "CI", "NO_COLOR",
+           "FORCE_COLOR", "PYTEST_ADDOPTS", "VIRTUAL_ENV") and not k.startswith("PYTEST_XDIST")}
+    return subprocess.run([str(venv / "bin" / "python"), "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_the_wheel_has_the_pytest_plugin_entry_point_and_the_nox_helper(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    assert "[pytest11]\nharness.pytest_plugin = harness.pytest_plugin" in entry_points
+    assert {"harness/pytest_plugin.py", "harness/nox_sessions.py", "harness/_bundled/repros/README.md"} <= names
+
+
+def test_plain_pytest_outside_the_clone_gives_the_cells_verdicts(venv, project):
+    out = run(venv, "pytest", "-p", "no:cacheprovider", "-q", "--attempts", "1", cwd=project)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert any("verdicts of 2 cells" in line for line in lines), out.stdout[-3000:]
+    assert lines[-2] == "2 cells: 1 absent, 1 present; 2 of 2 as expected", out.stdout[-3000:]
+    records = [json.loads(line) for line in (project / "results" / "main.jsonl").read_text().splitlines()]
+    assert sorted((r["variant"], r["verdict"]) for r in records) == [("control", "absent"), ("trigger", "present")]
+
+
+def test_repro_matrix_names_a_matrix_elsewhere_and_its_repros(venv, project, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    out = run(venv, "pytest", "-p", "no:cacheprovider", "-q", "--collect-only", "--repro-matrix",
+              str(project / "matrix"), cwd=elsewhere)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"synthetic_door.toml::py{CURRENT}-default::trigger" in out.stdout, out.stdout
+
+
+def test_the_plugin_stays_out_of_a_project_without_a_matrix(venv, tmp_path):
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    out = run(venv, "pytest", "-p", "no:cacheprovider", "-q", "--strict-markers", cwd=tmp_path)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout[-3000:]
+    assert "verdicts" not in out.stdout and not (tmp_path / "results").exists()
+
+
+def test_a_two_line_noxfile_gets_the_sessions_and_runs_one(venv, project):
+    listed = run(venv, "nox", "-l", cwd=project)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert f"synthetic_door(python='{CURRENT}')" in listed.stdout and f"matrix(python='{CURRENT}')" in listed.stdout
+    ran = run(venv, "nox", "-s", f"synthetic_door(python='{CURRENT}')", "--", "--attempts", "1", cwd=project)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stderr.splitlines()[-1] == "2 cells: 1 absent, 1 present; 2 of 2 as expected", ran.stderr[-3000:]
