@@ -18,6 +18,7 @@ import faulthandler
 import importlib.util
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -36,6 +37,10 @@ from harness.verdict import CLEAN, OTHER_FAILURE, REPRODUCED
 
 # How long before the parent's deadline the stacks are dumped, so the parent can read them.
 STACK_DUMP_MARGIN = 1.0
+# How long after the parent's deadline the child ends itself, whatever the parent does (it may
+# be stopped, or dead): past the parent's kill grace, its stack dumps and its watchdog's slack.
+HARD_DEADLINE_SLACK = 60.0
+HARD_DEADLINE_EXIT = 124     # as timeout(1)
 
 
 class Context:
@@ -206,6 +211,26 @@ def dump_stacks_before(deadline, stacks):
                                       file=stacks)
 
 
+def hard_deadline(deadline, parent):
+    """End this child `HARD_DEADLINE_SLACK` seconds after the parent's deadline (a time.time()),
+    without the repro's cooperation: a thread that first continues a parent the repro stopped
+    (SIGSTOP), and SIGALRM with its default action (the kernel's, even if a thread holds the GIL)."""
+    slack = float(os.environ.get("REPRO_CHILD_HARD_SLACK") or HARD_DEADLINE_SLACK)
+    left = max(0.1, deadline - time.time() + slack)
+
+    def end():
+        time.sleep(left)
+        try:
+            os.kill(parent, signal.SIGCONT)
+        except OSError:
+            pass
+        os._exit(HARD_DEADLINE_EXIT)
+
+    threading.Thread(target=end, name="repro-hard-deadline", daemon=True).start()
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(int(left) + 2)
+
+
 def arming(request, stacks, attempt_dir):
     """For a variant with a setup allowance, the function that starts its real deadline: `timeout`
     from now, but never past the request's deadline (the parent's rule too). Else None."""
@@ -231,6 +256,7 @@ def main(argv=None):
     stacks = open(os.path.join(attempt_dir, STACKS_FILE), "w")
     faulthandler.enable(file=stacks, all_threads=True)  # segfaults and aborts leave stacks too
     dump_stacks_before(request.deadline, stacks)
+    hard_deadline(request.deadline, os.getppid())
 
     started = time.monotonic()
     function = getattr(load_repro(request.repro), request.run)
