@@ -148,14 +148,26 @@ def request_for(bug: Bug, variant: Variant, timeout: float, params: dict) -> Req
                    deadline=time.time() + variant.setup_timeout + timeout)
 
 
+# What a Python process needs to run, taken from our environment; nothing else of it reaches
+# the child (tokens, index credentials, passwords), and no PYTHON* variable but those set below.
+PASSED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "TERM",
+                    "SYSTEMROOT")
+PASSED_PREFIXES = ("LC_",)
+# What the harness itself sets for every child (recorded with the attempt's environment).
+HARNESS_VARIABLES = {"PYTHONFAULTHANDLER": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                     "RUST_LOG": "off", "PYTHONUNBUFFERED": "1"}
+
+
 def child_env(extra: dict) -> dict:
-    """The child's environment: ours minus credentials and path, plus the run's mark and extras.
+    """The child's environment, built from an allow-list: what a Python process needs from ours,
+    the harness's own variables, the run's mark, then `extra` (service addresses, fake credentials,
+    what a test sets).
 
     PYTHONPATH is set per attempt (ChildCommand.environment); the user's site directory is off,
     and REPRO_RUN marks every process of the attempt for the guardian."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONPATH"}
-    env.update({"PYTHONFAULTHANDLER": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-                "RUST_LOG": "off", "PYTHONUNBUFFERED": "1", guardian.TOKEN_VARIABLE: guardian.token()})
+    env = {k: v for k, v in os.environ.items() if k in PASSED_VARIABLES or k.startswith(PASSED_PREFIXES)}
+    env.update(HARNESS_VARIABLES)
+    env[guardian.TOKEN_VARIABLE] = guardian.token()
     env.update(extra)
     return env
 
@@ -190,7 +202,8 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
         except OSError as exc:
             return Attempt(ERROR, f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
         tree = procs.AttemptProcesses(proc.pid, before)
-        guardian.watch(proc.pid)
+        handoff = _GuardianHandoff(tree)
+        handoff.start()
         reader = _TailReader(proc.stdout)
         reader.start()
         watchdog = threading.Timer(variant.setup_timeout + timeout + kill_grace + WATCHDOG_SLACK,
@@ -207,11 +220,50 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
         # a second Ctrl-C cannot cut this short before the SIGKILL step.
         with procs.signals_deferred():
             if proc is not None:
+                handoff.stop()
                 tree.kill(kill_grace)
                 _reap(proc, reader)
                 command.cleanup(proc.pid)
-                guardian.unwatch(proc.pid)
+                handoff.release()
             shutil.rmtree(attempt_dir, ignore_errors=True)
+
+
+class _GuardianHandoff(threading.Thread):
+    """Tells the guardian every process of the attempt the ancestry walk sees, as it appears, so a
+    SIGKILL of the harness kills also what left the session with a clean environment (no mark);
+    and watches the guardian: one the attempt killed is started again and told everything again."""
+
+    PERIOD = 0.2  # seconds between two walks
+
+    def __init__(self, tree: procs.AttemptProcesses):
+        super().__init__(daemon=True)
+        self.tree = tree
+        self.told: set[int] = set()
+        self.guardian_pid = guardian.start()
+        self.done = threading.Event()
+        self._tell_new()
+
+    def _tell_new(self) -> None:
+        current = guardian.start()
+        if current != self.guardian_pid:     # it died: the new one knows nothing yet
+            self.tree.before.add(current)    # and it is ours, not the attempt's
+            self.guardian_pid, self.told = current, set()
+        for pid in set(self.tree.all()) - self.told:
+            guardian.watch(pid)
+            self.told.add(pid)
+
+    def run(self) -> None:
+        while not self.done.wait(self.PERIOD):
+            self._tell_new()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+    def release(self) -> None:
+        """The attempt's processes are gone: their pids may be reused."""
+        for pid in self.told:
+            guardian.unwatch(pid)
 
 
 def _reap(proc: subprocess.Popen, reader: _TailReader) -> None:

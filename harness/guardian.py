@@ -3,10 +3,12 @@
 The harness cleans up after every attempt, but a process killed with SIGKILL runs no
 cleanup. So each harness process starts one guardian, in a session of its own, with a
 pipe as its stdin that the harness holds open and tells, one line each, which attempt
-children are running ("+PID" / "-PID"). When the pipe reaches end of file the harness is
-gone: the guardian then kills every process that carries the harness's token in its
-environment (every process an attempt starts inherits it, whether it left the session or
-not) and the sessions of the children still running, SIGTERM first, SIGKILL after.
+processes are running ("+PID" / "-PID": the attempt tells every process its ancestry walk
+sees, as it appears). When the pipe reaches end of file the harness is gone: the guardian
+then kills every process it was told of (and the process group each leads), and every
+process that carries the harness's token in its environment (every process an attempt
+starts inherits it, unless it replaced its environment), SIGTERM first, SIGKILL after.
+The attempt watches the guardian: one that was killed is started again and told again.
 
     python -m harness.guardian TOKEN      (started by `guard()`, never by hand)
 """
@@ -80,13 +82,14 @@ def _marked(mark: bytes) -> list[int]:
     return found
 
 
-def _kill_all(mark: bytes, sessions: set[int]) -> None:
+def _kill_all(mark: bytes, pids: set[int]) -> None:
     for sig, wait in ((signal.SIGTERM, GRACE), (signal.SIGKILL, 0.5)):
-        for sid in sessions:
-            try:
-                os.killpg(sid, sig)
-            except OSError:
-                pass
+        for pid in pids:  # each told pid, and its process group (a session's leader)
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, sig)
+                except OSError:
+                    pass
         for pid in _marked(mark):
             try:
                 os.kill(pid, sig)

@@ -290,6 +290,61 @@ def test_a_second_signal_does_not_cut_the_cleanup_short(tmp_path, sig):
     assert not alive(pid), "the child that ignores SIGTERM survived a cleanup cut short"
 
 
+SECRETS = {"GITHUB_TOKEN": "ghp_x", "UV_INDEX_PASSWORD": "pw", "DATABASE_PASSWORD": "pw",
+           "PYTHONOPTIMIZE": "1", "PYTHONWARNINGS": "error", "PYTHONSTARTUP": "/x", "AWS_SECRET_ACCESS_KEY": "k"}
+
+
+@pytest.mark.fault("secrets: the environment")
+def test_the_child_gets_no_secret_and_no_python_variable_it_did_not_set(monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    result = attempt_in_thread("synthetic-trust", "env-probe")
+    seen = set(result.evidence["notes"][0].split())
+    assert not seen & set(SECRETS), seen & set(SECRETS)
+    assert {"PATH", "HOME", "REPRO_RUN", "PYTHONPATH", "PYTHONNOUSERSITE"} <= seen
+
+
+def _harness_running(tmp_path, variant, params=(), env=None):
+    argv = [sys.executable, "-m", "harness", "run", "synthetic-trust", "--variant", variant, "--python", "current",
+            "--quiet", "--results", str(tmp_path / "r.jsonl"), "--max-attempts", "1"]
+    for param in params:
+        argv += ["--param", param]
+    return subprocess.Popen(argv, env={**os.environ, "REPRO_PATH": str(FAULT_REPROS), **(env or {})}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.parametrize("kill_guardian", [False, True], ids=["helper", "helper-after-killing-the-guardian"])
+def test_sigkill_of_the_harness_kills_a_helper_with_a_clean_environment(tmp_path, kill_guardian):
+    pid_file = tmp_path / "pids"
+    harness = _harness_running(tmp_path, "clean-helper", [f"pid_file={pid_file}",
+                                                          f"kill_guardian={json.dumps(kill_guardian)}"])
+    _wait_for(lambda: _pids(pid_file))
+    time.sleep(0.5)  # a new guardian (if killed) has been told
+    harness.kill()
+    harness.wait()
+    (helper,) = _pids(pid_file)
+    try:
+        _wait_for(lambda: not alive(helper), limit=15)
+    finally:
+        if alive(helper):
+            os.kill(helper, signal.SIGKILL)
+
+
+@pytest.mark.fault("stuck: the repro stops the harness")
+def test_a_repro_that_stops_its_parent_does_not_hang_the_harness(tmp_path):
+    harness = _harness_running(tmp_path, "stop-parent",
+                               env={"REPRO_CHILD_HARD_SLACK": "3"})
+    try:
+        harness.wait(timeout=90)
+    finally:
+        if harness.poll() is None:
+            os.kill(harness.pid, signal.SIGCONT)
+            harness.kill()
+            harness.wait()
+    assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
+
+
 # ------------------------------------------------------------ 10. one line, never a traceback
 
 ONE_LINERS = [

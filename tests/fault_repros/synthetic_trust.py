@@ -20,6 +20,10 @@ BUG = {
         "forked-hang": {"role": "trigger", "run": "forked_hang", "timeout": 60, "params": {"pid_file": ""}},
         "path-probe": {"role": "trigger", "run": "path_probe", "timeout": 30,
                        "requirements": ["iniconfig==2.0.0"], "params": {"modules": ["iniconfig"]}},
+        "env-probe": {"role": "trigger", "run": "env_probe", "timeout": 20},
+        "clean-helper": {"role": "trigger", "run": "clean_helper", "timeout": 60,
+                         "params": {"pid_file": "", "kill_guardian": False}},
+        "stop-parent": {"role": "trigger", "run": "stop_parent", "timeout": 2},
         "shadowed": {"role": "trigger", "run": "shadowed", "timeout": 30,
                      "requirements": ["iniconfig==2.0.0"], "params": {"directory": "", "module": ""}},
     },
@@ -95,3 +99,43 @@ def shadowed(ctx):
     sys.path.insert(0, ctx.param("directory", ""))
     importlib.import_module(ctx.param("module", ""))
     return {}
+
+
+def env_probe(ctx):
+    """The child's environment, as a note the test reads."""
+    ctx.note(" ".join(sorted(os.environ)))
+    return {}
+
+
+def _guardians():
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if b"harness.guardian" in handle.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def clean_helper(ctx):
+    """A helper started the ordinary way of a server (a clean environment, a session of its own),
+    after killing the guardian if asked; then the child hangs."""
+    import subprocess
+
+    if ctx.param("kill_guardian", False):
+        for pid in _guardians():
+            os.kill(pid, signal.SIGKILL)
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], env={},
+                              start_new_session=True)
+    time.sleep(1.0)  # the harness has seen it (it walks every 0.2 s)
+    with open(ctx.param("pid_file", ""), "a") as handle:
+        handle.write("%d\n" % helper.pid)
+    time.sleep(3600)
+
+
+def stop_parent(ctx):
+    """Stop the harness, then hang."""
+    os.kill(os.getppid(), signal.SIGSTOP)
+    time.sleep(3600)
