@@ -126,3 +126,32 @@ def test_a_latest_cell_has_its_session_on_the_newest_python_found():
 
     cells = {s["session"] for s in nox_list("-t", "cells")}
     assert f"delta_already_borrowed(python='{matrix.newest_python()}', deltalake='latest')" in cells
+
+
+def permissions_of(job_text: str) -> dict[str, str]:
+    """A job's `permissions:` block as {scope: access} (empty: none declared)."""
+    import re
+
+    block = re.search(r"^    permissions:.*\n((?:      .*\n)+)", job_text, flags=re.M)
+    if not block:
+        return {}
+    return dict(re.findall(r"^      ([a-z-]+): ([a-z]+)", block.group(1), flags=re.M))
+
+
+def test_only_the_publishing_jobs_hold_a_write_scoped_token():
+    """The code under test (cells, tests) runs in jobs that can read the repository and nothing else;
+    the workflow's default is read-only, so a job that declares nothing gets no write scope either."""
+    import re
+
+    for workflow in WORKFLOWS:
+        text = workflow.read_text()
+        top = re.search(r"^permissions:\n((?:  .*\n)+)", text, flags=re.M)
+        assert top and dict(re.findall(r"^  ([a-z-]+): ([a-z]+)", top.group(1), flags=re.M)) == {"contents": "read"}
+        for name, job in jobs(workflow).items():
+            writes = {scope for scope, access in permissions_of(job).items() if access == "write"}
+            if name in ("report", "pages"):
+                continue
+            assert not writes, f"{workflow.name}: job {name} holds {writes}"
+        cells = jobs(workflow).get("cells")
+        if cells is not None:
+            assert permissions_of(cells) == {"contents": "read"}, "the cells job declares read-only itself"
