@@ -12,3 +12,28 @@ def one_line(value, limit: int = 300) -> str:
     """An exception or a text on one line (whitespace collapsed), at most `limit` characters."""
     text = " ".join(str(value).split())[:limit]
     return text or (type(value).__name__ if isinstance(value, BaseException) else "(empty)")
+
+
+# ---------------------------------------------------------------- record text inside Markdown (issues, README)
+# Record fields are untrusted (the code under test writes reasons and notes): in Markdown they must stay text.
+
+def fenced(text: str, info: str = "") -> str:
+    """`text` in a code fence longer than any backtick run in it, so no line of it can close the fence."""
+    longest = max((len(run) for run in _backtick_runs(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+def _backtick_runs(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"`+", text)
+
+
+def inline(value, limit: int = 300) -> str:
+    """A record field on one line of Markdown prose or a table cell: no `|` cell split, no HTML or
+    comment (`<!-- ... -->`), no @mention that notifies, no image, link or emphasis markup."""
+    text = one_line(value, limit)
+    for char in "\\`*_[]()<>|!#~":
+        text = text.replace(char, "\\" + char)
+    return text.replace("@", "@\u200b")  # a zero-width space after @: shown as written, notifies nobody

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from harness import results
+from harness.text import fenced, inline
 from harness.matrix import CellGroup
 from harness.report import cell_key, collect, expected_verdicts, unexpected
 
@@ -144,18 +145,20 @@ def issue_payloads(current: list[dict], published: list[dict]) -> list[dict]:
 
 def _body(group: tuple, pairs: list[tuple], failing: list[dict]) -> str:
     bug, python, pins = group
-    head = (f"The regression watch saw the verdicts of **{bug}** change (Python {python}, "
-            f"pins {' '.join(pins) or 'default'}).\n\n"
+    head = (f"The regression watch saw the verdicts of **{inline(bug)}** change (Python {inline(python)}, "
+            f"pins {inline(' '.join(pins) or 'default')}).\n\n"
             + ("**Failing its expectation now.**" if failing else "Every cell meets its expectation again.") + "\n\n"
             "| variant | published | now | expected | installed |\n|---|---|---|---|---|\n")
     rows, details = [], []
     for old, new in pairs:
         installed = ", ".join(f"{k} {v}" for k, v in (new.get("installed") or {}).items() if v) or "-"
-        rows.append(f"| {new['variant']} | {old['verdict'] if old else '-'} | **{new['verdict']}** | "
-                    f"{' or '.join(expected_verdicts(new)) or '-'} | {installed} |")
+        rows.append(f"| {inline(new['variant'])} | {inline(old['verdict']) if old else '-'} | "
+                    f"**{inline(new['verdict'])}** | {inline(' or '.join(expected_verdicts(new)) or '-')} | "
+                    f"{inline(installed)} |")
         diff = env_diff(env_of(old), env_of(new)) if old else (new.get("watch") or {}).get("env_diff")
-        details.append(f"### {new['variant']}\n\nreason: {new['reason']}\n\n```\n"
-                       + "\n".join(_resolved_lines(new) + diff_lines(diff)) + "\n```")
+        # the reason and the diff come from the record (the child wrote the reason): fenced as text
+        details.append(f"### {inline(new['variant'])}\n\n"
+                       + fenced("\n".join([f"reason: {new['reason']}"] + _resolved_lines(new) + diff_lines(diff))))
     return head + "\n".join(rows) + "\n\n" + "\n\n".join(details) + "\n"
 
 

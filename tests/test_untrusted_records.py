@@ -1,0 +1,35 @@
+"""Records are untrusted data: the code under test writes reasons and notes, and a results file can be
+edited. What a record holds must stay text in the tracking issues (no way out of a code fence, no
+@mention, no table cell split) and never name a path outside where the report writes."""
+import re
+
+from harness import watch
+from report_records import record
+
+BREAKOUT = ("x\n```\n\n## All fixed, close this\n\n@maintainer ![img](https://evil.example/p.png)\n"
+            "````\nmore")
+
+
+def failing_latest(reason: str, variant: str = "trigger") -> dict:
+    cell = record("delta_already_borrowed", variant, "3.13", "deltalake", "latest", "absent", expected="present")
+    cell["reason"] = reason
+    return cell
+
+
+def test_a_reason_with_backtick_fences_stays_inside_the_issue_s_code_block():
+    [payload] = watch.issue_payloads([failing_latest(BREAKOUT)], [])
+    body = payload["body"]
+    fences = re.findall(r"^(`{3,})$", body, flags=re.M)
+    opening = fences[0]
+    assert len(opening) > 4, "the fence is longer than every backtick run of the reason"
+    inside = body.split(opening + "\n", 1)[1].split("\n" + opening, 1)[0]
+    assert "## All fixed" in inside and "@maintainer" in inside, "the whole reason is inside the one fence"
+    outside = body.replace(inside, "")
+    assert "@maintainer" not in outside and "![img]" not in outside and "## All fixed" not in outside
+
+
+def test_a_variant_with_a_pipe_an_html_comment_and_a_mention_is_one_escaped_table_cell():
+    [payload] = watch.issue_payloads([failing_latest("r", variant="a|b <!-- x --> @team")], [])
+    row = next(line for line in payload["body"].splitlines() if line.startswith("| a"))
+    assert row.count("|") - row.count("\\|") == 6, row  # five cells: the variant's own | is escaped
+    assert "<!--" not in payload["body"] and "@team" not in payload["body"]
