@@ -78,8 +78,20 @@ class Context:
         return self.params.get(name, default)
 
     def note(self, text):
-        """Record a line of evidence (shown with the result)."""
-        self.notes.append(str(text))
+        """Record a line of evidence (shown with the result), capped: the record stays small."""
+        self.notes.append(capped(str(text)))
+
+
+# A note or a reason longer than this keeps its start and says how long it was (a repro or the library
+# under test can note 100 MiB; every record, and every page built from it, would carry it).
+TEXT_LIMIT = 4000
+
+
+def capped(text, limit=TEXT_LIMIT):
+    """`text` whole, or its first `limit` characters and the original length."""
+    if len(text) <= limit:
+        return text
+    return "%s... [cut: %d characters in all]" % (text[:limit], len(text))
 
 
 def exception_text(exc):
@@ -200,7 +212,7 @@ def run_variant(function, ctx):
     try:
         observation = function(ctx) or {}
     except BaseException as exc:  # noqa: BLE001 - everything the repro raises is evidence
-        observation = {"errors": [exception_text(exc)], "traceback": traceback.format_exc()[-4000:]}
+        observation = {"errors": [capped(exception_text(exc))], "traceback": traceback.format_exc()[-4000:]}
     return observation
 
 
@@ -270,7 +282,7 @@ def main(argv=None):
         reason = "control reproduced the bug's signature: " + reason
     result = Result(
         outcome=outcome,
-        reason=reason,
+        reason=capped(reason),
         observation=observation,
         notes=ctx.notes,
         versions=installed_versions(request.packages),

@@ -33,3 +33,19 @@ def test_a_variant_with_a_pipe_an_html_comment_and_a_mention_is_one_escaped_tabl
     row = next(line for line in payload["body"].splitlines() if line.startswith("| a"))
     assert row.count("|") - row.count("\\|") == 6, row  # five cells: the variant's own | is escaped
     assert "<!--" not in payload["body"] and "@team" not in payload["body"]
+
+
+def test_a_16_mib_note_and_reason_are_cut_with_their_length_recorded():
+    import sys
+
+    from harness.attempt import ChildCommand, child_env, run_attempt
+    from harness.registry import get_bug
+
+    spec = get_bug("synthetic-trust")
+    result = run_attempt(spec, spec.variant("huge-text"), ChildCommand(sys.executable, child_env({})), kill_grace=1.0)
+    [note] = result.evidence["notes"]
+    assert len(note) < 5000 and f"{16 << 20} characters in all" in note
+    import json
+
+    assert len(json.dumps(result.evidence, default=str)) < 50_000, "the exception's 16 MiB message is cut too"
+    assert result.outcome == "reproduced", "the cut reason still carries the bug's signature"

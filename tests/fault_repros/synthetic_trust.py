@@ -26,6 +26,7 @@ BUG = {
         "stop-parent": {"role": "trigger", "run": "stop_parent", "timeout": 2},
         "shadowed": {"role": "trigger", "run": "shadowed", "timeout": 30,
                      "requirements": ["iniconfig==2.0.0"], "params": {"directory": "", "module": ""}},
+        "huge-text": {"role": "trigger", "run": "huge_text", "timeout": 30},
     },
 }
 
@@ -139,3 +140,9 @@ def stop_parent(ctx):
     """Stop the harness, then hang."""
     os.kill(os.getppid(), signal.SIGSTOP)
     time.sleep(3600)
+
+
+def huge_text(ctx):
+    """A note and an exception message of 16 MiB each: the record must not carry them."""
+    ctx.note("n" * (16 << 20))
+    raise RuntimeError("synthetic trust bug " + "r" * (16 << 20))
