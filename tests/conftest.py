@@ -17,6 +17,12 @@ import pytest
 
 FAULT_REPROS = Path(__file__).parent / "fault_repros"
 
+# Started in the background (`nohup pytest &`), the tests run with SIGINT ignored, and every
+# process they start would inherit that (their Ctrl-C tests would fail): a handler here is
+# reset to the default in each process the tests start.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def fault_repros(monkeypatch):

@@ -345,6 +345,14 @@ def test_a_repro_that_stops_its_parent_does_not_hang_the_harness(tmp_path):
     assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
 
 
+@pytest.mark.fault("leak: the harness is killed")
+def test_the_ctrl_c_tests_pass_when_the_suite_starts_with_sigint_ignored():
+    inner = subprocess.run(["sh", "-c", 'trap "" INT; exec "$0" -m pytest -q -p no:xdist -p no:cacheprovider '
+                            '"tests/test_trust.py::test_a_second_signal_does_not_cut_the_cleanup_short"',
+                            sys.executable], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert inner.returncode == 0, inner.stdout[-2000:]
+
+
 # ------------------------------------------------------------ 10. one line, never a traceback
 
 ONE_LINERS = [
