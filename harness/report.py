@@ -34,6 +34,15 @@ def cell_key(record: dict) -> tuple:
     return (record["bug"], record["variant"], record["python_requested"], tuple(record.get("pins") or ()))
 
 
+NAMED = ("bug", "variant")  # the record fields that become file names, anchors and table cells
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def plain_name(value) -> bool:
+    """A name that is safe as a file name and as text: letters, digits, '.', '_', '-', no '..'."""
+    return isinstance(value, str) and PLAIN_NAME.fullmatch(value) is not None and ".." not in value
+
+
 def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
     """The newest cell record per cell from every *.jsonl under the given files or directories,
     and one line per line left out ("file:line: ..."): torn, or a cell record without a key the
@@ -50,6 +59,11 @@ def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
             missing = [key for key in REQUIRED if record.get(key) is None]
             if missing:
                 skipped.append(f"{file}:{line}: cell record without {', '.join(map(repr, missing))}: left out")
+                continue
+            unsafe = [key for key in NAMED if not plain_name(record[key])]
+            if unsafe:  # a bug names files (badges, OSV) and a variant anchors: never a path or markup
+                skipped.append(f"{file}:{line}: cell record whose {', '.join(map(repr, unsafe))} is not a "
+                               f"plain name: left out")
                 continue
             key = cell_key(record)
             if key not in newest or record.get("started_at", "") >= newest[key].get("started_at", ""):

@@ -49,3 +49,21 @@ def test_a_16_mib_note_and_reason_are_cut_with_their_length_recorded():
 
     assert len(json.dumps(result.evidence, default=str)) < 50_000, "the exception's 16 MiB message is cut too"
     assert result.outcome == "reproduced", "the cut reason still carries the bug's signature"
+
+
+def test_a_record_whose_bug_is_a_path_writes_nothing_outside_out_and_is_named(tmp_path):
+    import json
+
+    from test_cli import repro
+
+    good = record("delta_already_borrowed", "trigger", "3.11", "deltalake", "0.20.1", "present")
+    evil = record("../../../escaped", "trigger", "3.11", "deltalake", "0.20.1", "absent")
+    marker = record("delta_already_borrowed", "<!-- results:end -->", "3.11", "deltalake", "0.20.1", "absent")
+    results_dir = tmp_path / "a" / "b" / "c"
+    results_dir.mkdir(parents=True)
+    (results_dir / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (good, evil, marker)))
+    out = repro("report", str(results_dir), "--out", str(results_dir / "site"), "--no-readme")
+    assert out.returncode == 0, out.stderr
+    assert not list(tmp_path.rglob("escaped*")), "no file named by the record outside --out (or anywhere)"
+    assert "not a plain name" in out.stderr and out.stderr.count("left out") >= 2
+    assert (results_dir / "site" / "badges" / "delta_already_borrowed.json").exists(), "the good record is reported"
