@@ -202,7 +202,7 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
         except OSError as exc:
             return Attempt(ERROR, f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
         tree = procs.AttemptProcesses(proc.pid, before)
-        handoff = _GuardianHandoff(tree)
+        handoff = _GuardianHandoff(tree, attempt_dir)
         handoff.start()
         reader = _TailReader(proc.stdout)
         reader.start()
@@ -230,14 +230,15 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
 
 class _GuardianHandoff(threading.Thread):
     """Tells the guardian every process of the attempt the ancestry walk sees, as it appears, so a
-    SIGKILL of the harness kills also what left the session with a clean environment (no mark);
+    SIGKILL of the harness kills also what left the session with a clean environment (no mark),
+    and removes the attempt's temp dir;
     and watches the guardian: one the attempt killed is started again and told everything again."""
 
     PERIOD = 0.2  # seconds between two walks
 
-    def __init__(self, tree: procs.AttemptProcesses):
+    def __init__(self, tree: procs.AttemptProcesses, directory: Path):
         super().__init__(daemon=True)
-        self.tree = tree
+        self.tree, self.directory = tree, str(directory)
         self.told: set[int] = set()
         self.guardian_pid = guardian.start()
         self.done = threading.Event()
@@ -248,6 +249,8 @@ class _GuardianHandoff(threading.Thread):
         if current != self.guardian_pid:     # it died: the new one knows nothing yet
             self.tree.before.add(current)    # and it is ours, not the attempt's
             self.guardian_pid, self.told = current, set()
+        if not self.told:
+            guardian.remove_after(self.directory)
         for pid in set(self.tree.all()) - self.told:
             guardian.watch(pid)
             self.told.add(pid)

@@ -9,12 +9,15 @@ then kills every process it was told of (and the process group each leads), and 
 process that carries the harness's token in its environment (every process an attempt
 starts inherits it, unless it replaced its environment), SIGTERM first, SIGKILL after.
 The attempt watches the guardian: one that was killed is started again and told again.
+An "@PATH" line names an attempt's temp dir, removed after the kill (a harness that gets
+SIGKILL leaves none behind).
 
     python -m harness.guardian TOKEN      (started by `guard()`, never by hand)
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +69,11 @@ def unwatch(pid: int) -> None:
     _tell(f"-{pid}")
 
 
+def remove_after(directory: str) -> None:
+    """Have the guardian remove `directory` (an attempt's temp dir) should the harness die first."""
+    _tell(f"@{directory}")
+
+
 # ------------------------------------------------------------------ the guardian process
 
 def _marked(mark: bytes) -> list[int]:
@@ -104,11 +112,16 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the harness is not for us
     running: set[int] = set()
+    directories: set[str] = set()
     for line in sys.stdin.buffer:  # ends when the harness is gone (its end of the pipe closed)
         text = line.decode(errors="replace").strip()
         if text[:1] in "+-" and text[1:].isdigit():
             (running.add if text[0] == "+" else running.discard)(int(text[1:]))
+        elif text[:1] == "@" and os.path.isabs(text[1:]):
+            directories.add(text[1:])
     _kill_all(f"{TOKEN_VARIABLE}={argv[0]}".encode(), running)
+    for directory in directories:  # after the kill: nothing writes there any more
+        shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 

@@ -316,9 +316,11 @@ def _harness_running(tmp_path, variant, params=(), env=None):
 @pytest.mark.fault("leak: the harness is killed")
 @pytest.mark.parametrize("kill_guardian", [False, True], ids=["helper", "helper-after-killing-the-guardian"])
 def test_sigkill_of_the_harness_kills_a_helper_with_a_clean_environment(tmp_path, kill_guardian):
-    pid_file = tmp_path / "pids"
+    pid_file, temp = tmp_path / "pids", tmp_path / "tmp"
+    temp.mkdir()
     harness = _harness_running(tmp_path, "clean-helper", [f"pid_file={pid_file}",
-                                                          f"kill_guardian={json.dumps(kill_guardian)}"])
+                                                          f"kill_guardian={json.dumps(kill_guardian)}"],
+                               env={"TMPDIR": str(temp)})
     _wait_for(lambda: _pids(pid_file))
     time.sleep(0.5)  # a new guardian (if killed) has been told
     harness.kill()
@@ -326,6 +328,7 @@ def test_sigkill_of_the_harness_kills_a_helper_with_a_clean_environment(tmp_path
     (helper,) = _pids(pid_file)
     try:
         _wait_for(lambda: not alive(helper), limit=15)
+        _wait_for(lambda: not list(temp.iterdir()), limit=10)  # nor the attempt's temp dir
     finally:
         if alive(helper):
             os.kill(helper, signal.SIGKILL)
