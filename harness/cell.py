@@ -6,6 +6,7 @@ the cell's record.
 """
 from __future__ import annotations
 
+import errno
 import platform
 import time
 from collections import Counter
@@ -116,6 +117,9 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
                                   progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
+        if NO_SPACE in str(exc) or isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.ENOSPC:
+            return _finish(record, verdict.broken(f"the env build ran out of disk space: {exc}",
+                                                  bug.trigger_rate_lower_bound()), [], started, bug.rate_of())
         kind = verdict.NOT_INSTALLABLE if exc.lasting else verdict.ENV_BROKEN
         return _skipped(record, kind, str(exc), started, bug)
     record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
@@ -178,6 +182,9 @@ def _run_attempts(bug, variant, command, options, progress, planned: int) -> lis
         if attempt.outcome == ERROR or (attempt.matches_bug(bug) and not options.measure):
             break
     return attempts
+
+
+NO_SPACE = "No space left on device"  # strerror(ENOSPC), as uv and pip print it
 
 
 def _skipped(record, kind: str, reason: str, started, bug: Bug) -> dict:

@@ -186,7 +186,7 @@ class CellItem(pytest.Item):
         from harness import matrix, results, watch
         from harness.cell import Options
         from harness.runner import Planned, run_cells
-        from harness.verdict import SKIPPED
+        from harness.verdict import CANNOT_INSTALL, SKIPPED
 
         cell = matrix.resolve(self.expected)  # `latest` and "newest" resolved now
         planned = Planned(cell, expect=tuple(self.expected.expect), extra=matrix.declared(self.expected, cell),
@@ -203,8 +203,10 @@ class CellItem(pytest.Item):
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
         self.user_properties.append(("verdict", record["verdict"]))
-        if record["verdict"] == SKIPPED:
-            pytest.skip(record["reason"])
+        expect = self.expected.expect
+        uninstallable = record.get("skip_kind") in CANNOT_INSTALL and expect and SKIPPED not in expect
+        if record["verdict"] == SKIPPED and not uninstallable:
+            pytest.skip(record["reason"])  # a cell that cannot install what it expects to test fails below
         if record["verdict"] not in self.expected.expect:
             raise VerdictMismatch(record)
 

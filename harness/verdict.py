@@ -116,6 +116,17 @@ def skipped(kind: str, reason: str, rate_bound: float) -> Decision:
     return Decision(SKIPPED, reason, 0, 0, rate_bound, skip_kind=kind)
 
 
+def broken(reason: str, rate_bound: float) -> Decision:
+    """The verdict of a cell whose env or run broke on this machine (a full disk): an error, never a skip,
+    so a watch whose disk is full fails instead of staying green."""
+    return Decision(ERROR, reason, 0, 0, rate_bound)
+
+
+# A skip that hides a cell that should have run: its release cannot be installed (vanished from the
+# index) or its env build failed here. A cell with an expectation fails on it unless it expects `skipped`.
+CANNOT_INSTALL = (NOT_INSTALLABLE, ENV_BROKEN)
+
+
 def overruled_by_control(decision: Decision, reason: str) -> Decision:
     """A trigger's verdict when a control failed: the repro itself is in doubt."""
     return replace(decision, verdict=ERROR, reason=reason, confidence=None)

@@ -7,8 +7,10 @@ runs every fault-injection test and ends with a Markdown table per class of faul
 tried, and of those how many lost a result, leaked a process (found by ancestry), hung the
 harness, or gave a wrong verdict or message. It is the README's reliability table.
 """
+import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,6 +40,19 @@ def skip_without_python(version: str) -> None:
         interpreters.find(version)
     except Exception as exc:  # noqa: BLE001 - any failure to find it is a reason to skip
         pytest.skip(f"no Python {version} here: {exc}")
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str):
+    """A real filesystem of `size` at `mount` (a new folder) for the test's duration; skips where no mount."""
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
 
 
 def alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_cli import ROOT, repro
 
-from conftest import FAULT_REPROS, _cmdline, alive
+from conftest import FAULT_REPROS, _cmdline, alive, small_tmpfs
 from harness import procs, results
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cell import Cell, Options, run_cell
@@ -221,12 +221,7 @@ def test_a_torn_line_is_reported_and_never_swallows_the_next_record(tmp_path):
 
 @pytest.mark.fault("lost: a result write fails", loses="results")
 def test_a_real_full_filesystem_leaves_whole_records_only(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "16k") as mount:
         path = mount / "r.jsonl"
         written = lost = 0
         for n in range(200):
@@ -238,8 +233,6 @@ def test_a_real_full_filesystem_leaves_whole_records_only(tmp_path):
         problems = []
         kept = results.read(path, problems)
         assert lost and problems == [] and [r["n"] for r in kept] == list(range(written))
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 # ------------------------------------------------------------ 8. no leak, even when the harness is killed

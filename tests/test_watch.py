@@ -21,6 +21,7 @@ from harness import matrix, results, watch
 from harness.cell import Options
 from harness.envs import package_index
 from harness.runner import Planned, run_cells
+from conftest import small_tmpfs
 from test_bisect import LOCKED, TOY_REPRO, UNLOCKED
 from test_envs import make_wheel
 
@@ -42,6 +43,9 @@ MATRIX = ('bug = "watchlib-lost-update"\n' + cells("watchlib==1.0", "present", H
           + cells("watchlib==1.1", "absent", HISTORY) + cells("watchlib==latest", "absent"))
 
 
+VANISHED: set = set()  # wheels the index still lists but whose file is gone (404), as a deleted release
+
+
 class Index(BaseHTTPRequestHandler):
     """A PEP 691 JSON simple index of the wheels in one folder; upload times from `uploaded`."""
 
@@ -58,7 +62,8 @@ class Index(BaseHTTPRequestHandler):
 
     def do_GET(self):
         parts = [p for p in self.path.split("?")[0].split("/") if p]
-        if parts[:1] == ["files"] and len(parts) == 2 and (self.folder / parts[1]).is_file():
+        if parts[:1] == ["files"] and len(parts) == 2 and (self.folder / parts[1]).is_file() \
+                and parts[1] not in VANISHED:
             return self._send(200, (self.folder / parts[1]).read_bytes(), "application/octet-stream")
         if parts[:1] == ["simple"] and len(parts) == 2:
             wheels = sorted(self.folder.glob(f"{parts[1].replace('-', '_')}-*.whl"))
@@ -129,8 +134,10 @@ def run_tracking_cell(matrix_dir: Path, results_dir: Path) -> dict:
     return record
 
 
-def repro(*args, env, cwd):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600,
+def repro(*args, env, cwd, python=False):
+    """`repro ARGS` (or `python ARGS` with python=True) in `cwd`, on the index's environment."""
+    command = [sys.executable, *args] if python else [sys.executable, "-m", "harness", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600,
                           cwd=cwd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
 
 
@@ -237,3 +244,37 @@ def test_a_latest_pin_is_name_equals_latest_and_newest_is_the_newest_python_foun
     newest = matrix.newest_python()
     assert newest >= CURRENT.split(".")[0] and matrix.concrete_python("newest") == newest
     assert matrix.concrete_python("3.11.7") == "3.11.7"
+
+
+@pytest.mark.slow
+def test_a_latest_cell_whose_release_vanished_fails_its_test(local_index):
+    """The index lists watchlib 1.1 but its file is gone (404): the `latest` cell cannot install what
+    it expects to test. That is a failed test (exit 1), not a skip that keeps the watch green."""
+    release, tmp, env = local_index
+    VANISHED.add("watchlib-1.1-py3-none-any.whl")
+    try:
+        out = run_latest_cell(tmp, env)
+    finally:
+        VANISHED.clear()
+    assert out.returncode == 1, out.stdout[-3000:]
+    [record] = results.read(tmp / "results" / "main.jsonl")
+    assert record["verdict"] == "skipped" and record["skip_kind"] in ("not-installable", "env-broken")
+    assert "1 failed" in out.stdout, out.stdout[-3000:]
+
+
+def run_latest_cell(tmp: Path, env: dict):
+    return repro("-m", "pytest", "matrix/", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", "-rs",
+                 "--attempts", "1", "--results-dir", str(tmp / "results"), "-k", "latest", env=env, cwd=tmp,
+                 python=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_the_env_build_is_an_error_that_fails_the_cell(local_index):
+    """The envs live on a 64 KiB tmpfs: the build hits ENOSPC. That is `error` (the machine broke), and
+    the cell fails, never `skipped` with exit 0."""
+    release, tmp, env = local_index
+    with small_tmpfs(tmp / "small", "64k") as small:
+        out = run_latest_cell(tmp, {**env, "REPRO_CACHE_DIR": str(small)})
+    assert out.returncode == 1, out.stdout[-3000:]
+    [record] = results.read(tmp / "results" / "main.jsonl")
+    assert record["verdict"] == "error" and "disk space" in record["reason"], record["reason"]
