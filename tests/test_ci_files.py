@@ -138,6 +138,7 @@ def permissions_of(job_text: str) -> dict[str, str]:
     return dict(re.findall(r"^      ([a-z-]+): ([a-z]+)", block.group(1), flags=re.M))
 
 
+@pytest.mark.fault("CI publishing: write tokens")
 def test_only_the_publishing_jobs_hold_a_write_scoped_token():
     """The code under test (cells, tests) runs in jobs that can read the repository and nothing else;
     the workflow's default is read-only, so a job that declares nothing gets no write scope either."""

@@ -3,6 +3,8 @@ edited. What a record holds must stay text in the tracking issues (no way out of
 @mention, no table cell split) and never name a path outside where the report writes."""
 import re
 
+import pytest
+
 from harness import watch
 from report_records import record
 
@@ -16,6 +18,7 @@ def failing_latest(reason: str, variant: str = "trigger") -> dict:
     return cell
 
 
+@pytest.mark.fault("untrusted: a record from the code under test")
 def test_a_reason_with_backtick_fences_stays_inside_the_issue_s_code_block():
     [payload] = watch.issue_payloads([failing_latest(BREAKOUT)], [])
     body = payload["body"]
@@ -28,6 +31,7 @@ def test_a_reason_with_backtick_fences_stays_inside_the_issue_s_code_block():
     assert "@maintainer" not in outside and "![img]" not in outside and "## All fixed" not in outside
 
 
+@pytest.mark.fault("untrusted: a record from the code under test")
 def test_a_variant_with_a_pipe_an_html_comment_and_a_mention_is_one_escaped_table_cell():
     [payload] = watch.issue_payloads([failing_latest("r", variant="a|b <!-- x --> @team")], [])
     row = next(line for line in payload["body"].splitlines() if line.startswith("| a"))
@@ -35,6 +39,7 @@ def test_a_variant_with_a_pipe_an_html_comment_and_a_mention_is_one_escaped_tabl
     assert "<!--" not in payload["body"] and "@team" not in payload["body"]
 
 
+@pytest.mark.fault("untrusted: a record from the code under test")
 def test_a_16_mib_note_and_reason_are_cut_with_their_length_recorded():
     import sys
 
@@ -51,6 +56,7 @@ def test_a_16_mib_note_and_reason_are_cut_with_their_length_recorded():
     assert result.outcome == "reproduced", "the cut reason still carries the bug's signature"
 
 
+@pytest.mark.fault("untrusted: a record from the code under test")
 def test_a_record_whose_bug_is_a_path_writes_nothing_outside_out_and_is_named(tmp_path):
     import json
 
