@@ -273,4 +273,7 @@ def _uv_error(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     causes = [line for line in lines if line.startswith(("cause:", "╰─▶", "error:"))]
     pick = causes[-1] if causes else (lines[-1] if lines else "(no output)")
-    return pick.removeprefix("cause:").removeprefix("error:").strip()[:400]
+    pick = pick.removeprefix("cause:").removeprefix("error:").strip()[:400]
+    if "(os error 28)" in stderr:  # ENOSPC, maybe on a wrapped line past `pick`: the cell's verdict needs it
+        pick = "No space left on device: " + pick
+    return pick
