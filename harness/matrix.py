@@ -43,6 +43,7 @@ from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
 from harness.registry import all_bugs
+from harness.text import unknown_keys
 from harness.verdict import ABSENT, PRESENT, VERDICTS
 
 if sys.version_info >= (3, 11):
@@ -148,9 +149,9 @@ def _strings(value) -> bool:
 
 
 def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
-    unknown = set(entry) - {"python", "pins", "variants", "exclude_newer", "expect", "note", "tier"}
+    unknown = unknown_keys(entry, ("python", "pins", "variants", "exclude_newer", "expect", "note", "tier"))
     if unknown:
-        raise _fail(path, name, f"unknown key(s) {', '.join(sorted(unknown))}")
+        raise _fail(path, name, unknown)
     pythons = entry.get("python")
     pythons = [pythons] if isinstance(pythons, str) else pythons
     if not _strings(pythons) or not pythons:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
+from harness.text import unknown_keys
 
 FAILURE_KINDS = ("exception", "hang", "data-loss")
 ROLES = ("trigger", "control")
@@ -119,7 +120,18 @@ def _problem(path: Path, text: str) -> UsageError:
     return UsageError(f"{path}: {text}")
 
 
+def _known_keys(path: Path, where: str, raw: dict, record) -> None:
+    """Refuse a key the record type has no field for: a misspelt key would otherwise be ignored
+    (a 'servics' list loads as no service). The name and the path are the loader's, not the file's."""
+    problem = unknown_keys(raw, [f.name for f in fields(record) if f.name not in ("name", "path")])
+    if problem:
+        raise _problem(path, f"{where}: {problem}")
+
+
 def _variant(path: Path, module, name: str, raw: dict) -> Variant:
+    if not isinstance(raw, dict):
+        raise _problem(path, f"variant {name!r}: must be a dict")
+    _known_keys(path, f"variant {name!r}", raw, Variant)
     if raw.get("role") not in ROLES:
         raise _problem(path, f"variant {name!r}: role must be one of {ROLES}")
     if not callable(getattr(module, raw.get("run", ""), None)):
@@ -168,6 +180,7 @@ def load_bug(path: Path) -> Bug:
     raw = getattr(module, "BUG", None)
     if not isinstance(raw, dict):
         raise _problem(path, "declares no BUG dict")
+    _known_keys(path, "BUG", raw, Bug)
     for key in ("id", "title", "failure_kind", "variants", "trigger_rate"):
         if key not in raw:
             raise _problem(path, f"BUG lacks {key!r}")

@@ -1,5 +1,8 @@
-"""Clipping text for one-line messages: the telling end of a log, an exception on one line."""
+"""Text for one-line messages (the telling end of a log, an exception on one line, unknown keys)
+and record text kept inert inside Markdown."""
 from __future__ import annotations
+
+import difflib
 
 
 def last_lines(text: str, lines: int = 3, limit: int = 500) -> str:
@@ -12,6 +15,17 @@ def one_line(value, limit: int = 300) -> str:
     """An exception or a text on one line (whitespace collapsed), at most `limit` characters."""
     text = " ".join(str(value).split())[:limit]
     return text or (type(value).__name__ if isinstance(value, BaseException) else "(empty)")
+
+
+def unknown_keys(given, known) -> str | None:
+    """What is wrong with the keys of `given` that are not in `known`, with the close known ones
+    (a typo such as 'servics' is the usual cause); None when every key is known."""
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return None
+    close = [match for key in unknown for match in difflib.get_close_matches(key, known, n=1)]
+    hint = f"; did you mean {', '.join(repr(k) for k in close)}?" if close else ""
+    return f"unknown key(s) {', '.join(unknown)}{hint}"
 
 
 # ---------------------------------------------------------------- record text inside Markdown (issues, README)
