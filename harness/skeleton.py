@@ -44,6 +44,8 @@ def trigger(ctx):
 
     errors = []
     # TODO: provoke the bug (threads, processes...) and collect every failure as 'Type: message'.
+    # Until then this raises, so an untouched skeleton is a failure of the repro, never `absent`.
+    raise NotImplementedError("{bug_id}: trigger() is a skeleton; provoke the bug there, then delete this line")
     return {{"errors": errors}}
 
 
@@ -52,6 +54,7 @@ def control(ctx):
 
     errors = []
     # TODO: the same workload with the workaround applied.
+    raise NotImplementedError("{bug_id}: control() is a skeleton; apply the workaround there, then delete this line")
     return {{"errors": errors}}
 '''
 
@@ -76,7 +79,9 @@ bug = "{bug_id}"
 def write_skeleton(bug_id: str, package: str, where: Path) -> list[Path]:
     """`repro new`: a commented repro and its matrix entry under `where` (repros/, matrix/).
 
-    Refuses a malformed id or an existing file: a skeleton never overwrites work."""
+    Refuses a malformed id or an existing file: a skeleton never overwrites work. Whether the id is
+    already known elsewhere (shipped, REPRO_PATH) is the caller's check (`repro new --force`).
+    Its trigger and control raise until filled in: an untouched skeleton never reports `absent`."""
     if not re.fullmatch(BUG_ID_RE, bug_id):
         raise UsageError(f"bug id {bug_id!r}: use lower-case letters, digits and '-', e.g. mylib-write-race")
     stem = bug_id.replace("-", "_")

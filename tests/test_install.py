@@ -103,7 +103,7 @@ def test_new_writes_a_skeleton_that_loads(tmp_path):
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith("tinylib-write-race")
     again = _in_tree("new", "tinylib-write-race", cwd=tmp_path)  # never overwrites
-    assert again.returncode == 2 and "already there" in again.stderr
+    assert again.returncode == 2 and "already exists" in again.stderr
     assert _in_tree("new", "Bad_Id", "--package", "x", cwd=tmp_path).returncode == 2
 
 

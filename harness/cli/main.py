@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(./repros/BUG.py, ./matrix/BUG.toml)")
     new.add_argument("bug", help="the new bug's id, e.g. mylib-write-race")
     new.add_argument("--package", help="the package under test (default: the name in ./pyproject.toml)")
+    new.add_argument("--force", action="store_true",
+                     help="write it even if a repro of this id exists (shipped or elsewhere): the new one "
+                          "replaces it; an existing file of the skeleton is still never overwritten")
     return parser
 
 

@@ -132,12 +132,26 @@ def _project_name() -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _known_repro(bug_id: str) -> str | None:
+    """The file of `bug_id` that discovery sees now (shipped, REPRO_PATH, ./repros), broken or not."""
+    from harness.registry import discover
+
+    bugs, broken = discover()
+    if bug_id in bugs:
+        return str(bugs[bug_id].path)
+    return next((path for path in broken if Path(path).stem == bug_id.replace("-", "_")), None)
+
+
 def cmd_new(args) -> int:
     from harness.skeleton import write_skeleton
 
     package = args.package or _project_name()
     if not package:
         raise UsageError("no ./pyproject.toml with a [project] name: say the package with --package NAME")
+    known_at = _known_repro(args.bug)
+    if known_at and not args.force:  # a new file of a known id silently shadows the old one
+        raise UsageError(f"bug {args.bug!r} already exists: {known_at}; choose another id, "
+                         "or --force to write one that replaces it")
     for path in write_skeleton(args.bug, package, Path.cwd()):
         print(f"wrote {path}")
     print(f"next: fill in the TODOs, then `repro list` and `repro run {args.bug} --with {package}==VERSION`")
