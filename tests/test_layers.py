@@ -20,7 +20,7 @@ LAYERS = [
      "harness.results", "harness.text"],
     # the facts: bugs, requirements, interpreters, the index
     ["harness.registry", "harness.skeleton", "harness.envs", "harness.envs.requirements",
-     "harness.envs.interpreters", "harness.envs.package_index"],
+     "harness.envs.uvbin", "harness.envs.interpreters", "harness.envs.package_index"],
     # building envs, running one attempt
     ["harness.envs.venv", "harness.envs.checkout", "harness.attempt"],
     # where attempts run: the executor contract and its implementations; services on 127.0.0.1

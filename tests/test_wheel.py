@@ -72,9 +72,10 @@ def project(tmp_path, wheel) -> Path:
     return tmp_path
 
 
-def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run(venv: Path, *args: str, cwd: Path, **overrides: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("REPRO_PATH", "PYTHONPATH", "CI", "NO_COLOR",
            "FORCE_COLOR", "PYTEST_ADDOPTS", "VIRTUAL_ENV") and not k.startswith("PYTEST_XDIST")}
+    env.update(overrides)
     return subprocess.run([str(venv / "bin" / "python"), "-m", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env=env)
 
@@ -103,6 +104,22 @@ def test_repro_matrix_names_a_matrix_elsewhere_and_its_repros(venv, project, tmp
               str(project / "matrix"), cwd=elsewhere)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert f"synthetic_door.toml::py{CURRENT}-default::trigger" in out.stdout, out.stdout
+
+
+def test_an_install_not_on_path_runs_a_cell_with_the_uv_of_its_own_install(venv, project, tmp_path):
+    # pipx, `uvx --from` and an unactivated venv put uv in the install's bin/, not on PATH.
+    bare = "/usr/bin:/bin"
+    assert not shutil.which("uv", path=bare), "this test needs a PATH without uv"
+    # A bug with a requirement (a bare interpreter needs no uv) and a cache of its own (a built env neither).
+    (project / "repros" / "synthetic_six.py").write_text(
+        DOOR_REPRO.replace('"synthetic-door"', '"synthetic-six", "requirements": ["six"]'))
+    out = run(venv, "harness", "run", "synthetic-six", "--attempts", "1", "--with", "six==1.16.0", cwd=project,
+              PATH=bare, REPRO_CACHE_DIR=str(tmp_path / "cache"))
+    assert "uv is not installed" not in out.stderr, out.stderr[-3000:]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "PRESENT" in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]
+    records = [json.loads(line) for line in (project / "results" / "results.jsonl").read_text().splitlines()]
+    assert [(r["variant"], r["verdict"], r["pins"]) for r in records] == [("trigger", "present", ["six==1.16.0"])]
 
 
 def test_the_plugin_stays_out_of_a_project_without_a_matrix(venv, tmp_path):

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.envs import venv
+from harness.envs import uvbin, venv
 from harness.envs.interpreters import Interpreter
 from harness.errors import EnvBuildError, UsageError
 from harness.paths import cache_dir
@@ -104,9 +104,7 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None)
     found = sorted(out.glob("*.whl")) if out.is_dir() else []
     if found:
         return found[0]
-    uv = shutil.which("uv")
-    if not uv:
-        raise UsageError("uv is not installed: pip install uv (it builds the package)")
+    uv = uvbin.require("builds the package")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out.parent))
     try:

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.envs import uvbin
 from harness.errors import UsageError
 
 VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
@@ -127,7 +128,7 @@ def _pyenv_candidates(wanted: str) -> list[str]:
 
 
 def _uv_candidate(wanted: str) -> list[str]:
-    uv = shutil.which("uv")
+    uv = uvbin.find()
     if not uv:
         return []
     try:

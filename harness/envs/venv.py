@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from harness.envs.interpreters import Interpreter
+from harness.envs import uvbin
 from harness.envs.requirements import requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.files import locked, write_atomically
@@ -231,9 +232,7 @@ def _installed_by_another(path: str, size: str, name: str, dists: dict) -> bool:
 
 
 def _uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    uv = shutil.which("uv")
-    if not uv:
-        raise UsageError("uv is not installed: pip install uv (it builds the environments)")
+    uv = uvbin.require("builds the environments")
     env = {**os.environ, "UV_NO_PROGRESS": "1"}
     return subprocess.run([uv, *args], capture_output=True, text=True, timeout=timeout, env=env)
 

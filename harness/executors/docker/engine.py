@@ -91,9 +91,10 @@ def stop_engine(pid: int) -> None:
         procs.kill_session(pid, grace=20.0)
 
 
-def host_binary(name: str) -> str | None:
-    """The executable `name` itself (an ELF binary to mount), not a wrapper script such as a pyenv shim."""
-    for candidate in (Path(sys.executable).with_name(name), shutil.which(name)):
+def host_binary(name: str, *preferred: str | None) -> str | None:
+    """The executable `name` itself (an ELF binary to mount), not a wrapper script such as a pyenv shim;
+    `preferred` paths (e.g. the uv of the harness's own install) are tried first."""
+    for candidate in (*preferred, Path(sys.executable).with_name(name), shutil.which(name)):
         try:
             with open(candidate, "rb") as handle:
                 if handle.read(4) == b"\x7fELF":

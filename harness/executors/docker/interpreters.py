@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.envs import venv
+from harness.envs import uvbin, venv
 from harness.envs.interpreters import Interpreter, _matches
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.docker.engine import host_binary
@@ -133,7 +133,7 @@ def find_in_image(engine, image: str, image_id: str, wanted: str, labels: dict) 
 
 def uv_runner(engine, interpreter: ImageInterpreter, root: Path, labels: dict):
     """A stand-in for venv._uv that runs uv in a container of the interpreter's image."""
-    uv = host_binary("uv")  # pyenv's `uv` on PATH is a shell script shim
+    uv = host_binary("uv", uvbin.find())  # pyenv's `uv` on PATH is a shell script shim
     if uv is None:
         raise UsageError("building an env in the image needs the uv executable itself (an ELF binary, "
                          "not a wrapper script): pip install uv")
