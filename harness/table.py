@@ -12,10 +12,13 @@ import sys
 from collections import Counter
 
 from harness.report import expected_verdicts, python_label, record_order, strength
-from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
+from harness.verdict import ABSENT, CRASH, ERROR, HANG, NO_INTERPRETER, OTHER_FAILURE, PRESENT, SKIPPED
 
 STYLES = {PRESENT: "bold red", ABSENT: "green", HANG: "bold magenta", CRASH: "bold magenta",
           OTHER_FAILURE: "yellow", ERROR: "bold red reverse", SKIPPED: "dim"}
+# Skipped for what this machine lacks (an interpreter, an image's engine): not the cell's fault, so a
+# local run does not count it against the expectation; under CI, which must run every cell, it counts.
+MACHINE_SKIPS = (NO_INTERPRETER,)
 PLAIN_WIDTH = 200  # not a terminal: wide enough that a CI log keeps one line per cell
 
 
@@ -26,7 +29,7 @@ def releases(record: dict) -> str:
 
 
 KEPT = ("bug", "variant", "role", "python", "python_requested", "pins", "installed", "verdict", "attempts",
-        "reproductions", "confidence", "expected", "reason", "strength", "gil")
+        "reproductions", "confidence", "expected", "reason", "strength", "gil", "skip_kind")
 
 
 def compact(record: dict) -> dict:
@@ -44,7 +47,7 @@ def row(record: dict, expected=None) -> dict:
             "python_requested": record.get("python_requested") or "?", "role": record.get("role", "trigger"),
             "pins": list(record.get("pins") or ()), "releases": releases(record), "verdict": record["verdict"],
             "strength": record.get("strength") or (strength(record) if "attempts" in record else ""),
-            "expected": wanted, "reason": record.get("reason", "")}
+            "expected": wanted, "reason": record.get("reason", ""), "skip_kind": record.get("skip_kind")}
 
 
 def rows(records: list[dict], expected=None) -> list[dict]:
@@ -61,10 +64,23 @@ def _order(record: dict) -> tuple:
         return (record.get("bug", ""),)
 
 
+def skipped_here(r: dict) -> bool:
+    """True for a cell this machine could not run (see MACHINE_SKIPS) outside CI: not judged."""
+    return (r["verdict"] == SKIPPED and r.get("skip_kind") in MACHINE_SKIPS and SKIPPED not in r["expected"]
+            and not os.environ.get("CI"))
+
+
+def judged(r: dict) -> bool:
+    """True if the row's verdict is held against an expectation."""
+    return bool(r["expected"]) and not skipped_here(r)
+
+
 def as_expected(r: dict) -> str | None:
-    """"yes", "NO (expected ...)" or None when nothing was expected."""
+    """"yes", "NO (expected ...)", "skipped here" or None when nothing was expected."""
     if not r["expected"]:
         return None
+    if skipped_here(r):
+        return "skipped here"
     return "yes" if r["verdict"] in r["expected"] else f"NO (expected {' or '.join(r['expected'])})"
 
 
@@ -72,14 +88,17 @@ def summary(table_rows: list[dict]) -> str:
     counts = Counter(r["verdict"] for r in table_rows)
     line = f"{len(table_rows)} cell{'s' if len(table_rows) != 1 else ''}: " + ", ".join(
         f"{n} {verdict}" for verdict, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    judged = [r for r in table_rows if r["expected"]]
-    wrong = [r for r in judged if r["verdict"] not in r["expected"]]
-    if judged:
-        line += f"; {len(judged) - len(wrong)} of {len(judged)} as expected"
+    held = [r for r in table_rows if judged(r)]
+    wrong = [r for r in held if r["verdict"] not in r["expected"]]
+    if held:
+        line += f"; {len(held) - len(wrong)} of {len(held)} as expected"
         if wrong:
             line += f", {len(wrong)} NOT: " + "; ".join(
                 f"{r['bug']}[{r['variant']}] py{r['python_requested']}"
                 + (f" {r['releases']}" if r["releases"] != "-" else "") for r in wrong[:5])
+    here = sum(skipped_here(r) for r in table_rows)
+    if here:
+        line += f"; {here} not judged (cannot run on this machine)"
     return line
 
 
@@ -103,7 +122,7 @@ def verdict_table(records: list[dict], expected=None):
             said = as_expected(r)
             cells.append(Text(said or "-", style="green" if said == "yes" else ("bold red" if said else "dim")))
         table.add_row(*cells)
-    wrong = any(r["expected"] and r["verdict"] not in r["expected"] for r in table_rows)
+    wrong = any(judged(r) and r["verdict"] not in r["expected"] for r in table_rows)
     return Group(table, Text(summary(table_rows), style="bold red" if wrong else "bold"))
 
 
