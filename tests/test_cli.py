@@ -14,10 +14,10 @@ from conftest import FAULT_REPROS, alive
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def repro(*args, env=None, **kwargs):
+def repro(*args, env=None, timeout=300, **kwargs):
     full_env = {**os.environ, "REPRO_PATH": str(FAULT_REPROS), **(env or {})}
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          env=full_env, cwd=ROOT, timeout=300, **kwargs)
+                          env=full_env, cwd=ROOT, timeout=timeout, **kwargs)
 
 
 def test_list_names_every_bug():

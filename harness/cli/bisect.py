@@ -19,6 +19,7 @@ from harness.bisect import run as bisect_run
 from harness.cell import Cell, executor_for
 from harness.cli.options import (
     build_options,
+    check_at_least,
     check_pins,
     emit,
     keep_result,
@@ -183,6 +184,7 @@ def cmd_bisect(args) -> int:
     mode = args.mode or "map"
     pins = tuple(check_pins(args.pins))
     options = build_options(args, bug)
+    check_at_least(args.stride, 1, "--stride")  # 0 is no stride, not "the default"
     package = _package(bug, args.package) if (args.package or not args.python_versions) else None
     if package is None and not args.python_versions:
         raise UsageError(f"--package is needed: bug {bug.id} has packages {', '.join(bug.packages) or '(none)'}")
@@ -210,7 +212,8 @@ def cmd_bisect(args) -> int:
     reports = []
     with ServicePool() as pool:
         for axis, python, points, left_out in axes:
-            stride = args.stride or (3 if package else 1)  # few interpreters: any one of them may flip
+            # few interpreters: any one of them may flip
+            stride = args.stride if args.stride is not None else (3 if package else 1)
             report = bisect_run.run_bisect(bug, points, mode, options, stride, not args.no_cache,
                                            on_record, progress, pool)
             report.update({"axis": axis, "python": python, "left_out": [list(x) for x in left_out]})

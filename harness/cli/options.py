@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import stat
 import sys
+import threading
 from pathlib import Path
 
 from harness import results
@@ -24,6 +26,9 @@ from harness.registry import Bug
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
 DEFAULTS = Options()  # the one place the run defaults live: harness/cell.py Options
 DEFAULT_RESULTS = Path("results") / "results.jsonl"
+# The longest deadline any seconds-valued option accepts: a week, and never more than the
+# threading module can wait for (a larger value kills the watchdog thread with OverflowError).
+MAX_SECONDS = min(7 * 24 * 3600, threading.TIMEOUT_MAX)
 
 
 def options_parser() -> argparse.ArgumentParser:
@@ -127,28 +132,44 @@ def resolve_exclude_newer(bug: Bug, rule: str | None, pins: list[str]) -> str | 
 def build_options(args, bug: Bug, **extra) -> Options:
     """The run's options from the command line; every number is checked here (exit 2), so no
     verdict can rest on zero attempts or on a deadline that is no deadline."""
-    _at_least(args.attempts, 1, "--attempts")
-    _at_least(args.max_attempts, 1, "--max-attempts")
-    _at_least(extra.get("control_attempts"), 0, "--control-attempts")
+    check_at_least(args.attempts, 1, "--attempts")
+    check_at_least(args.max_attempts, 1, "--max-attempts")
+    check_at_least(extra.get("control_attempts"), 0, "--control-attempts")
     if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):
         raise UsageError("--confidence must be between 0 and 1 (exclusive)")
-    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise UsageError("--timeout must be a positive number of seconds")
+    check_seconds(args.timeout, "--timeout")
     check_python(args.python)
     check_results(args.results)
     return Options(confidence=args.confidence, max_attempts=args.max_attempts, attempts=args.attempts,
                    timeout=args.timeout, params=parse_params(bug, args.param), executor=build_executor(args), **extra)
 
 
+def check_seconds(value: float | None, option: str) -> None:
+    """Every seconds-valued option (None: the default) is finite, positive and at most MAX_SECONDS."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise UsageError(f"{option} must be a positive number of seconds, at most {MAX_SECONDS:g} (7 days)")
+
+
 def check_results(path: Path) -> None:
-    """The results file must be writable before any cell runs (a cell may take an hour)."""
+    """The results file must be writable before any cell runs (a cell may take an hour).
+
+    An existing path must be a regular file or a character device (/dev/null, /dev/full): opening
+    a FIFO (or /dev/stdin on a pipe) for writing blocks until a reader comes, a socket cannot be
+    opened, a directory holds no lines, and appending to a block device overwrites a disk."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None  # missing or unreachable: check_writable says which
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        raise UsageError(f"cannot write results to {path}: not a regular file")
     try:
         results.check_writable(path)
     except OSError as exc:
         raise UsageError(f"cannot write results to {path}: {exc.strerror or exc}") from None
 
 
-def _at_least(value, floor: int, option: str) -> None:
+def check_at_least(value, floor: int, option: str) -> None:
+    """A count option (None: the default) is at least `floor`."""
     if value is not None and value < floor:
         raise UsageError(f"{option} must be at least {floor}")
 
