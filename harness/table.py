@@ -1,7 +1,9 @@
 """The verdict table that ends a run: one line per cell, then one line that sums them up.
 
 bug, variant, Python, releases, verdict, strength, and whether the verdict is the expected one
-(the column is left out when no cell had an expectation). Colour goes only where it is wanted:
+(the column is left out when no cell had an expectation). On a narrow screen the table fits,
+never folds: "NO (expected ...)" becomes "NO", then the strength column goes, then bug, variant
+and releases end in an ellipsis; one line per cell at any width. Colour goes only where it is wanted:
 never with NO_COLOR, never when the stream is not a terminal (a CI log, a pipe), always with
 FORCE_COLOR; rich decides, as it does for every program that uses it.
 """
@@ -102,28 +104,76 @@ def summary(table_rows: list[dict]) -> str:
     return line
 
 
-def verdict_table(records: list[dict], expected=None):
-    """A rich renderable: the table and its summary line."""
-    from rich import box
-    from rich.console import Group
-    from rich.table import Table
+# Dropped in this order while the table is wider than the screen; what is left never folds (a long
+# bug, variant or releases cell ends in an ellipsis): one line per cell at any width. "NO (expected
+# ...)" is shortened to "NO" first, since the summary line names every cell not as expected.
+NARROWING = ("long-expected", "strength")
+WHOLE = ("Python", "verdict", "expected")  # never shortened: the others give way first
+
+
+def verdict_table(records: list[dict], expected=None, width: int | None = None):
+    """A rich renderable: the table and its summary line, fitted to `width` columns."""
+    from rich.console import Console, Group
+    from rich.measure import Measurement
     from rich.text import Text
 
     table_rows = rows(records, expected)
-    with_expectations = any(r["expected"] for r in table_rows)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
-    for name in ("bug", "variant", "Python", "releases", "verdict", "strength") + (("expected",) if with_expectations
-                                                                                  else ()):
-        table.add_column(name, no_wrap=name in ("bug", "variant", "Python", "verdict"), overflow="fold")
-    for r in table_rows:
-        cells = [r["bug"], r["variant"], r["python"], r["releases"],
-                 Text(r["verdict"], style=STYLES.get(r["verdict"], "")), r["strength"]]
-        if with_expectations:
-            said = as_expected(r)
-            cells.append(Text(said or "-", style="green" if said == "yes" else ("bold red" if said else "dim")))
-        table.add_row(*cells)
+    dropped: list[str] = []
+    table = _table(table_rows, dropped)
+    if width:
+        console = Console(width=100_000)  # measures what each column wants, not what it is given
+        for step in NARROWING:
+            if Measurement.get(console, console.options, table).maximum <= width:
+                break
+            dropped.append(step)
+            table = _table(table_rows, dropped)
+        table = _table(table_rows, dropped, width)
     wrong = any(judged(r) and r["verdict"] not in r["expected"] for r in table_rows)
     return Group(table, Text(summary(table_rows), style="bold red" if wrong else "bold"))
+
+
+def _fit(headers: list[str], natural: list[int], width: int | None) -> list:
+    """Column widths within `width`: WHOLE columns keep theirs, the others share what is left
+    (none narrower than 6); None where everything fits as it is."""
+    gaps = 3 * (len(headers) - 1)  # SIMPLE_HEAD: one space of divider and one of padding each side
+    if not width or sum(natural) + gaps <= width:
+        return [None] * len(headers)
+    left = width - gaps - sum(n for h, n in zip(headers, natural) if h in WHOLE)
+    fitted = {i: n for i, (h, n) in enumerate(zip(headers, natural)) if h in WHOLE}
+    shrinking = sorted((n, i) for i, (h, n) in enumerate(zip(headers, natural)) if h not in WHOLE)
+    for count, (want, column) in enumerate(shrinking):  # the narrowest first: what it leaves goes to the rest
+        share = max(6, left // (len(shrinking) - count))
+        fitted[column] = min(want, share)
+        left -= fitted[column]
+    return [fitted[i] for i in range(len(headers))]
+
+
+def _table(table_rows: list[dict], dropped: list[str], width: int | None = None):
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    with_expectations = any(r["expected"] for r in table_rows)
+    names = [n for n in ("bug", "variant", "Python", "releases", "verdict", "strength") if n not in dropped]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    grid = []
+    for r in table_rows:
+        fields = {"bug": r["bug"], "variant": r["variant"], "Python": r["python"], "releases": r["releases"],
+                  "verdict": Text(r["verdict"], style=STYLES.get(r["verdict"], "")), "strength": r["strength"]}
+        cells = [fields[n] for n in names]
+        if with_expectations:
+            said = as_expected(r)
+            if said and said.startswith("NO") and "long-expected" in dropped:
+                said = "NO"
+            cells.append(Text(said or "-", style="green" if said == "yes" else ("bold red" if said else "dim")))
+        grid.append(cells)
+    headers = names + (["expected"] if with_expectations else [])
+    natural = [max([len(str(row[column])) for row in grid] + [len(name)]) for column, name in enumerate(headers)]
+    for name, fitted in zip(headers, _fit(headers, natural, width)):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=fitted)
+    for cells in grid:
+        table.add_row(*cells)
+    return table
 
 
 def render(records: list[dict], expected=None, colour: bool = False, width: int = PLAIN_WIDTH) -> str:
@@ -135,7 +185,7 @@ def render(records: list[dict], expected=None, colour: bool = False, width: int 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=colour, no_color=not colour, width=width,
                       color_system="standard" if colour else None, highlight=False, emoji=False)
-    console.print(verdict_table(records, expected))
+    console.print(verdict_table(records, expected, width))
     if colour:
         return buffer.getvalue()
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())  # rich pads cells

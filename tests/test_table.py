@@ -30,3 +30,25 @@ def test_a_cell_that_cannot_install_what_it_expects_is_still_judged(monkeypatch)
     monkeypatch.delenv("CI", raising=False)
     text = render([_record("trigger", "skipped", skip_kind="not-installable", python_requested="3.11")])
     assert "0 of 1 as expected, 1 NOT" in text.splitlines()[-1], text
+
+
+WIDE = [_record("cache-reuse-trigger", "present", bug="wrangler-athena-cache-race", python="3.11.7",
+                python_requested="3.11", installed={"awswrangler": "3.10.0", "boto3": "1.35.1"},
+                strength="reproduced in 19 of 20 attempts", attempts=20),
+        _record("control", "absent", bug="delta-already-borrowed", python="3.12.1", python_requested="3.12",
+                installed={"deltalake": "0.18.2"}, strength="0 of 60 attempts; rate < 5% at 95%", attempts=60)]
+
+
+def test_at_80_columns_every_cell_is_one_line_with_its_verdict_whole():
+    lines = render(WIDE, width=80).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    table = lines[:lines.index(next(line for line in lines if line.startswith("2 cells:")))]
+    assert len(table) == 2 + len(WIDE), table  # header, rule, one line per cell: nothing folds
+    assert table[0].split() == ["bug", "variant", "Python", "releases", "verdict", "expected"], table
+    assert [line.split()[-2:] for line in table[2:]] == [["absent", "NO"], ["present", "yes"]], table
+
+
+def test_a_wide_screen_keeps_every_column_and_every_word():
+    text = render(WIDE, width=200)
+    assert "0 of 60 attempts; rate < 5% at 95%" in text and "NO (expected present)" in text
+    assert "awswrangler 3.10.0, boto3 1.35.1" in text, text
