@@ -2,8 +2,9 @@
 
 The newest record of each cell wins, so re-running a cell updates its row. Every
 output is written atomically (temp file + rename) and world-readable. A cell record without
-a key the outputs need is left out with one line naming file:line, so one bad record cannot
-stop a report. The HTML is an index (every bug at a glance, and the whole grid) and a page
+a key the outputs need, or one results.read_numbered() refuses (a wrong-typed field, a bug or
+variant that is not a plain name), is left out with one line naming file:line, so one bad record
+cannot stop a report nor name a path outside --out. The HTML is an index (every bug at a glance, and the whole grid) and a page
 per bug (its story over the releases, from harness.story); the pages come from the jinja2
 templates in harness/templates/, and a cell opens a dialog with everything its record holds.
 """
@@ -34,15 +35,6 @@ def cell_key(record: dict) -> tuple:
     return (record["bug"], record["variant"], record["python_requested"], tuple(record.get("pins") or ()))
 
 
-NAMED = ("bug", "variant")  # the record fields that become file names, anchors and table cells
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def plain_name(value) -> bool:
-    """A name that is safe as a file name and as text: letters, digits, '.', '_', '-', no '..'."""
-    return isinstance(value, str) and PLAIN_NAME.fullmatch(value) is not None and ".." not in value
-
-
 def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
     """The newest cell record per cell from every *.jsonl under the given files or directories,
     and one line per line left out ("file:line: ..."): torn, or a cell record without a key the
@@ -59,11 +51,6 @@ def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
             missing = [key for key in REQUIRED if record.get(key) is None]
             if missing:
                 skipped.append(f"{file}:{line}: cell record without {', '.join(map(repr, missing))}: left out")
-                continue
-            unsafe = [key for key in NAMED if not plain_name(record[key])]
-            if unsafe:  # a bug names files (badges, OSV) and a variant anchors: never a path or markup
-                skipped.append(f"{file}:{line}: cell record whose {', '.join(map(repr, unsafe))} is not a "
-                               f"plain name: left out")
                 continue
             key = cell_key(record)
             if key not in newest or record.get("started_at", "") >= newest[key].get("started_at", ""):

@@ -5,16 +5,80 @@ back to the file's previous size, so a torn line never stays behind to swallow t
 record, and a failure is a ResultWriteError that carries the record (the caller prints it:
 a result is never lost). A file whose last line was torn by a writer killed mid-write is
 mended before the next record: that record starts on a line of its own.
+
+Records are untrusted data on read: the code under test can reach a results file and anyone can
+edit one. read_numbered() steps over a line that is not JSON (also one nested too deep to parse)
+and over a record that problem() refuses (a field of a type the readers do not expect, a bug or
+variant name that is not a plain name, an unknown verdict), naming file:line and the field, so
+one bad line never stops a report and no record field becomes a path outside where one writes.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
+from harness.verdict import VERDICTS
+
 SCHEMA = 1
+NAMED = ("bug", "variant")  # the record fields that become file names, anchors and table cells
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+TEXT, NUMBER, MAPPING, LIST = (str,), (int, float), (dict,), (list,)
+# The type of each cell-record field a reader uses (report, table, story, osv, watch); None is always allowed.
+FIELD_TYPES = {"kind": TEXT, "role": TEXT, "python_requested": TEXT, "python": TEXT, "reason": TEXT,
+               "started_at": TEXT, "host": TEXT, "exclude_newer": TEXT, "failure_kind": TEXT,
+               "attempts": (int,), "reproductions": (int,), "confidence": NUMBER, "seconds": NUMBER,
+               "pins": LIST, "requirements": LIST, "durations": LIST, "evidence": LIST + MAPPING,
+               "controls": LIST, "expected": TEXT + LIST, "installed": MAPPING, "environment": MAPPING,
+               "imported": MAPPING, "interpreter": MAPPING, "env": MAPPING, "executor": MAPPING,
+               "harness": MAPPING, "gil": MAPPING, "outcomes": MAPPING, "env_diff": MAPPING}
+ITEM_TYPES = {"pins": TEXT, "requirements": TEXT, "durations": NUMBER, "expected": TEXT,
+              "evidence": MAPPING, "controls": MAPPING}
+
+
+def plain_name(value) -> bool:
+    """A name that is safe as a file name and as text: letters, digits, '.', '_', '-', no '..'."""
+    return isinstance(value, str) and PLAIN_NAME.fullmatch(value) is not None and ".." not in value
+
+
+def problem(record: dict) -> str | None:
+    """Why a parsed record must not be read (the field and what is wrong with it), or None."""
+    for key in NAMED:
+        if record.get(key) is not None and not plain_name(record[key]):
+            return f"{key!r} is not a plain name"
+    if record.get("kind") != "cell":
+        return None  # the readers use cell records only; a bisect report is printed, not read back
+    for key, types in FIELD_TYPES.items():
+        value = record.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f"{key!r} is a {type(value).__name__}, not a {' or '.join(t.__name__ for t in types)}"
+        items = value if isinstance(value, list) else ()
+        if key in ITEM_TYPES and any(not isinstance(i, ITEM_TYPES[key]) or isinstance(i, bool) for i in items):
+            return f"{key!r} holds an item that is not a {ITEM_TYPES[key][0].__name__}"
+    if record.get("verdict") is not None and record["verdict"] not in VERDICTS:
+        return "'verdict' is not a known verdict"
+    return _nested_problem(record)
+
+
+def _nested_problem(record: dict) -> str | None:
+    """The mappings the outputs read inside a record: installed versions, an attempt's evidence."""
+    if any(not isinstance(v, (str, type(None))) for v in (record.get("installed") or {}).values()):
+        return "'installed' holds a version that is not a string"
+    for attempt in record.get("evidence") if isinstance(record.get("evidence"), list) else ():
+        detail = attempt.get("evidence")
+        if detail is None:
+            continue
+        if not isinstance(detail, dict) or not isinstance(detail.get("observation") or {}, dict):
+            return "'evidence' holds an attempt whose evidence or observation is not a mapping"
+        if not isinstance(detail.get("notes") or [], list) or not isinstance(
+                (detail.get("observation") or {}).get("errors") or [], list):
+            return "'evidence' holds an attempt whose notes or errors are not a list"
+    return None
 
 
 class ResultWriteError(Exception):
@@ -107,12 +171,20 @@ def read_numbered(path: Path, problems: list | None = None) -> list[tuple[int, d
                 continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # a 100,000-deep list is not a record either
                 record = None
             if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-                if problems is not None:
-                    problems.append(f"{path}:{number}: not a whole result record of schema {SCHEMA} "
-                                    f"(torn or foreign line, skipped): {line[:80]!r}")
+                _name(problems, f"{path}:{number}: not a whole result record of schema {SCHEMA} "
+                                f"(torn or foreign line, skipped): {line[:80]!r}")
+                continue
+            wrong = problem(record)
+            if wrong:
+                _name(problems, f"{path}:{number}: record whose {wrong}: left out")
                 continue
             records.append((number, record))
     return records
+
+
+def _name(problems: list | None, message: str) -> None:
+    if problems is not None:
+        problems.append(message)

@@ -73,3 +73,71 @@ def test_a_record_whose_bug_is_a_path_writes_nothing_outside_out_and_is_named(tm
     assert not list(tmp_path.rglob("escaped*")), "no file named by the record outside --out (or anywhere)"
     assert "not a plain name" in out.stderr and out.stderr.count("left out") >= 2
     assert (results_dir / "site" / "badges" / "delta_already_borrowed.json").exists(), "the good record is reported"
+
+
+def _good_and_bad(tmp_path, bad_line: str):
+    """A results file deep under tmp_path: a valid record on line 1, `bad_line` on line 2."""
+    import json
+
+    good = record("delta_already_borrowed", "trigger", "3.11", "deltalake", "0.20.1", "present")
+    results_dir = tmp_path / "a" / "b" / "c"
+    results_dir.mkdir(parents=True)
+    file = results_dir / "r.jsonl"
+    file.write_text(json.dumps(good) + "\n" + bad_line + "\n")
+    return file
+
+
+def _absent_with(**fields) -> str:
+    import json
+
+    bad = record("delta_already_borrowed", "other", "3.12", "deltalake", "0.23.2", "absent")
+    bad.update(fields)
+    return json.dumps(bad)
+
+
+DEEP = '{"schema": 1, "kind": "cell", "evidence": ' + "[" * 100_000 + "]" * 100_000 + "}"
+BAD_LINES = {  # the case: (the line, the word its warning names)
+    "nested-100000-deep": (DEEP, "not a whole result record"),
+    "installed-a-list": (_absent_with(installed=["deltalake", "0.23.2"]), "'installed'"),
+    "evidence-a-string": (_absent_with(evidence="boom"), "'evidence'"),
+    "bug-not-a-string": (_absent_with(bug=["delta_already_borrowed"]), "'bug'"),
+    "unknown-verdict": (_absent_with(verdict="fixed!"), "'verdict'"),
+    "bug-a-path": (_absent_with(bug="../../../escaped"), "'bug'"),
+}
+
+
+@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_report_steps_over_a_bad_record_naming_its_line_and_reports_the_rest(tmp_path, case):
+    from test_cli import repro
+
+    bad_line, named = BAD_LINES[case]
+    file = _good_and_bad(tmp_path, bad_line)
+    site = file.parent / "site"
+    out = repro("report", str(file.parent), "--out", str(site), "--no-readme")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    warning = next((w for w in out.stderr.splitlines() if f"{file}:2:" in w), None)
+    assert warning is not None and named in warning, out.stderr[-2000:]
+    assert f"{file}:1:" not in out.stderr, "the valid record is not warned about"
+    assert (site / "badges" / "delta_already_borrowed.json").exists(), "the valid record is reported"
+    outside = [p for p in tmp_path.rglob("*") if site not in p.parents and p not in (site, file)
+               and p not in file.parents]
+    assert not outside, f"written outside --out: {outside}"
+
+
+@pytest.mark.fault("untrusted: a record from the code under test")
+def test_every_reader_steps_over_a_record_whose_bug_is_a_path(tmp_path):
+    from harness import results
+
+    file = _good_and_bad(tmp_path, _absent_with(bug="../../../escaped"))
+    problems = []
+    assert [number for number, _ in results.read_numbered(file, problems)] == [1]
+    assert len(problems) == 1 and problems[0].startswith(f"{file}:2:") and "'bug'" in problems[0]
+
+
+def test_the_records_the_engine_writes_are_all_accepted():
+    from harness import results
+    from report_records import delta_history
+
+    assert [results.problem(r) for r in delta_history()] == [None] * len(delta_history())
