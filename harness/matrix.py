@@ -43,7 +43,7 @@ from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
 from harness.registry import all_bugs
-from harness.text import unknown_keys
+from harness.text import did_you_mean, unknown_keys
 from harness.verdict import ABSENT, PRESENT, VERDICTS
 
 if sys.version_info >= (3, 11):
@@ -114,7 +114,8 @@ def _read_file(path: Path, bugs: dict) -> dict:
         raise UsageError(f"{path.name}: cannot be read: {exc}") from None
     bug = bugs.get(data.get("bug"))
     if bug is None:
-        raise _fail(path, "bug", f"unknown bug {data.get('bug')!r}; known: {', '.join(sorted(bugs))}")
+        raise _fail(path, "bug", f"unknown bug {data.get('bug')!r}; known: {', '.join(sorted(bugs))}"
+                                 f"{did_you_mean(str(data.get('bug')), bugs)}")
     if not _tables(data.get("cells", [])):
         raise _fail(path, "cells", "must be an array of tables: [[cells]]")
     if not isinstance(data.get("verify", {}), dict) or not _tables(list(data.get("verify", {}).values())):
@@ -171,7 +172,8 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
         raise _fail(path, name, "variants must be a list of variant names")
     for variant in variants:
         if variant not in bug.variants:
-            raise _fail(path, name, f"bug {bug.id} has no variant {variant!r}; it has: {', '.join(bug.variants)}")
+            raise _fail(path, name, f"bug {bug.id} has no variant {variant!r}; it has: {', '.join(bug.variants)}"
+                                    f"{did_you_mean(str(variant), bug.variants)}")
     expect = entry.get("expect")
     expect = tuple(expect) if isinstance(expect, list) else (expect,)
     if not expect or any(e not in VERDICTS for e in expect):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
-from harness.text import unknown_keys
+from harness.text import did_you_mean, unknown_keys
 
 FAILURE_KINDS = ("exception", "hang", "data-loss")
 ROLES = ("trigger", "control")
@@ -61,7 +61,8 @@ class Bug:
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
-            raise UsageError(f"bug {self.id} has no variant {name!r}; it has: {', '.join(self.variants)}")
+            raise UsageError(f"bug {self.id} has no variant {name!r}; it has: {', '.join(self.variants)}"
+                             f"{did_you_mean(name, self.variants)}")
         return self.variants[name]
 
     @property
@@ -242,5 +243,6 @@ def get_bug(bug_id: str) -> Bug:
                      if Path(path).stem == bug_id.replace("-", "_")), None)
         if hint:
             raise UsageError(f"bug {bug_id!r} is broken: {hint}")
-        raise UsageError(f"unknown bug {bug_id!r}; known bugs: {', '.join(sorted(bugs)) or '(none)'}")
+        raise UsageError(f"unknown bug {bug_id!r}; known bugs: {', '.join(sorted(bugs)) or '(none)'}"
+                         f"{did_you_mean(bug_id, bugs)}")
     return bugs[bug_id]

@@ -17,13 +17,19 @@ def one_line(value, limit: int = 300) -> str:
     return text or (type(value).__name__ if isinstance(value, BaseException) else "(empty)")
 
 
+def did_you_mean(given: str, known) -> str:
+    """"; did you mean 'x'?" for the closest of `known` to a mistyped `given`, or ""."""
+    close = difflib.get_close_matches(given, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def unknown_keys(given, known) -> str | None:
     """What is wrong with the keys of `given` that are not in `known`, with the close known ones
     (a typo such as 'servics' is the usual cause); None when every key is known."""
     unknown = sorted(set(given) - set(known))
     if not unknown:
         return None
-    close = [match for key in unknown for match in difflib.get_close_matches(key, known, n=1)]
+    close = [match for key in unknown for match in difflib.get_close_matches(key, list(known), n=1)]
     hint = f"; did you mean {', '.join(repr(k) for k in close)}?" if close else ""
     return f"unknown key(s) {', '.join(unknown)}{hint}"
 

@@ -38,6 +38,10 @@ BAD_INPUTS = [
     (["run", "delta-already-borrowed", "--exclude-newer", "yesterday"], "bad --exclude-newer"),
     (["run", "delta-already-borrowed", "--param", "threads"], "malformed --param"),
     (["run", "delta-already-borrowed", "--attempts", "0"], "--attempts must be at least 1"),
+    # a typo gets the closest known name
+    (["run", "delta-already-borowed"], "; did you mean 'delta-already-borrowed'?"),
+    (["run", "delta-already-borrowed", "--variant", "trigge"], "it has: trigger, control-uri; did you mean 'trigger'?"),
+    (["run", "delta-already-borrowed", "--param", "thread=8"], "; did you mean 'threads'?"),
 ]
 
 

@@ -22,6 +22,7 @@ from harness.errors import UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.registry import Bug
+from harness.text import did_you_mean
 
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
 DEFAULTS = Options()  # the one place the run defaults live: harness/cell.py Options
@@ -74,7 +75,7 @@ def parse_params(bug: Bug, pairs: list[str]) -> dict:
             raise UsageError(f"malformed --param {pair!r}: expected KEY=VALUE")
         if key not in declared:
             raise UsageError(f"--param {key}: {bug.id} has no parameter {key!r}; it has: "
-                             f"{', '.join(sorted(declared)) or '(none)'}")
+                             f"{', '.join(sorted(declared)) or '(none)'}{did_you_mean(key, declared)}")
         params[key] = _param_value(key, text, declared[key])
     return params
 
