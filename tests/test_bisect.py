@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bisect import cache as bisect_cache
 from harness.bisect import points as axis_points
 from harness.bisect import run as bisect_run
 from harness.bisect import search
@@ -135,16 +136,19 @@ def test_cache_key_changes_with_the_repro_file_and_the_deps_date(tmp_path):
     from harness.cell import Cell, Options
     from harness.registry import load_bug
 
+    def key(bug, cell):
+        return bisect_cache.key_of(bisect_cache.inputs_of(bug, cell, Options()))
+
     repro = tmp_path / "synthetic_version_bug.py"
     repro.write_text(SYNTHETIC_REPRO)
     bug = load_bug(repro)
     cell = Cell(bug.id, "trigger", "3.11.7", ("x==1",), "2024-01-01")
-    key = bisect_run.cache_key(bug, cell, Options())
-    assert key == bisect_run.cache_key(bug, cell, Options())
-    assert key != bisect_run.cache_key(bug, Cell(bug.id, "trigger", "3.11.7", ("x==1",), "2024-02-01"), Options())
-    assert key != bisect_run.cache_key(bug, Cell(bug.id, "trigger", "3.12.1", ("x==1",), "2024-01-01"), Options())
+    assert key(bug, cell) == key(bug, cell)
+    assert key(bug, cell) != key(bug, Cell(bug.id, "trigger", "3.11.7", ("x==1",), "2024-02-01"))
+    assert key(bug, cell) != key(bug, Cell(bug.id, "trigger", "3.12.1", ("x==1",), "2024-01-01"))
+    before = key(bug, cell)
     repro.write_text(SYNTHETIC_REPRO + "\n# changed\n")
-    assert key != bisect_run.cache_key(load_bug(repro), cell, Options())
+    assert before != key(load_bug(repro), cell)
 
 
 
@@ -166,9 +170,9 @@ def test_a_skip_is_cached_by_its_kind_not_by_the_words_of_its_reason(tmp_path, m
     assert tester(0) == tester(1) == SKIP
     assert [(r["verdict"], r["skip_kind"]) for r in records] == [("skipped", "not-installable"),
                                                                   ("skipped", "no-interpreter")]
-    keys = [bisect_run.cache_key(bug, point.cell, Options()) for point in points]
-    assert bisect_run.cached_verdict(keys[0])["env_failed"] is True
-    assert bisect_run.cached_verdict(keys[1]) is None
+    inputs = [bisect_cache.inputs_of(bug, point.cell, Options()) for point in points]
+    assert bisect_cache.read(inputs[0])["env_failed"] is True
+    assert bisect_cache.read(inputs[1]) is None
     assert tester.counts["env_build_failures"] == 1
     # The reason's words do not matter: only the kind does.
     assert not bisect_run._cacheable({"verdict": "skipped", "reason": "cannot install x", "skip_kind": "no-service"})

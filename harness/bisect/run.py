@@ -1,16 +1,17 @@
 """Running a bisect: each point of the axis to a verdict (cached), the search, and its report.
 
-Verdicts are cached per (bug, variant, interpreter, pins, deps date, repro file, options).
+Verdicts are cached per (bug, variant, interpreter, pins, deps date, repro file, options, harness
+version), and an entry is used only when it verifies (harness/bisect/cache.py); a point whose entry
+is missing or ignored is tested again.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
 from contextlib import contextmanager
 
+from harness.bisect import cache
 from harness.bisect.points import NOT_A_RELEASE, Point
 from harness.bisect.search import (
     SKIP,
@@ -20,44 +21,14 @@ from harness.bisect.search import (
     state_of,
     transitions,
 )
-from harness.cell import Cell, Options
+from harness.cell import Options
 from harness.errors import UsageError
-from harness.files import write_atomically
 from harness.paths import cache_dir
 from harness.registry import Bug
 from harness.runner import Planned, run_cells
 from harness.verdict import ABSENT, NOT_INSTALLABLE, PRESENT, SKIPPED
 
-CACHE_SCHEMA = 1
-
-
-
-# ---------------------------------------------------------------- verdict cache
-
-def _file_digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
-
-
-def cache_key(bug: Bug, cell: Cell, options: Options) -> str:
-    blob = json.dumps({"schema": CACHE_SCHEMA, "bug": bug.id, "variant": cell.variant, "python": cell.python,
-                       "pins": sorted(cell.pins), "exclude_newer": cell.exclude_newer,
-                       "repro": _file_digest(bug.path), "confidence": options.confidence,
-                       "attempts": options.attempts, "max_attempts": options.max_attempts,
-                       "timeout": options.timeout, "params": options.params,
-                       "controls": options.control_attempts}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-def _cache_path(key: str):
-    return cache_dir() / "verdicts" / f"{key}.json"
-
-
-def cached_verdict(key: str) -> dict | None:
-    try:
-        return json.loads(_cache_path(key).read_text())
-    except (OSError, ValueError):
-        return None
-
+# ---------------------------------------------------------------- verdict cache (harness/bisect/cache.py)
 
 def _not_installable(record: dict) -> bool:
     """Skipped because uv cannot make the env: a rerun fails the same way."""
@@ -68,12 +39,6 @@ def _cacheable(record: dict) -> bool:
     """Keep verdicts that a rerun would repeat; not a skip for a missing interpreter or service,
     a local env trouble or a variant that does not apply."""
     return record["verdict"] != SKIPPED or _not_installable(record)
-
-
-def store_verdict(key: str, entry: dict) -> None:
-    path = _cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(entry, indent=1, default=str), durable=False)
 
 
 def summary_of(record: dict) -> dict:
@@ -119,8 +84,8 @@ class Tester:
 
     def __call__(self, i: int) -> str:
         point = self.points[i]
-        key = cache_key(self.bug, point.cell, self.options)
-        entry = cached_verdict(key) if self.use_cache else None
+        inputs = cache.inputs_of(self.bug, point.cell, self.options)
+        entry = cache.read(inputs) if self.use_cache else None
         if entry is not None:
             self.counts["from_cache"] += 1
             point.result = {**entry, "cached": True}
@@ -131,7 +96,7 @@ class Tester:
                                 services=self.services)
             entry = summary_of(record)
             if _cacheable(record):
-                store_verdict(key, entry)
+                cache.store(inputs, entry)
             self.counts["env_builds"] += entry["env_built"]
             self.counts["env_build_failures"] += entry["env_failed"]
             self.counts["attempts"] += entry["attempts"] + entry["controls"]
