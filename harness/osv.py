@@ -11,12 +11,17 @@ Events say only what was verified: `introduced` is the first release seen with t
 seen without it (or the oldest tested); the end of a range is `fixed` when the first clean release
 directly follows the last affected one on the index, else `last_affected` (releases in between were
 not tested); a range still open at the newest release on the index has no end.
+
+Record fields are untrusted (results.py): only an installed package whose name is a distribution
+name (PEP 508) and whose version is a version (PEP 440) is published, as a file name, an OSV
+package or a badge; any other is left out of ranges and badges, with a warning.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +30,39 @@ from harness.files import write_atomically
 SCHEMA_VERSION = "1.7.5"  # of the OSV schema tests/osv/schema.json was taken from
 BADGES_START, BADGES_END = "<!-- badges:start -->", "<!-- badges:end -->"
 UPSTREAM_RE = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(\d+)\s*(.*)$")
+DISTRIBUTION_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]{0,98}[A-Z0-9]", re.IGNORECASE)  # PEP 508
+VERSION_TEXT = re.compile(r"[A-Za-z0-9.!+_-]{1,100}")  # what a version may be written with: no space, no markup
+
+
+def publishable(name, version) -> bool:
+    """A release that may become an OSV package, a file name and a badge: a distribution name and a version."""
+    from packaging.version import InvalidVersion, Version
+
+    if not (isinstance(name, str) and DISTRIBUTION_NAME.fullmatch(name)):
+        return False
+    if not (isinstance(version, str) and VERSION_TEXT.fullmatch(version)):
+        return False
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def releases_of(record: dict) -> dict[str, str]:
+    """The record's installed {package: version} that can be published (see publishable)."""
+    installed = record.get("installed") if isinstance(record.get("installed"), dict) else {}
+    return {name: version for name, version in installed.items() if version and publishable(name, version)}
+
+
+def unpublishable(records: list[dict], limit: int = 20) -> list[str]:
+    """One line per installed (package, version) left out of the OSV output and the badges."""
+    found = sorted({(repr(name), repr(version)) for r in records
+                    for name, version in (r.get("installed") or {}).items()
+                    if version and not publishable(name, version)})
+    lines = [f"installed {name} {version} is not a distribution name and version: left out of OSV ranges "
+             f"and badges" for name, version in found[:limit]]
+    return lines + ([f"... and {len(found) - limit} more"] if len(found) > limit else [])
 
 
 def _version_key(version: str):
@@ -41,11 +79,12 @@ def verdicts_by_release(bug: str, package: str, records: list[dict]) -> dict[str
     None when the package's release does not decide the verdict (see the module's text)."""
     seen: dict[str, dict[str, set]] = {}  # release -> verdict -> the other packages' releases
     for record in records:
-        version = (record.get("installed") or {}).get(package)
+        installed = releases_of(record)
+        version = installed.get(package)
         if record.get("bug") != bug or record.get("role") != "trigger" or not version \
                 or record.get("verdict") not in ("present", "absent"):
             continue
-        others = tuple(sorted((k, v) for k, v in (record.get("installed") or {}).items() if k != package))
+        others = tuple(sorted((k, v) for k, v in installed.items() if k != package))
         seen.setdefault(version, {}).setdefault(record["verdict"], set()).add(others)
     for verdicts in seen.values():
         if len(verdicts) == 2 and not verdicts["present"] & verdicts["absent"]:
@@ -95,7 +134,7 @@ def entries(records: list[dict], bugs: dict, index_of=None, now: str | None = No
     out = []
     for bug_id in sorted({r["bug"] for r in records}):
         bug = bugs.get(bug_id)
-        packages = sorted({p for r in records if r["bug"] == bug_id for p, v in (r.get("installed") or {}).items() if v})
+        packages = sorted({p for r in records if r["bug"] == bug_id for p in releases_of(r)})
         for package in packages:
             timeline = verdicts_by_release(bug_id, package, records)
             found = ranges(timeline, index_of(package) if index_of else None) if timeline else []
@@ -121,7 +160,7 @@ def badge(bug: str, records: list[dict], index_of=None) -> dict | None:
     "fixed after 0.20.1, by 1.6.6" when releases between them were not tested); red when the newest
     release has the bug. None when no package's releases decide the verdict.
     `index_of(package)`: its final releases (default: the index's; None: unknown)."""
-    packages = sorted({p for r in records if r["bug"] == bug for p, v in (r.get("installed") or {}).items() if v})
+    packages = sorted({p for r in records if r["bug"] == bug for p in releases_of(r)})
     for package in packages:
         timeline = verdicts_by_release(bug, package, records)
         if not timeline or "present" not in timeline.values():
@@ -165,6 +204,8 @@ def write_all(records: list[dict], out_dir: Path, readme: Path | None, bugs: dic
 
         bugs = discover()[0]
     written = {}
+    for problem in unpublishable(records):
+        print(f"repro: warning: {problem}", file=sys.stderr)
     for entry in entries(records, bugs, index_of if index_of is not None else _index):
         path = out_dir / "osv" / f"{entry['database_specific']['bug']}-{entry['affected'][0]['package']['name']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

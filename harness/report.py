@@ -21,6 +21,7 @@ from pathlib import Path
 from harness import __version__, osv, results, story
 from harness.files import write_atomically
 from harness.paths import PACKAGE, source_commit
+from harness.text import inline
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
 COLOURS = {PRESENT: "#d73a49", ABSENT: "#2ea44f", HANG: "#8250df", CRASH: "#bf3989",
@@ -107,23 +108,31 @@ def mismatch(record: dict) -> str:
 
 
 def markdown(records: list[dict]) -> str:
+    """The README's table. Every field is record text (untrusted): each cell is text.inline, so no
+    `|`, newline, backtick, HTML comment or link in a field can split a cell or end the section."""
     lines = ["| bug | variant | Python | pins | verdict | strength | installed |",
              "|---|---|---|---|---|---|---|"]
     for r in records:
         installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items() if v) or "-"
-        lines.append(f"| {r['bug']} | {r['variant']} | {python_label(r)} | "
-                     f"{pin_label(r)} | **{r['verdict']}**{mismatch(r)} | {strength(r)} | {installed} |")
+        expected = " or ".join(inline(e, 40) for e in expected_verdicts(r))
+        verdict = f"**{inline(r['verdict'])}**" + (f" (expected {expected})" if unexpected(r) else "")
+        cells = [inline(r["bug"]), inline(r["variant"]), inline(python_label(r)), inline(pin_label(r), 1000),
+                 verdict, inline(strength(r)), inline(installed, 1000)]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
 def check_readme(readme: Path) -> str:
-    """The README's text; ValueError (one line) if it cannot be read or has no results section."""
+    """The README's text; ValueError (one line) if it cannot be read or has not exactly one results
+    section (a second marker, e.g. one a record once wrote into the table, would misplace the table)."""
     try:
         text = readme.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read the README {readme}: {exc.strerror or exc}") from None
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} section")
+    if text.count(README_START) != 1 or text.count(README_END) != 1 or text.index(README_START) > text.index(README_END):
+        raise ValueError(f"{readme} must have one {README_START} followed by one {README_END}")
     return text
 
 

@@ -141,3 +141,92 @@ def test_the_records_the_engine_writes_are_all_accepted():
     from report_records import delta_history
 
     assert [results.problem(r) for r in delta_history()] == [None] * len(delta_history())
+
+
+# ---------------------------------------------------------------- the README table and the OSV output
+
+HOSTILE = "a|b `c` <!-- results:end --> [x](https://evil.example) @team\n| forged | row |"
+
+
+def hostile_cell() -> dict:
+    """A present cell whose every free-text field a table or the section markers could trip over."""
+    cell = record("delta_already_borrowed", "trigger", "3.11", "deltalake", "0.20.1", "present")
+    cell.update(python=HOSTILE, python_requested="3.11" + HOSTILE, pins=[HOSTILE, "deltalake==0.20.1"],
+                installed={"deltalake": "0.20.1", HOSTILE: HOSTILE}, expected=["absent", HOSTILE])
+    return cell
+
+
+def table_rows(text: str) -> list[str]:
+    section = text.split("<!-- results:start -->", 1)[1].split("<!-- results:end -->", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+@pytest.mark.fault("untrusted: a record from the code under test")
+def test_every_record_field_stays_inside_its_readme_table_cell(tmp_path):
+    import json
+
+    from test_cli import repro
+
+    (tmp_path / "r.jsonl").write_text(json.dumps(hostile_cell()) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\noutro\n")
+    out = repro("report", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "site"), "--readme", str(readme))
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = readme.read_text()
+    assert text.count("<!--") == 2 and text.endswith("<!-- results:end -->\noutro\n"), text
+    header, rule, *rows = table_rows(text)
+    assert len(rows) == 1, "the newline in a field did not start a row of its own"
+    unescaped = len(re.findall(r"(?<!\\)\|", rows[0]))
+    assert unescaped == 8, rows[0]  # seven cells, as the header has
+    assert "`" not in rows[0].replace("\\`", "") and "](" not in rows[0] and "@team" not in rows[0]
+    assert "**present** (expected absent or" in rows[0]
+    again = repro("report", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "site"), "--readme", str(readme))
+    assert again.returncode == 0 and readme.read_text() == text, "the section is found again, whole"
+
+
+def test_a_readme_with_a_second_results_marker_is_refused_before_anything_is_written(tmp_path):
+    from harness import report
+
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n| a | <!-- results:end --> |\n<!-- results:end -->\nkept\n")
+    with pytest.raises(ValueError, match="one <!-- results:start --> followed by one"):
+        report.check_readme(readme)
+    readme.write_text("<!-- results:end -->\n<!-- results:start -->\n")
+    with pytest.raises(ValueError, match="followed by"):
+        report.check_readme(readme)
+
+
+@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.parametrize("name, version", [
+    ("../../../escaped", "0.20.1"),        # a path as the package name: would be osv/<bug>-../../../escaped.json
+    ("deltalake/../x", "0.20.1"),
+    ("-leading", "0.20.1"), ("has space", "0.20.1"), ("<img src=x>", "0.20.1"),
+    ("evillib", "0.20.1 <!-- x -->"),      # a version that is not a version
+    ("evillib", "not-a-version"), ("evillib", "1.0\n2.0"),
+])
+def test_osv_leaves_out_a_package_that_is_not_a_distribution_name_or_version(tmp_path, name, version):
+    import json
+
+    from harness import osv
+
+    present = record("delta_already_borrowed", "trigger", "3.11", "deltalake", "0.20.1", "present")
+    absent = record("delta_already_borrowed", "trigger", "3.11", "deltalake", "1.1.2", "absent")
+    present["installed"][name] = version
+    absent["installed"][name] = "1.1.2" if version == "0.20.1" else version
+    bugs = {}
+    written = osv.write_all([present, absent], tmp_path / "out", None, bugs, index_of=lambda p: None)
+    assert sorted(written) == ["osv:delta_already_borrowed-deltalake"], written
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [written["osv:delta_already_borrowed-deltalake"]]
+    entry = json.loads(written["osv:delta_already_borrowed-deltalake"].read_text())
+    assert entry["affected"][0]["package"]["name"] == "deltalake"
+    assert osv.unpublishable([present, absent]), "the left-out release is named"
+    assert osv.badge("delta_already_borrowed", [present, absent], index_of=lambda p: None)["message"].startswith(
+        "fixed after 0.20.1")
+
+
+def test_osv_publishes_ordinary_names_and_versions():
+    from harness import osv
+
+    for name, version in [("deltalake", "0.20.1"), ("apache-beam", "2.63.0"), ("zope.interface", "6.0"),
+                          ("Pillow", "10.0.0.post1"), ("a", "1!2.0rc1+local.7"), ("typing_extensions", "4.12.2")]:
+        assert osv.publishable(name, version), (name, version)

@@ -123,7 +123,7 @@ def summary_problem(summary) -> str | None:
             return f"field {field!r} is {type(value).__name__}"
     if summary["verdict"] not in VERDICTS:
         return f"unknown verdict {summary['verdict']!r}"
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in summary["installed"].items()):
+    if not all(isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in summary["installed"].items()):
         return "field 'installed' is not names to versions"
     if summary["state"] != state_of(summary["verdict"]):
         return f"state {summary['state']!r} does not follow from verdict {summary['verdict']!r}"
