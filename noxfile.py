@@ -23,7 +23,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this checkout's harness, also when a copy runs
-from harness.nox_sessions import install  # noqa: E402
+from harness.nox_sessions import install
 
 install(globals())
 

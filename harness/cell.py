@@ -117,7 +117,8 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
                                   progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead
-        if NO_SPACE in " ".join(str(exc).split()) or isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.ENOSPC:
+        if NO_SPACE in " ".join(str(exc).split()) or (isinstance(exc.__cause__, OSError)
+                                                       and exc.__cause__.errno == errno.ENOSPC):
             return _finish(record, verdict.broken(f"the env build ran out of disk space: {exc}",
                                                   bug.trigger_rate_lower_bound()), [], started, bug.rate_of())
         kind = verdict.NOT_INSTALLABLE if exc.lasting else verdict.ENV_BROKEN

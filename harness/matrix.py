@@ -339,8 +339,8 @@ def select(entries: dict, *, bugs=(), pythons=None, tier: str = "default", pins=
     """The cells a run takes from matrix entries (as `discover()` returns them), for pytest and nox alike.
 
     bugs: only these bugs (empty: all); pythons: only cells declared for one of these Pythons
-    (python = "newest": the newest found here; None: all); tier: "default", "history" or "all"; pins: only cells with exactly these pins
-    (an empty list: cells without pins; None: any)."""
+    (python = "newest": the newest found here; None: all); tier: "default", "history" or "all";
+    pins: only cells with exactly these pins (an empty list: cells without pins; None: any)."""
     wanted_pins = None if pins is None else sorted(pins)
     return [expected for bug_id, entry in entries.items() if not bugs or bug_id in bugs
             for expected in entry["cells"]

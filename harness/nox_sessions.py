@@ -32,7 +32,8 @@ from pathlib import Path
 
 import nox
 
-from harness import __version__, matrix as matrix_module, paths
+from harness import __version__, paths
+from harness import matrix as matrix_module
 from harness.envs import interpreters
 from harness.report import REQUIRED, safe_name
 

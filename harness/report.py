@@ -4,8 +4,8 @@ The newest record of each cell wins, so re-running a cell updates its row. Every
 output is written atomically (temp file + rename) and world-readable. A cell record without
 a key the outputs need, or one results.read_numbered() refuses (a wrong-typed field, a bug or
 variant that is not a plain name), is left out with one line naming file:line, so one bad record
-cannot stop a report nor name a path outside --out. The HTML is an index (every bug at a glance, and the whole grid) and a page
-per bug (its story over the releases, from harness.story); the pages come from the jinja2
+cannot stop a report nor name a path outside --out. The HTML is an index (every bug at a glance,
+and the whole grid) and a page per bug (its story over the releases, from harness.story); the pages come from the jinja2
 templates in harness/templates/, and a cell opens a dialog with everything its record holds.
 """
 from __future__ import annotations
@@ -265,7 +265,7 @@ def _grid(mine: list[dict], counter: list, dialog_of: dict) -> dict:
     gets the dialog id of each record shown."""
     pythons = sorted({r["python_requested"] for r in mine}, key=story.python_key)
     rows = []
-    for pins, variant, key in _rows(mine):
+    for pins, variant, _key in _rows(mine):
         cells = []
         for python in pythons:
             here = [r for r in mine if pin_label(r) == pins and r["python_requested"] == python]

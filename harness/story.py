@@ -188,7 +188,8 @@ def summary(story: dict) -> str:
     rows = [row for row in story["rows"] if row["transitions"] or row["cells"]]
     if not rows:
         return ""
-    row = max(rows, key=lambda r: (sum(is_judged(c["verdict"]) for c in r["cells"].values()), r["variant"] == "trigger"))
+    row = max(rows, key=lambda r: (sum(is_judged(c["verdict"]) for c in r["cells"].values()),
+                                   r["variant"] == "trigger"))
     if not row["transitions"]:
         verdicts = sorted({c["verdict"] for c in row["cells"].values()})
         return f"{' / '.join(verdicts)} on every release tested (Python {row['python']})"

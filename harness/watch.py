@@ -17,9 +17,9 @@ import urllib.request
 from pathlib import Path
 
 from harness import results
-from harness.text import fenced, inline
 from harness.matrix import CellGroup
 from harness.report import cell_key, collect, expected_verdicts, unexpected
+from harness.text import fenced, inline
 
 LABEL = "repro-watch"  # the label of every tracking issue: how the job finds the ones it opened
 API = "https://api.github.com"
@@ -193,10 +193,11 @@ def plan_requests(payloads: list[dict], open_issues: list[dict], repo: str) -> l
 
 
 def _call(method: str, url: str, token: str, body: dict | None = None):
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                                              "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the GitHub API only
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+               "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"}
+    request = urllib.request.Request(url, method=method, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:  # the GitHub API only
         return json.load(response)
 
 

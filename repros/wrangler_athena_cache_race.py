@@ -136,7 +136,8 @@ def _drive_cache(ctx, serialised):
     number = iter(range(10 ** 12))
     threads = [threading.Thread(target=loop, args=(lambda: manager.update_cache([_query_entry(next(number))]),
                                                    "writes"))]
-    threads += [threading.Thread(target=loop, args=(manager.sorted_successful_generator, "reads")) for _ in range(int(ctx.param("readers", 4)))]
+    threads += [threading.Thread(target=loop, args=(manager.sorted_successful_generator, "reads"))
+                for _ in range(int(ctx.param("readers", 4)))]
     for thread in threads:
         thread.start()
     stop.wait(float(ctx.param("seconds", 5)))

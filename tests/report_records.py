@@ -40,12 +40,14 @@ def record(bug: str, variant: str, python: str, package: str, version: str, verd
             "interpreter": {"path": f"/root/.pyenv/versions/{PATCH.get(python, python)}/bin/python", "source": "host",
                             "version": PATCH.get(python, python)},
             "requirements": [f"{package}=={version}", "pyarrow"], "installed": {package: version},
-            "imported": {package: {"modules": {package: f"{ENV}/lib/python{python}/site-packages/{package}/__init__.py"},
+            "imported": {package: {"modules": {package: f"{ENV}/lib/python{python}/site-packages/{package}"
+                                                        "/__init__.py"},
                                    "version": version}},
             "env": {"build_seconds": 0.0, "reused": True},
             "verdict": verdict, "attempts": attempts, "reproductions": 1 if present else 0,
             "reason": "reproduced in 1 of 1 attempts" if present else
-                      "2 clean attempts; with trigger rate >= 0.942 a present bug would have shown with probability 0.9966",
+                      "2 clean attempts; with trigger rate >= 0.942 a present bug would have shown with"
+                      " probability 0.9966",
             "outcomes": {"reproduced": 1} if present else {"clean": 2},
             "durations": [0.481] if present else [0.473, 0.275], "seconds": 0.9 if present else 1.3,
             "confidence": None if present else 0.996618, "evidence": evidence, "controls": controls,
@@ -78,7 +80,8 @@ def wrangler_history() -> list[dict]:
 def hang_with_workers() -> dict:
     """A fork hang: the child's Python stacks and py-spy's of the child and of its forked worker."""
     hang = record("lancedb-fork-hang", "trigger", "3.11", "lancedb", "0.30.2", "absent")
-    hang.update({"verdict": "present", "expected": ["present"], "failure_kind": "hang", "attempts": 1, "reproductions": 1,
+    hang.update({"verdict": "present", "expected": ["present"], "failure_kind": "hang", "attempts": 1,
+                 "reproductions": 1,
                  "outcomes": {"hang": 1}, "confidence": None, "reason": "reproduced in 1 of 1 attempts",
                  "controls": [{"variant": "control-spawn", "outcome": "clean", "reason": "no sign of the bug",
                                "duration": 3.151}]})
@@ -88,7 +91,8 @@ def hang_with_workers() -> dict:
                                       "hang_evidence": "round 1: the fork worker (pid [5328]) is not done after 2s",
                                       "stacks": "Thread 0x00007f80932c76c0 (most recent call first):\n"
                                                 "  File \"threading.py\", line 327 in wait\n",
-                                      "native_stacks": {"5301": "Thread 5301 (idle): \"MainThread\"\n    Condition.wait",
+                                      "native_stacks": {"5301": "Thread 5301 (idle): \"MainThread\"\n"
+                                                                "    Condition.wait",
                                                         "5328": "Thread 5328 (idle): \"MainThread\"\n    "
                                                                 "PyThread_acquire_lock_timed (libpython3.11.so.1.0)"},
                                       "output_tail": "", "output_bytes": 0}}]

@@ -1,7 +1,5 @@
 """Fault injection: synthetic misbehaving children, each classified right, nothing left running."""
-import os
 import sys
-import time
 
 import pytest
 

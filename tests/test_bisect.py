@@ -271,7 +271,8 @@ def test_interpreter_axis_map_then_everything_from_the_cache(version_bug):
     first = repro_cli(*args, env=env)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
-    assert [(t["kind"], t["last"][:4], t["first"][:4]) for t in report["transitions"]] == [("introduced", "3.11", "3.12")]
+    assert [(t["kind"], t["last"][:4], t["first"][:4]) for t in report["transitions"]] == [
+        ("introduced", "3.11", "3.12")]
     assert report["counts"]["tested"] == len(usable) and report["counts"]["from_cache"] == 0
     assert report["stride"] == 1  # on the interpreter axis every interpreter is tested by default
     verdicts = {row["point"][:4]: row["verdict"] for row in report["timeline"]}
@@ -307,7 +308,8 @@ def test_a_point_without_the_feature_is_absent_so_the_features_arrival_is_a_tran
                     "--results", str(tmp / "r.jsonl"), env=env)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert [(t["kind"], t["last"][:4], t["first"][:4]) for t in report["transitions"]] == [("introduced", "3.10", "3.11")]
+    assert [(t["kind"], t["last"][:4], t["first"][:4]) for t in report["transitions"]] == [
+        ("introduced", "3.10", "3.11")]
     assert report["timeline"][0]["verdict"] == "absent" and report["not_judged"] == {}
 
 
@@ -490,7 +492,8 @@ def test_check_records_the_source_so_one_version_string_is_told_apart(toy_repo):
     finally:
         (repo / "toylib" / "extra.py").unlink()
     dirty = last_record(results_file)["source"]
-    assert dirty["dirty"] is True and dirty["commit"] == commits["1.5-fix"] and dirty["tree"] != sources["1.5-fix"]["tree"]
+    assert dirty["dirty"] is True and dirty["commit"] == commits["1.5-fix"]
+    assert dirty["tree"] != sources["1.5-fix"]["tree"]
     git(repo, "checkout", "-q", "main")
 
 
@@ -504,7 +507,8 @@ def check_bisect(repo, env, base, spec, *extra):
 def repo_state(repo):
     """Branch, commit and whether a bisect is under way: what --bisect must leave as it found it."""
     bisecting = (repo / ".git" / "BISECT_START").exists()
-    return git(repo, "symbolic-ref", "-q", "HEAD").stdout.strip(), git(repo, "rev-parse", "HEAD").stdout.strip(), bisecting
+    branch = git(repo, "symbolic-ref", "-q", "HEAD").stdout.strip()
+    return branch, git(repo, "rev-parse", "HEAD").stdout.strip(), bisecting
 
 
 def test_check_bisect_finds_where_the_bug_appeared(toy_repo):

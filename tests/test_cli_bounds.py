@@ -8,9 +8,9 @@ import os
 import threading
 
 import pytest
-from test_cli import repro
 
 from harness.cli.options import MAX_SECONDS
+from test_cli import repro
 
 FAULTS = ["synthetic-faults", "--python", "current"]
 

@@ -195,7 +195,8 @@ def test_an_env_built_from_a_damaged_uv_cache_is_an_env_build_error(cache, monke
 def test_an_image_env_whose_interpreter_exists_only_in_the_image_is_reused(cache):
     """An env built in a container links to the image's interpreter (not on the host); only the link is checked.
 
-    Stand-in for harness/executors/docker/interpreters.py: uv runs on the host, then the env's links point into "the image"."""
+    Stand-in for harness/executors/docker/interpreters.py: uv runs on the host, then the env's links
+    point into "the image"."""
     from harness.executors.docker.interpreters import ImageInterpreter
 
     host = interpreters.find("current")

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -246,8 +245,9 @@ def _site_packages(venv: Path) -> Path:
 
 def test_installed_wheel_ships_the_bugs(installed, tmp_path):
     harness_dir = _site_packages(installed) / "harness"
-    assert {p.stem for p in (harness_dir / "_bundled" / "repros").glob("*.py")} == {b.replace("-", "_") for b in SHIPPED}
-    assert {p.stem for p in (harness_dir / "_bundled" / "matrix").glob("*.toml")} == {b.replace("-", "_") for b in SHIPPED}
+    shipped = {b.replace("-", "_") for b in SHIPPED}
+    assert {p.stem for p in (harness_dir / "_bundled" / "repros").glob("*.py")} == shipped
+    assert {p.stem for p in (harness_dir / "_bundled" / "matrix").glob("*.toml")} == shipped
     done = subprocess.run([str(installed / "bin" / "repro"), "list", "--json"], cwd=tmp_path, capture_output=True,
                           text=True, env=_clean_env(), timeout=120)
     assert done.returncode == 0, done.stderr

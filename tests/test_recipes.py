@@ -92,8 +92,9 @@ FAKE_CONFIGURE = """#!/bin/sh
 prefix=; for arg; do case $arg in --prefix=*) prefix=${arg#--prefix=};; esac; done
 echo "$@" | grep -q -- --disable-gil || { echo "configure: --disable-gil missing" >&2; exit 1; }
 [ -z "$FAIL" ] || { echo "configure: error: no C compiler (as asked)" >&2; exit 1; }
-printf 'all:\\n\\ttrue\\naltinstall:\\n\\tmkdir -p %s/bin %s/lib/python3.13t/test\\n\\tcp fake-python %s/bin/python3.13t\\n' \\
-  "$prefix" "$prefix" "$prefix" > Makefile
+printf 'all:\\n\\ttrue\\naltinstall:\\n' > Makefile
+printf '\\tmkdir -p %s/bin %s/lib/python3.13t/test\\n\\tcp fake-python %s/bin/python3.13t\\n' \\
+  "$prefix" "$prefix" "$prefix" >> Makefile
 """
 FAKE_PYTHON = """#!/bin/sh
 echo "3.13.5 fake free-threading build"

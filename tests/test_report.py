@@ -36,7 +36,8 @@ def test_newest_record_of_a_cell_wins(records, tmp_path):
     results.append(tmp_path / "old.jsonl", older)
     merged, skipped = report.collect([records, tmp_path / "old.jsonl"])
     assert len(merged) == 4 and skipped == []
-    assert next(r for r in merged if r["variant"] == "trigger" and r["bug"] == "synthetic-faults")["verdict"] == "present"
+    trigger = next(r for r in merged if r["variant"] == "trigger" and r["bug"] == "synthetic-faults")
+    assert trigger["verdict"] == "present"
 
 
 def test_readme_section_is_replaced(records, tmp_path):

@@ -73,7 +73,8 @@ def test_grid_rows_and_collect_follow_versions(tmp_path):
         results.append(path, cell)
     merged, skipped = report.collect([path])
     assert skipped == [] and [r["pins"][0] for r in merged] == [
-        "awswrangler==2.14.0", "awswrangler==3.2.0", "awswrangler==3.11.0", "awswrangler==3.12.0", "awswrangler==3.17.1"]
+        "awswrangler==2.14.0", "awswrangler==3.2.0", "awswrangler==3.11.0", "awswrangler==3.12.0",
+        "awswrangler==3.17.1"]
 
 
 # ------------------------------------------------------------------ the pages
@@ -319,13 +320,15 @@ def test_pytest_matrix_ends_with_the_verdict_of_every_cell(layout, tmp_path):
     assert [" ".join(c[-3:]) for c in cells if c[1] == "fixed"] == ["NO (expected present)"]
     assert lines[-2] == f"3 cells: 2 absent, 1 present; 2 of 3 as expected, 1 NOT: synthetic-fixed[fixed] py{CURRENT}"
     assert "\x1b[" not in out.stdout  # not a terminal: plain
-    assert all(json.loads(line)["kind"] == "cell" for line in (tmp_path / "results" / "main.jsonl").read_text().splitlines())
+    lines = (tmp_path / "results" / "main.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["kind"] == "cell" for line in lines)
 
 
 def test_nox_ends_with_the_verdict_of_every_cell_of_its_sessions(layout):
     if not shutil.which("uv"):
         pytest.skip("uv is not on PATH (nox's venv backend here)")
-    env = {k: v for k, v in os.environ.items() if k not in ("REPRO_PATH", "PYTHONPATH", "NO_COLOR", "FORCE_COLOR", "CI")}
+    left_out = ("REPRO_PATH", "PYTHONPATH", "NO_COLOR", "FORCE_COLOR", "CI")
+    env = {k: v for k, v in os.environ.items() if k not in left_out}
     out = subprocess.run([sys.executable, "-m", "nox", "-s", f"matrix(python='{CURRENT}')", "--", "--attempts", "1"],
                          cwd=layout, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 1, out.stderr[-3000:]  # the `fixed` cell is expected present

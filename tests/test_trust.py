@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import ROOT, repro
 
 from conftest import FAULT_REPROS, _cmdline, alive, small_tmpfs
 from harness import procs, results
@@ -23,6 +22,7 @@ from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cell import Cell, Options, run_cell
 from harness.registry import get_bug
 from harness.verdict import decide
+from test_cli import ROOT, repro
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
 

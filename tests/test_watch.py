@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import small_tmpfs
 from harness import matrix, results, watch
 from harness.cell import Options
 from harness.envs import package_index
 from harness.runner import Planned, run_cells
-from conftest import small_tmpfs
 from test_bisect import LOCKED, TOY_REPRO, UNLOCKED
 from test_envs import make_wheel
 
@@ -35,7 +35,8 @@ HISTORY = 'exclude_newer = "release"\ntier = "history"\n'
 
 
 def cells(pin: str, expect: str, extra: str = "") -> str:
-    return f'\n[[cells]]\npython = ["{CURRENT}"]\npins = ["{pin}"]\nvariants = ["trigger"]\nexpect = "{expect}"\n{extra}'
+    return (f'\n[[cells]]\npython = ["{CURRENT}"]\npins = ["{pin}"]\nvariants = ["trigger"]\n'
+            f'expect = "{expect}"\n{extra}')
 
 
 # 1.0 has the bug, 1.1 fixed it; the watch follows the newest release.
@@ -166,7 +167,8 @@ def test_a_new_release_that_brings_the_bug_back_fails_the_latest_cell_with_its_e
 
     # The daily job: the payload of the tracking issue, against the published results.
     out = repro("matrix", "watch", str(day1), "--published", str(published), "--payloads", str(tmp / "p.json"),
-                "--summary", str(tmp / "summary.md"), "--publish", str(tmp / "site" / "results.jsonl"), env=env, cwd=tmp)
+                "--summary", str(tmp / "summary.md"), "--publish", str(tmp / "site" / "results.jsonl"),
+                env=env, cwd=tmp)
     assert out.returncode == 0, out.stderr
     [payload] = json.loads((tmp / "p.json").read_text())
     assert payload["state"] == "open" and payload["labels"] == ["repro-watch", "watchlib-lost-update"]

@@ -90,7 +90,8 @@ class Tester:
             self.counts["from_cache"] += 1
             point.result = {**entry, "cached": True}
         else:
-            planned = Planned(point.cell, label=f"{point.cell.label} (deps as of {point.cell.exclude_newer or 'today'})",
+            deps_as_of = point.cell.exclude_newer or "today"
+            planned = Planned(point.cell, label=f"{point.cell.label} (deps as of {deps_as_of})",
                               position=(self.counts["tested"] + 1, len(self.points)))
             record, = run_cells([planned], self.options, progress=self.progress, keep=self.on_record,
                                 services=self.services)
@@ -270,7 +271,8 @@ def render(report: dict, axis: str, left_out: list | None = None) -> str:
     for t in report["transitions"]:
         extra = ""
         if t["skipped_between"]:
-            extra = f" (not judged between: {', '.join(t['skipped_between'])}: the change is in one of them or at {t['first']})"
+            extra = (f" (not judged between: {', '.join(t['skipped_between'])}: the change is in one of them"
+                     f" or at {t['first']})")
         lines.append(f"{t['kind'].upper():10} between {t['last']} ({t['last_verdict']}) and {t['first']} "
                      f"({t['first_verdict']}){extra}")
     lines.extend(summary_lines(report))

@@ -208,7 +208,8 @@ def cmd_bisect(args) -> int:
             axes.append((f"{package} releases", interpreter.cell_python, points, left_out))
     else:
         exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, list(pins))
-        axes.append(("interpreters", None, axis_points.interpreter_points(bug, args.variant, found, pins, exclude_newer), []))
+        points = axis_points.interpreter_points(bug, args.variant, found, pins, exclude_newer)
+        axes.append(("interpreters", None, points, []))
     reports = []
     with ServicePool() as pool:
         for axis, python, points, left_out in axes:

@@ -43,7 +43,8 @@ def options_parser() -> argparse.ArgumentParser:
     common.add_argument("--confidence", type=float, default=DEFAULTS.confidence,
                         help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})")
     common.add_argument("--max-attempts", type=int, default=DEFAULTS.max_attempts,
-                        help=f"at most this many attempts when --attempts is not given (default: {DEFAULTS.max_attempts})")
+                        help="at most this many attempts when --attempts is not given"
+                             f" (default: {DEFAULTS.max_attempts})")
     common.add_argument("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)")
     common.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="variant parameter override (JSON value), e.g. threads=8")
@@ -219,6 +220,6 @@ def print_line(args, line: str) -> None:
         print(line, flush=True)
     except BrokenPipeError:
         args.stdout_closed = True
-        devnull = open("/dev/null", "w")  # noqa: SIM115 - stdout for the rest of the process
+        devnull = open("/dev/null", "w")  # stdout for the rest of the process
         sys.stdout = devnull
         print("repro: stdout was closed; results go on to the results file", file=sys.stderr)

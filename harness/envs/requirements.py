@@ -5,7 +5,8 @@ import re
 
 from harness.errors import UsageError
 
-REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*((==|>=|<=|~=|!=|<|>)[^\s;]+(,\s*(==|>=|<=|~=|!=|<|>)[^\s,;]+)*)?$")
+REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*"
+                            r"((==|>=|<=|~=|!=|<|>)[^\s;]+(,\s*(==|>=|<=|~=|!=|<|>)[^\s,;]+)*)?$")
 # A direct reference to a local file or directory (a package built from a checkout); never a network URL.
 LOCAL_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*@\s*file:///\S+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?$")

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from harness.envs.interpreters import Interpreter
 from harness.envs import uvbin
+from harness.envs.interpreters import Interpreter
 from harness.envs.requirements import requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.files import locked, write_atomically

@@ -38,7 +38,7 @@ def client(timeout: float = 120):
     try:
         engine = docker.from_env(timeout=timeout)
         engine.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to talk to
+    except Exception as exc:  # any failure means: no engine to talk to
         raise EngineUnavailable(f"cannot reach the Docker engine ({one_line(exc)}); start dockerd, "
                                 f"e.g. `python -m harness.executors.docker start-engine`") from exc
     return engine

@@ -140,7 +140,7 @@ class DockerExecutor(Executor):
         except docker.errors.ImageNotFound:
             try:
                 return self.engine.images.pull(self.image).id
-            except Exception as exc:  # noqa: BLE001 - no hub is reachable here
+            except Exception as exc:  # no hub is reachable here
                 raise UsageError(f"image {self.image!r} is not on the engine and cannot be pulled: "
                                  f"{one_line(exc)}") from exc
 
@@ -167,7 +167,8 @@ class DockerExecutor(Executor):
                     return found
                 if self.python_from == "host" or wanted == "current":
                     raise UsageError(_system_python(found.path))
-                host_note = f"the host's Python {found.version} is {found.path}, a system install the container cannot mount"
+                host_note = (f"the host's Python {found.version} is {found.path}, a system install the container"
+                             " cannot mount")
         try:
             return find_in_image(self.engine, self.image, self.image_id, wanted, self._labels("probe"))
         except UsageError as exc:

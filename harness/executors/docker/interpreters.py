@@ -37,7 +37,9 @@ for dir in $PATH; do
   for exe in "$dir"/python3.[0-9] "$dir"/python3.[0-9][0-9] "$dir"/python3.[0-9]t "$dir"/python3.[0-9][0-9]t \\
              "$dir"/python3 "$dir"/python; do
     [ -x "$exe" ] || continue
-    "$exe" -I -S -c 'import os, sys, sysconfig; print(sys.implementation.name, "%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.executable), "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "gil")' 2>/dev/null
+    "$exe" -I -S -c 'import os, sys, sysconfig; print(sys.implementation.name, \
+"%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.executable), \
+"free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "gil")' 2>/dev/null
   done
 done
 """
@@ -101,8 +103,9 @@ def image_pythons(engine, image_id: str, labels: dict, free_threaded: bool = Fal
     try:
         status, output, _ = run_container(engine, image_id, ["/bin/sh", "-c", PROBE_SCRIPT], labels=labels,
                                           timeout=PROBE_TIMEOUT, entrypoint=[])
-    except Exception as exc:  # noqa: BLE001 - e.g. no /bin/sh in the image (distroless)
-        raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: {last_lines(str(exc), limit=400)}") from exc
+    except Exception as exc:  # e.g. no /bin/sh in the image (distroless)
+        reason = last_lines(str(exc), limit=400)
+        raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: {reason}") from exc
     if status != 0:
         raise UsageError(f"cannot list the interpreters of image {image_id[:19]}: /bin/sh -c exited with "
                          f"{status}: {last_lines(output, limit=400)}")
@@ -154,8 +157,9 @@ def uv_runner(engine, interpreter: ImageInterpreter, root: Path, labels: dict):
         try:
             status, stdout, stderr = run_container(engine, interpreter.image_id, argv, labels=labels, env=env,
                                                    mounts=mounts, network="host", timeout=timeout, entrypoint=[])
-        except Exception as exc:  # noqa: BLE001 - the engine refused the container (e.g. uv cannot start)
-            raise EnvBuildError(f"cannot run uv in image {interpreter.image}: {last_lines(str(exc), limit=400)}") from exc
+        except Exception as exc:  # the engine refused the container (e.g. uv cannot start)
+            reason = last_lines(str(exc), limit=400)
+            raise EnvBuildError(f"cannot run uv in image {interpreter.image}: {reason}") from exc
         if status is None:
             raise EnvBuildError(f"uv {args[0]} in image {interpreter.image} did not finish within {timeout:g}s")
         return subprocess.CompletedProcess(argv, status, stdout, stderr)

@@ -159,7 +159,7 @@ def _step(recipe: Recipe, say, what: str, action):
     started = time.monotonic()
     try:
         result = action()
-    except Exception as exc:  # noqa: BLE001 - every failure of a step is reported the same way
+    except Exception as exc:  # every failure of a step is reported the same way
         raise UsageError(f"building the image of {recipe.name} failed at '{what}': "
                          f"{last_lines(str(exc), limit=1200)}") from exc
     say(f"{recipe.name}: {what}: done in {time.monotonic() - started:.0f}s")
