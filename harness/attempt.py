@@ -36,8 +36,10 @@ from harness.registry import Bug, Variant
 from harness.text import last_lines
 from harness.verdict import CRASH, ERROR, HANG
 
-# The stdlib-only child side: all the harness puts on the child's path (a copy per attempt),
-# so nothing of the harness's own environment can shadow the cell's packages.
+# The child side: all the harness puts on the child's path (a copy per attempt), so nothing of the
+# harness's own environment can shadow the cell's packages. It runs inside every interpreter under
+# test, so these modules import only the stdlib and each other, and run on Python 3.9+ (checked by
+# tests/test_child_code.py); the other modules say they belong here with a pointer to this list.
 CHILD_CODE = ("child.py", "kit.py", "files.py", "protocol.py", "verdict.py", "stats.py")
 HARNESS_DIR = Path(__file__).resolve().parent
 OUTPUT_TAIL = 16384          # bytes of child output kept as evidence

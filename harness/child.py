@@ -1,6 +1,6 @@
 """Child side: runs one attempt of one variant inside the target interpreter.
 
-Stdlib-only and Python 3.9+, because it runs in every environment under test.
+It runs in every environment under test, with the rest of the child side (harness.attempt.CHILD_CODE).
 Invoked by the parent as:
 
     python -m harness.child --request ATTEMPT_DIR/request.json [--variant NAME]

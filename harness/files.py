@@ -1,6 +1,6 @@
 """Files written whole or not at all, and a lock file shared by concurrent runs.
 
-Stdlib-only and Python 3.9+: the child side uses it too (copied with it for each attempt).
+The child side uses it too (harness.attempt.CHILD_CODE).
 """
 import fcntl
 import os

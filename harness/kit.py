@@ -1,4 +1,4 @@
-"""What repros may import inside the child: stdlib-only helpers, Python 3.9+.
+"""What repros may import inside the child: helpers of the child side (harness.attempt.CHILD_CODE).
 
 Only the child side (this module, harness.child and what it imports) is on the child's
 path (a copy of it, made for each attempt), never the harness's own site-packages: the

@@ -1,6 +1,6 @@
 """What the parent and the child of one attempt tell each other: a request in, a result out.
 
-Stdlib-only and Python 3.9+ (copied with the child side). Both are JSON files in the attempt
+Part of the child side (harness.attempt.CHILD_CODE). Both are JSON files in the attempt
 dir, with the other files the two sides share there. The parent writes the request from the
 validated bug (harness.registry), so the child never reads the repro's BUG dict itself; the
 child writes the result atomically, and the parent alone turns it into the attempt's outcome.

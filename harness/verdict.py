@@ -1,7 +1,7 @@
 """The words of a result, and how a cell's verdict follows from its attempts.
 
-Stdlib-only and Python 3.9+: the child says an attempt's outcome in these words too (this
-module is copied with the child side), so each word is defined here and nowhere else.
+Part of the child side (harness.attempt.CHILD_CODE): the child says an attempt's outcome in
+these words too, so each word is defined here and nowhere else.
 
 An attempt's outcome: reproduced (the bug's oracle saw the bug), clean, hang (the deadline ran
 out), crash (a signal), other-failure (a failure without the bug's signature), error (the child

@@ -14,7 +14,7 @@ HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
 # Lowest first. A module may import modules of its own layer or of lower layers only.
 LAYERS = [
-    # what everything uses; the child side (child, kit, files, protocol, verdict, stats) is stdlib-only
+    # what everything uses; the child side among them: harness.attempt.CHILD_CODE
     ["harness", "harness.errors", "harness.paths", "harness.files", "harness.stats", "harness.verdict",
      "harness.protocol", "harness.kit", "harness.child", "harness.procs", "harness.guardian", "harness.progress",
      "harness.results", "harness.text"],
