@@ -131,7 +131,8 @@ def check_readme(readme: Path) -> str:
         raise ValueError(f"cannot read the README {readme}: {exc.strerror or exc}") from None
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} section")
-    if text.count(README_START) != 1 or text.count(README_END) != 1 or text.index(README_START) > text.index(README_END):
+    if (text.count(README_START) != 1 or text.count(README_END) != 1
+            or text.index(README_START) > text.index(README_END)):
         raise ValueError(f"{readme} must have one {README_START} followed by one {README_END}")
     return text
 

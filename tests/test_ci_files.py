@@ -93,7 +93,8 @@ def jobs(workflow: Path) -> dict[str, str]:
 
 # A step's action: owner/repo (or owner/repo/path) at the full commit of a release, its version in a comment.
 # A tag can be moved or deleted (a tag that does not exist fails every job at set-up); a commit cannot.
-PINNED_USES_RE = re.compile(r"^\s*(?:- )?uses: ([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?)@([0-9a-f]{40})  # (v\d+\.\d+\.\d+)$")
+PINNED_USES_RE = re.compile(r"^\s*(?:- )?uses: ([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?)"
+                            r"@([0-9a-f]{40})  # (v\d+\.\d+\.\d+)$")
 
 
 def uses_lines(path: Path) -> list[str]:
@@ -107,7 +108,8 @@ def test_every_action_is_pinned_to_a_full_commit_with_its_release_in_a_comment()
             if re.match(r"^\s*(?:- )?uses: \./", line):
                 continue  # an action of this repository: the commit under test itself
             match = PINNED_USES_RE.match(line)
-            assert match, f"{path.name}: not pinned to a commit with its release (owner/repo@<40 hex>  # vX.Y.Z): {line}"
+            assert match, (f"{path.name}: not pinned to a commit with its release"
+                           f" (owner/repo@<40 hex>  # vX.Y.Z): {line}")
             pins.setdefault((match.group(1), match.group(3)), set()).add(match.group(2))
     assert pins, "no workflow uses an action: the check checked nothing"
     # One release, one commit: a second commit under the same version comment is a stale or mistyped pin.

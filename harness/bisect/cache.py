@@ -139,7 +139,8 @@ def _entry_problem(entry, inputs: dict, secret: bytes | None) -> str | None:
     if problem:
         return problem
     mac = entry.get("mac")
-    if secret is None or not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(secret, inputs, entry["summary"])):
+    if (secret is None or not isinstance(mac, str)
+            or not hmac.compare_digest(mac, _mac(secret, inputs, entry["summary"]))):
         return "its mac does not verify (edited, or made with another cache's key)"
     return None
 
