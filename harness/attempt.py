@@ -160,6 +160,11 @@ HARNESS_VARIABLES = {"PYTHONFAULTHANDLER": "1", "PYTHONDONTWRITEBYTECODE": "1", 
                      "RUST_LOG": "off", "PYTHONUNBUFFERED": "1"}
 
 
+def passed_environment() -> dict:
+    """What a Python process needs of our environment (the allow-list above), and nothing else of it."""
+    return {k: v for k, v in os.environ.items() if k in PASSED_VARIABLES or k.startswith(PASSED_PREFIXES)}
+
+
 def child_env(extra: dict) -> dict:
     """The child's environment, built from an allow-list: what a Python process needs from ours,
     the harness's own variables, the run's mark, then `extra` (service addresses, fake credentials,
@@ -167,7 +172,7 @@ def child_env(extra: dict) -> dict:
 
     PYTHONPATH is set per attempt (ChildCommand.environment); the user's site directory is off,
     and REPRO_RUN marks every process of the attempt for the guardian."""
-    env = {k: v for k, v in os.environ.items() if k in PASSED_VARIABLES or k.startswith(PASSED_PREFIXES)}
+    env = passed_environment()
     env.update(HARNESS_VARIABLES)
     env[guardian.TOKEN_VARIABLE] = guardian.token()
     env.update(extra)

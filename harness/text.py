@@ -1,5 +1,5 @@
-"""Text for one-line messages (the telling end of a log, an exception on one line, unknown keys)
-and record text kept inert inside Markdown."""
+"""Text for one-line messages (the telling end of a log, an exception on one line, unknown keys,
+a duration) and record text kept inert inside Markdown."""
 from __future__ import annotations
 
 import difflib
@@ -15,6 +15,11 @@ def one_line(value, limit: int = 300) -> str:
     """An exception or a text on one line (whitespace collapsed), at most `limit` characters."""
     text = " ".join(str(value).split())[:limit]
     return text or (type(value).__name__ if isinstance(value, BaseException) else "(empty)")
+
+
+def duration(seconds: float) -> str:
+    """A wall time for a person: 42.0s, or 3m07.5s from a minute on."""
+    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s" if seconds >= 60 else f"{seconds:.1f}s"
 
 
 def did_you_mean(given: str, known) -> str:

@@ -560,6 +560,30 @@ def test_check_bisect_refuses_uncommitted_changes(toy_repo):
     assert repo_state(repo) == ("refs/heads/main", commits["1.6"], False)
 
 
+SPY = '''import json, os, sys
+with open({log!r}, "a") as log:
+    log.write(json.dumps([sys.orig_argv, os.environ.get("GITHUB_TOKEN")]) + "\\n")
+'''
+
+
+def test_check_bisect_keeps_our_secrets_from_the_checks_it_runs(toy_repo, tmp_path):
+    """The checks build and import the source under test: a token of ours must not reach them."""
+    repo, commits, env, base = toy_repo
+    spy, log = tmp_path / "spy", tmp_path / "processes.jsonl"
+    spy.mkdir()
+    (spy / "sitecustomize.py").write_text(SPY.format(log=str(log)))  # every Python process says what it saw
+    out = subprocess.run([sys.executable, "-m", "harness", "check", "toylib-lost-update", "--python", "current",
+                          "--attempts", "1", "--source", str(repo), "--results", str(base / "bisect.jsonl"),
+                          "--bisect", "v1.3..v1.5"], cwd=base, capture_output=True, text=True, timeout=600,
+                         env={**harness_env(env), "PYTHONPATH": f"{spy}{os.pathsep}{ROOT}", "GITHUB_TOKEN": "s3cret"})
+    assert out.returncode == 0 and commits["1.4"] in out.stdout, out.stderr
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    checks = [token for argv, token in seen if "check" in argv and "--bisect" not in argv]
+    assert [token for argv, token in seen if "--bisect" in argv] == ["s3cret"]  # the spy saw the outer one
+    assert len(checks) == 3 and set(checks) == {None}, seen  # both ends and the step of git bisect run
+    assert repo_state(repo) == ("refs/heads/main", commits["1.6"], False)
+
+
 def test_check_bisect_resets_the_repository_on_ctrl_c(toy_repo):
     repo, commits, env, base = toy_repo
     proc = subprocess.Popen([sys.executable, "-m", "harness", "check", "toylib-lost-update", "--python", "current",
@@ -695,7 +719,7 @@ def test_help_shows_defaults_and_both_recipes(capsys, command, shown):
 
 
 def test_git_s_answers_are_read_both_named_and_left_to_skipped_candidates(tmp_path):
-    from harness.cli.bisect import _outcome
+    from harness.bisect.git import outcome
 
     git(tmp_path, "init", "-q")
     for n in range(1, 6):  # commit k holds n = k + 1
@@ -707,7 +731,7 @@ def test_git_s_answers_are_read_both_named_and_left_to_skipped_candidates(tmp_pa
     for name, script in {"named": "[ $(cat n) -ge 3 ] && exit 1; exit 0",
                          "skipped": "[ $(cat n) -ge 4 ] && exit 1; [ $(cat n) -ge 2 ] && exit 125; exit 0"}.items():
         git(tmp_path, "bisect", "start", "--term-old=broken", "--term-new=fixed", commits[-1], commits[0])
-        answers[name] = _outcome(git(tmp_path, "bisect", "run", "sh", "-c", script).stdout)
+        answers[name] = outcome(git(tmp_path, "bisect", "run", "sh", "-c", script).stdout)
         git(tmp_path, "bisect", "reset")
     assert answers["named"] == {"commit": commits[2]}
     assert answers["skipped"]["commit"] is None and sorted(answers["skipped"]["candidates"]) == sorted(commits[1:4])

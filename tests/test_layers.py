@@ -34,7 +34,7 @@ LAYERS = [
     ["harness.matrix", "harness.runner"],
     # what is built on runs: bisect, reports, benchmarks
     ["harness.bisect", "harness.bisect.search", "harness.bisect.points", "harness.bisect.cache",
-     "harness.bisect.run",
+     "harness.bisect.run", "harness.bisect.git",
      "harness.story", "harness.report", "harness.table", "harness.osv", "harness.watch", "harness.bench"],
     # the command line
     ["harness.cli", "harness.cli.options", "harness.cli.run", "harness.cli.bisect", "harness.cli.matrix",

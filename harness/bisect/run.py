@@ -26,6 +26,7 @@ from harness.errors import UsageError
 from harness.paths import cache_dir
 from harness.registry import Bug
 from harness.runner import Planned, run_cells
+from harness.text import duration
 from harness.verdict import ABSENT, NOT_INSTALLABLE, PRESENT, SKIPPED
 
 # ---------------------------------------------------------------- verdict cache (harness/bisect/cache.py)
@@ -175,10 +176,6 @@ def _report(bug, points, probe, mode, stride, outcome, counts, seconds) -> dict:
     return report
 
 
-def _duration(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s" if seconds >= 60 else f"{seconds:.1f}s"
-
-
 def _short_reason(reason: str) -> str:
     """The telling end of a skip reason: uv's cause, or the control's error."""
     if reason.startswith("cannot install"):
@@ -279,7 +276,7 @@ def render(report: dict, axis: str, left_out: list | None = None) -> str:
     c = report["counts"]
     lines.append(f"tested {c['tested']} of {report['points']} ({c['from_cache']} from the verdict cache); "
                  f"env builds {c['env_builds']} ({c['env_build_failures']} failed); "
-                 f"attempts {c['attempts']}; wall {_duration(report['wall_seconds'])}")
+                 f"attempts {c['attempts']}; wall {duration(report['wall_seconds'])}")
     if report.get("budget_without_skips"):
         lines.append(f"budget without skips: ceil(log2 {report['points']}) + 2 = {report['budget_without_skips']}")
     lines.append(f"note: {report['note']}")

@@ -5,49 +5,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 
-from harness import procs
+from harness.bisect import git as git_bisect
 from harness.bisect import points as axis_points
 from harness.bisect import run as bisect_run
+from harness.bisect.git import CHECK_ABORT, CHECK_SKIP, check_exit_codes
 from harness.cell import Cell, executor_for
 from harness.cli.options import (
+    add_run_options,
     build_options,
     check_at_least,
     check_pins,
     emit,
     keep_result,
-    options_parser,
     resolve_exclude_newer,
 )
 from harness.envs import checkout, interpreters
 from harness.envs.requirements import check_date, requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
-from harness.paths import ROOT
 from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
 from harness.table import print_table
-from harness.verdict import ABSENT, PRESENT
+from harness.verdict import PRESENT
 
-# `git bisect run` reads 0 as good (old), 125 as skip, 1-127 as bad (new) and anything above
-# 127 as "stop": a broken command line or harness must stop the bisection, never mark a commit.
-CHECK_EXIT = {ABSENT: 0, PRESENT: 1}
-FIND_FIX_EXIT = {PRESENT: 0, ABSENT: 1}   # --find-fix: the old side of the change has the bug
-CHECK_SKIP = 125
-CHECK_ABORT = 128
 PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+
-# git's words for the two sides of the change (--term-old, --term-new), by --find-fix.
-TERMS = {False: ("good", "bad"), True: ("broken", "fixed")}
-CHECK_GRACE = 20.0  # seconds a check gets to clean up its attempts and services when stopped
 
 GIT_RECIPES = """\
 where the bug appeared (OLD absent, NEW present):
@@ -99,26 +86,26 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _check_options() -> argparse.ArgumentParser:
-    """The common options with check's own --exclude-newer: a private copy, so `run` keeps its own."""
-    options = options_parser()
-    exclude_newer = next(a for a in options._actions if a.dest == "exclude_newer")
-    exclude_newer.default = "commit"
-    exclude_newer.metavar = "DATE|commit|none"
-    exclude_newer.help = ("resolve dependencies as of DATE; commit: as of the checked-out commit's date, so each "
-                          "commit is tested with the dependencies of its own date, as releases are; none: today")
-    return options
+# check's --exclude-newer: by default the checked-out commit's date, where `run` has none.
+CHECK_EXCLUDE_NEWER = {
+    "default": "commit", "metavar": "DATE|commit|none",
+    "help": ("resolve dependencies as of DATE; commit: as of the checked-out commit's date, so each "
+             "commit is tested with the dependencies of its own date, as releases are; none: today")}
 
 
-def _add_check_arguments(check) -> None:
-    check.add_argument("bug")
-    check.add_argument("--source", type=Path, default=Path("."), help="the package's source directory")
-    check.add_argument("--variant", default="trigger", help="the trigger variant to run")
-    check.add_argument("--find-fix", action="store_true",
-                       help="look for the fix: exit 0 present, 1 absent (for git's --term-old=broken --term-new=fixed)")
-    check.add_argument("--bisect", metavar="OLD..NEW",
-                       help="run the whole git bisect over this range of the source's repository: check both "
-                            "ends, refuse a range whose ends agree or that is reversed, name the first commit, reset")
+def _add_check_arguments(check) -> list[argparse.Action]:
+    """check's arguments, the run options first (with check's own --exclude-newer); returned for
+    the command each bisect step runs."""
+    return add_run_options(check, CHECK_EXCLUDE_NEWER) + [
+        check.add_argument("bug"),
+        check.add_argument("--source", type=Path, default=Path("."), help="the package's source directory"),
+        check.add_argument("--variant", default="trigger", help="the trigger variant to run"),
+        check.add_argument("--find-fix", action="store_true", help="look for the fix: exit 0 present, 1 absent "
+                           "(for git's --term-old=broken --term-new=fixed)"),
+        check.add_argument("--bisect", metavar="OLD..NEW",
+                           help="run the whole git bisect over this range of the source's repository: check both "
+                                "ends, refuse a range whose ends agree or that is reversed, name the first commit, "
+                                "reset")]
 
 
 def add_parsers(sub, common) -> None:
@@ -142,7 +129,7 @@ def add_parsers(sub, common) -> None:
     run.add_argument("--variant", default="trigger", help="the trigger variant to run")
     run.add_argument("--no-cache", action="store_true", help="ignore cached verdicts (new ones are still stored)")
     run.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
-    check = sub.add_parser("check", parents=[_check_options()], formatter_class=HelpFormatter, epilog=CHECK_EPILOG,
+    check = sub.add_parser("check", formatter_class=HelpFormatter, epilog=CHECK_EPILOG,
                            help="exit 0 absent, 1 present, 125 cannot test: for `git bisect run` "
                                 "(--find-fix swaps 0 and 1; --bisect OLD..NEW runs the whole git bisect)")
     _add_check_arguments(check)
@@ -250,10 +237,6 @@ def _tested_points(reports: list, bug: str, variant: str, package: str | None) -
 
 # ---------------------------------------------------------------- repro check
 
-def check_exit_codes(find_fix: bool) -> dict:
-    return FIND_FIX_EXIT if find_fix else CHECK_EXIT
-
-
 def _exclude_newer_of(rule: str | None, source: Path) -> str | None:
     if rule in (None, "none"):
         return None
@@ -318,17 +301,13 @@ def cmd_check(args) -> int:
 
 # ---------------------------------------------------------------- repro check --bisect OLD..NEW
 
-FIRST_RE = re.compile(r"^([0-9a-f]{40}) is the first (\S+) commit", re.M)
-CANDIDATES_RE = re.compile(r"could be any of:\n((?:[0-9a-f]{40}\n)+)")
-NOT_FORWARDED = {"help", "bug", "source", "bisect", "json"}
+NOT_FORWARDED = {"bug", "source", "bisect", "json"}
 
 
 def _check_command(args, source: Path) -> list[str]:
     """The `repro check` each step runs: this command's options, without --bisect and --json."""
-    parser = argparse.ArgumentParser(parents=[_check_options()], add_help=False)
-    _add_check_arguments(parser)
     argv = [sys.executable, "-m", "harness", "check", args.bug, "--source", str(source)]
-    for action in parser._actions:
+    for action in _add_check_arguments(argparse.ArgumentParser(add_help=False)):
         value = getattr(args, action.dest, None)
         if action.dest in NOT_FORWARDED or not action.option_strings or value == action.default:
             continue
@@ -341,132 +320,6 @@ def _check_command(args, source: Path) -> list[str]:
     return argv
 
 
-def _child_env() -> dict:
-    """The checks run this harness, installed or not."""
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
-
-
-def _run_stopping_on_interrupt(argv: list, cwd: Path, on_line=None) -> tuple[int, str]:
-    """Run a command in its own session (Ctrl-C reaches only us); on any interruption its whole
-    session is stopped, with time for a check to clean up its attempts and services.
-    With `on_line`, stdout is read line by line and returned; otherwise it goes to our stderr."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=_child_env(), stdin=subprocess.DEVNULL, text=True,
-                            stdout=subprocess.PIPE if on_line else 2, start_new_session=True)  # 2: our stderr
-    lines = []
-    try:
-        for line in proc.stdout if on_line else ():
-            lines.append(line)
-            on_line(line.rstrip("\n"))
-        return proc.wait(), "".join(lines)
-    except BaseException:
-        with procs.signals_deferred():
-            procs.kill_session(proc.pid, CHECK_GRACE)
-            proc.wait()
-        raise
-    finally:
-        if proc.stdout:
-            proc.stdout.close()
-
-
-def _range(repo: Path, spec: str) -> tuple[str, str]:
-    old, sep, new = spec.partition("..")
-    if not sep or not old or not new or new.startswith("."):
-        raise UsageError(f"--bisect {spec!r}: expected OLD..NEW, e.g. v1.0..v1.1")
-    old_commit, new_commit = checkout.commit_of(repo, old), checkout.commit_of(repo, new)
-    if old_commit == new_commit:
-        raise UsageError(f"--bisect {spec}: both ends are commit {old_commit[:12]}")
-    if not checkout.is_ancestor(repo, old_commit, new_commit):
-        raise UsageError(f"--bisect {spec}: {old} is not an ancestor of {new}: the range is reversed "
-                         f"or spans two branches (write it oldest first: OLD..NEW)")
-    return old_commit, new_commit
-
-
-def _refuse_unsafe_repository(repo: Path) -> None:
-    if checkout.bisecting(repo):
-        raise UsageError(f"a git bisect is already under way in {repo}: finish it or `git bisect reset` first")
-    changed = checkout.uncommitted_changes(repo)
-    if changed:
-        raise UsageError(f"{repo} has uncommitted changes ({len(changed)} files, e.g. {changed[0].strip()}): "
-                         "a bisect checks out other commits; commit or stash them first")
-
-
-def _verdict_of(code: int, find_fix: bool) -> str:
-    verdicts = {code: verdict for verdict, code in check_exit_codes(find_fix).items()}
-    return verdicts.get(code) or {CHECK_SKIP: "cannot be tested"}.get(code, f"a failed check (exit {code})")
-
-
-def _refuse_ends(codes: tuple, labels: tuple, find_fix: bool) -> None:
-    """The ends must be on both sides of the change asked for, or git bisect names a wrong commit."""
-    if codes == (0, 1):
-        return
-    said = (f"OLD {labels[0]} is {_verdict_of(codes[0], find_fix)} and NEW {labels[1]} is "
-            f"{_verdict_of(codes[1], find_fix)}")
-    if any(code not in (0, 1) for code in codes):
-        raise UsageError(f"{said}: both ends need a verdict; pick ends where the check can run")
-    if codes[0] == codes[1]:
-        raise UsageError(f"{said}: the ends agree, so there is no change between them to find")
-    hint = "drop --find-fix to find where it appeared" if find_fix else "add --find-fix to find where it was fixed"
-    raise UsageError(f"{said}: the range is the other way round for this search ({hint})")
-
-
-def _check_ends(repo: Path, command: list, ends: tuple, labels: tuple, find_fix: bool, say) -> dict:
-    codes = []
-    for name, commit, label in zip(("OLD", "NEW"), ends, labels):
-        checkout.git(repo, "checkout", "-q", "--detach", commit)
-        say(f"checking the {name} end {label} ({commit[:12]} {checkout.subject(repo, commit)})")
-        code, _ = _run_stopping_on_interrupt(command, repo)
-        say(f"{name} end {label}: {_verdict_of(code, find_fix)}")
-        codes.append(code)
-    _refuse_ends(tuple(codes), labels, find_fix)
-    return {name: {"rev": label, "commit": commit, "verdict": _verdict_of(code, find_fix)}
-            for name, label, commit, code in zip(("old", "new"), labels, ends, codes)}
-
-
-def _outcome(text: str) -> dict:
-    """The first commit of the change from git's words, or the candidates left by skipped commits."""
-    first = FIRST_RE.search(text)
-    if first:
-        return {"commit": first.group(1)}
-    candidates = CANDIDATES_RE.search(text + "\n")
-    if candidates:
-        return {"commit": None, "candidates": candidates.group(1).split()}
-    return {"commit": None, "problem": (text.strip().splitlines() or ["git bisect gave no answer"])[-1]}
-
-
-def _bisect_between(repo: Path, command: list, ends: tuple, terms: tuple, say) -> dict:
-    def show(line):
-        if line.startswith(("Bisecting:", "[")) or FIRST_RE.match(line):
-            say(f"git: {line}")
-
-    checkout.git(repo, "bisect", terms[0], ends[0])
-    marked = checkout.git(repo, "bisect", terms[1], ends[1])  # checks out the middle, or names the commit
-    for line in marked.splitlines():
-        show(line)
-    if FIRST_RE.search(marked):
-        return _outcome(marked)
-    code, output = _run_stopping_on_interrupt(["git", "bisect", "run", *command], repo, on_line=show)
-    outcome = _outcome(output)
-    if code != 0 and outcome.get("commit"):  # a named commit is git's answer whatever the exit code
-        outcome["git_exit"] = code
-    return outcome
-
-
-def _steps(log: str, terms: tuple) -> int:
-    """Commits git bisect tested itself (the two ends, marked by us, not counted)."""
-    marks = [line for line in log.splitlines() if re.match(rf"git bisect ({terms[0]}|{terms[1]}|skip)\b", line)]
-    return max(0, len(marks) - 2)
-
-
-def _reset(repo: Path) -> str:
-    with procs.signals_deferred():  # a second Ctrl-C must not leave the repository mid-bisect
-        try:
-            checkout.git(repo, "bisect", "reset")
-        except UsageError as exc:
-            print(f"repro check --bisect: {exc}; run `git bisect reset` in {repo}", file=sys.stderr)
-    return checkout.where(repo)
-
-
 def cmd_check_bisect(args) -> int:
     """A whole git bisect over OLD..NEW: ends checked, git bisect run, the commit named, repo reset."""
     bug = get_bug(args.bug)
@@ -477,42 +330,9 @@ def cmd_check_bisect(args) -> int:
     if not source.is_dir():
         raise UsageError(f"no source directory {source}")
     repo = checkout.toplevel(source)
-    ends = _range(repo, args.bisect)
-    labels = tuple(args.bisect.split("..", 1))
-    _refuse_unsafe_repository(repo)
     say = (lambda text: None) if args.quiet else (lambda text: print(f"repro check --bisect: {text}",
                                                                       file=sys.stderr, flush=True))
-    terms = TERMS[args.find_fix]
-    command = _check_command(args, source)
-    started = time.monotonic()
-    checkout.git(repo, "bisect", "start", f"--term-old={terms[0]}", f"--term-new={terms[1]}")
-    try:
-        checked = _check_ends(repo, command, ends, labels, args.find_fix, say)
-        outcome = _bisect_between(repo, command, ends, terms, say)
-        steps = _steps(checkout.git(repo, "bisect", "log"), terms)
-    finally:
-        left_at = _reset(repo)
-    report = {"kind": "git-bisect", "bug": bug.id, "variant": args.variant, "source": str(source),
-              "find_fix": args.find_fix, "terms": {"old": terms[0], "new": terms[1]}, **checked, **outcome,
-              "subject": checkout.subject(repo, outcome["commit"]) if outcome.get("commit") else None,
-              "checks": steps + 2, "wall_seconds": round(time.monotonic() - started, 1), "left_at": left_at}
-    print(json.dumps(report, indent=1) if args.json else _render_git_bisect(report), flush=True)
+    found = git_bisect.bisect(repo, args.bisect, _check_command(args, source), args.find_fix, say)
+    report = {"kind": "git-bisect", "bug": bug.id, "variant": args.variant, "source": str(source), **found}
+    print(json.dumps(report, indent=1) if args.json else git_bisect.render(report), flush=True)
     return 0 if report["commit"] else 1
-
-
-def _render_git_bisect(report: dict) -> str:
-    change = "fixed" if report["find_fix"] else "bad"
-    if report["commit"]:
-        head = f"{report['bug']}: first {change} commit {report['commit']} {report['subject']}"
-    elif report.get("candidates"):
-        head = (f"{report['bug']}: skipped commits leave {len(report['candidates'])} candidates for the first "
-                f"{change} commit: {', '.join(c[:12] for c in report['candidates'])}")
-    else:
-        head = f"{report['bug']}: no commit found: {report.get('problem')}"
-    old, new = report["old"], report["new"]
-    return "\n".join([
-        head,
-        f"  OLD {old['rev']} ({old['commit'][:12]}): {old['verdict']}; NEW {new['rev']} ({new['commit'][:12]}): "
-        f"{new['verdict']}",
-        f"  {report['checks']} checks (2 ends + {report['checks'] - 2} by git bisect run); "
-        f"wall {bisect_run._duration(report['wall_seconds'])}; the repository is back at {report['left_at']}"])

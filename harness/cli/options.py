@@ -32,33 +32,46 @@ DEFAULT_RESULTS = Path("results") / "results.jsonl"
 MAX_SECONDS = min(7 * 24 * 3600, threading.TIMEOUT_MAX)
 
 
+# --exclude-newer of the commands that run releases; `repro check` has its own meaning of it.
+EXCLUDE_NEWER = {"metavar": "DATE|release",
+                 "help": "resolve dependencies as of DATE, or as of the pinned release's upload date"}
+
+
 def options_parser() -> argparse.ArgumentParser:
+    """A parent parser (`parents=[...]`) holding the run options."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'")
-    common.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
-                        help="requirement override, e.g. deltalake==0.20.1 (repeatable)")
-    common.add_argument("--exclude-newer", metavar="DATE|release",
-                        help="resolve dependencies as of DATE, or as of the pinned release's upload date")
-    common.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)")
-    common.add_argument("--confidence", type=float, default=DEFAULTS.confidence,
-                        help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})")
-    common.add_argument("--max-attempts", type=int, default=DEFAULTS.max_attempts,
-                        help="at most this many attempts when --attempts is not given"
-                             f" (default: {DEFAULTS.max_attempts})")
-    common.add_argument("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)")
-    common.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="variant parameter override (JSON value), e.g. threads=8")
-    common.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines file to append to")
-    common.add_argument("--json", action="store_true", help="print each result record as JSON on stdout")
-    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    common.add_argument("--executor", choices=["local", "docker"], default="local",
-                        help="run each attempt as a local process or in a container on the Docker engine")
-    common.add_argument("--image", help="with --executor docker: the container image "
-                        "(default: a base image of the host's release, built locally once)")
-    common.add_argument("--python-from", choices=["auto", "host", "image"], default="auto",
-                        help="with --executor docker: the interpreter from the host (mounted), from the image, "
-                        "or auto: the host's if it has a mountable one, else the image's")
+    add_run_options(common)
     return common
+
+
+def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None = None) -> list[argparse.Action]:
+    """Add the run options to `parser` and return them (what a command forwarding its options
+    iterates over); `exclude_newer`: the keywords of --exclude-newer (default: EXCLUDE_NEWER)."""
+    add = parser.add_argument
+    return [
+        add("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'"),
+        add("--with", dest="pins", action="append", default=[], metavar="REQ",
+            help="requirement override, e.g. deltalake==0.20.1 (repeatable)"),
+        add("--exclude-newer", **(exclude_newer or EXCLUDE_NEWER)),
+        add("--attempts", type=int, help="fixed number of attempts (default: from --confidence)"),
+        add("--confidence", type=float, default=DEFAULTS.confidence,
+            help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})"),
+        add("--max-attempts", type=int, default=DEFAULTS.max_attempts,
+            help=f"at most this many attempts when --attempts is not given (default: {DEFAULTS.max_attempts})"),
+        add("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)"),
+        add("--param", action="append", default=[], metavar="KEY=VALUE",
+            help="variant parameter override (JSON value), e.g. threads=8"),
+        add("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines file to append to"),
+        add("--json", action="store_true", help="print each result record as JSON on stdout"),
+        add("--quiet", action="store_true", help="no progress on stderr"),
+        add("--executor", choices=["local", "docker"], default="local",
+            help="run each attempt as a local process or in a container on the Docker engine"),
+        add("--image", help="with --executor docker: the container image "
+            "(default: a base image of the host's release, built locally once)"),
+        add("--python-from", choices=["auto", "host", "image"], default="auto",
+            help="with --executor docker: the interpreter from the host (mounted), from the image, "
+            "or auto: the host's if it has a mountable one, else the image's"),
+    ]
 
 
 def parse_params(bug: Bug, pairs: list[str]) -> dict:
