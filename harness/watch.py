@@ -8,21 +8,19 @@ between the two runs (which packages moved, from what to what).
 The daily CI job compares its results with the last published ones: per bug and cell group
 (one Python and one set of pins) whose verdicts changed, it opens an issue (a verdict that now
 fails its expectation), updates it, or closes it (every verdict meets its expectation again).
-`plan_requests` computes what would be sent to GitHub; `send` sends it, with the workflow's token.
+`plan_requests` computes what would be sent to GitHub; harness.github sends it, with the workflow's token.
 """
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 from harness import results
+from harness.github import API
 from harness.matrix import CellGroup
 from harness.report import cell_key, collect, expected_verdicts, unexpected
 from harness.text import fenced, inline
 
 LABEL = "repro-watch"  # the label of every tracking issue: how the job finds the ones it opened
-API = "https://api.github.com"
 
 
 # ---------------------------------------------------------------- one cell: its change and the env diff
@@ -190,24 +188,6 @@ def plan_requests(payloads: list[dict], open_issues: list[dict], repo: str) -> l
             calls.append({"method": "PATCH", "url": f"{API}/repos/{repo}/issues/{issue['number']}",
                           "json": {"state": "closed", "state_reason": "completed"}})
     return calls
-
-
-def _call(method: str, url: str, token: str, body: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-               "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"}
-    request = urllib.request.Request(url, method=method, data=data, headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as response:  # the GitHub API only
-        return json.load(response)
-
-
-def open_issues(repo: str, token: str) -> list[dict]:
-    return _call("GET", f"{API}/repos/{repo}/issues?labels={LABEL}&state=open&per_page=100", token)
-
-
-def send(calls: list[dict], token: str) -> None:
-    for call in calls:
-        _call(call["method"], call["url"], token, call["json"])
 
 
 def newest_records(paths: list) -> list[dict]:

@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import matrix, results, watch
+from harness import github, matrix, results, watch
 from harness.cell import Cell, Options
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import requirement_name
@@ -213,8 +213,8 @@ def cmd_watch(args) -> int:
         token = os.environ.get("GITHUB_TOKEN")
         if not token or not args.repo:
             raise UsageError("--post needs GITHUB_TOKEN in the environment and --repo OWNER/NAME")
-        calls = watch.plan_requests(payloads, watch.open_issues(args.repo, token), args.repo)
-        watch.send(calls, token)
+        calls = watch.plan_requests(payloads, github.open_issues(args.repo, token, watch.LABEL), args.repo)
+        github.send(calls, token)
         print(f"repro: {len(calls)} call(s) sent to the issues of {args.repo}", file=sys.stderr)
     return 0
 
