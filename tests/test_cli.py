@@ -78,7 +78,7 @@ def test_run_writes_json_lines_with_schema(tmp_path):
     results = tmp_path / "results.jsonl"
     out = repro("run", "synthetic-faults", "--python", "current", "--variant", "trigger", "--variant", "control",
                 "--confidence", "0.9", "--results", str(results), "--json")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # present
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["verdict"] for r in records] == ["present", "absent"]
     assert all(r["schema"] == 1 for r in records)

@@ -221,7 +221,7 @@ def run_cli(*args, env=None):
 def test_cli_runs_a_cell_in_containers(executor, tmp_path):
     out = run_cli("run", "synthetic-hang", "--python", "3.11", "--executor", "docker", "--json", "--quiet",
                   "--results", str(tmp_path / "r.jsonl"))
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # present
     record = json.loads(out.stdout)
     assert record["verdict"] == "present" and record["executor"] == executor.describe()
     missing = run_cli("run", "synthetic-hang", "--executor", "docker", "--image", "repro-harness/none:0",

@@ -37,8 +37,8 @@ LAYERS = [
      "harness.bisect.run", "harness.bisect.git",
      "harness.story", "harness.report", "harness.table", "harness.osv", "harness.watch", "harness.bench"],
     # the command line
-    ["harness.cli", "harness.cli.options", "harness.cli.run", "harness.cli.bisect", "harness.cli.matrix",
-     "harness.cli.main", "harness.pytest_plugin", "harness.nox_sessions"],
+    ["harness.cli", "harness.cli.options", "harness.cli.answer", "harness.cli.run", "harness.cli.bisect",
+     "harness.cli.matrix", "harness.cli.main", "harness.pytest_plugin", "harness.nox_sessions"],
     ["harness.__main__"],
 ]
 LAYER_OF = {module: number for number, modules in enumerate(LAYERS) for module in modules}

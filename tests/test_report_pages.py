@@ -350,9 +350,10 @@ def test_repro_run_with_several_variants_ends_with_the_table(tmp_path):
                           "--results", str(tmp_path / "r.jsonl")], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "REPRO_PATH": str(FAULT_REPROS), "PYTHONPATH": str(ROOT)})
     lines = out.stderr.splitlines()
-    assert out.returncode == 0, out.stderr
-    assert lines[-1] == "2 cells: 1 absent, 1 crash"
-    assert [line.split()[:2] + line.split()[4:5] for line in lines[-3:-1]] == [
+    assert out.returncode == 3, out.stderr  # a crash is no verdict: cannot tell
+    end = lines.index("2 cells: 1 absent, 1 crash")  # the table's last line, before the run's answer
+    assert lines[end + 1].startswith("answer: CRASH: synthetic-hang[segfault]"), out.stderr
+    assert [line.split()[:2] + line.split()[4:5] for line in lines[end - 2:end]] == [
         ["synthetic-hang", "segfault", "crash"], ["synthetic-hang", "control", "absent"]]
 
 

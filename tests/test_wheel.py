@@ -116,7 +116,7 @@ def test_an_install_not_on_path_runs_a_cell_with_the_uv_of_its_own_install(venv,
     out = run(venv, "harness", "run", "synthetic-six", "--attempts", "1", "--with", "six==1.16.0", cwd=project,
               PATH=bare, REPRO_CACHE_DIR=str(tmp_path / "cache"))
     assert "uv is not installed" not in out.stderr, out.stderr[-3000:]
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]  # present
     assert "PRESENT" in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]
     records = [json.loads(line) for line in (project / "results" / "results.jsonl").read_text().splitlines()]
     assert [(r["variant"], r["verdict"], r["pins"]) for r in records] == [("trigger", "present", ["six==1.16.0"])]

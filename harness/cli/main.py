@@ -14,9 +14,43 @@ from pathlib import Path
 from harness import __version__
 from harness.cli import bisect as bisect_cli
 from harness.cli import matrix as matrix_cli
-from harness.cli.options import DEFAULTS, options_parser
+from harness.cli.options import DEFAULTS, HOW_LONG, WHAT, group_of, options_parser
 from harness.cli.run import cmd_list, cmd_new, cmd_report, cmd_run, cmd_verify
 from harness.errors import UsageError
+
+RUN_DESCRIPTION = """\
+Run the bug's trigger (or the --variant given) in fresh child processes under a watchdog, for one
+Python and the releases pinned with --with, until the bug shows (present) or enough clean
+attempts make `absent` a statistical claim of the wanted --confidence. When the trigger fails,
+the bug's controls run too: a control that fails as well makes the verdict an error. The record
+is appended to the results file; the last lines say the answer, where the record went and what
+to do (for a present bug: the release its matrix verifies as fixed)."""
+
+RUN_EPILOG = """\
+examples:
+  repro run wrangler-athena-cache-race --with awswrangler==3.10.0       is the bug in my release?
+  repro run delta-already-borrowed --with deltalake==0.20.1 --exclude-newer release
+                                               with the dependencies of that release's date
+  repro run delta-already-borrowed --variant control-uri --attempts 20 --measure --json
+  repro run mylib-write-race --with "mylib @ file:///path/to/mylib"      your own checkout
+
+exit codes (for scripts: "is the bug in these versions?"):
+  0  absent: every cell came out absent (the bug did not show, with the wanted confidence)
+  1  present: a cell reproduced the bug
+  2  usage error (unknown bug or variant, bad --with, no such Python...): nothing ran
+  3  cannot tell: no cell reproduced it and one has no verdict (error, hang, crash,
+     other-failure, skipped: the last line says why and what to do)
+  4  results not written: the verdicts are known, but the results file could not be
+     written: the records are on stdout
+  130 interrupted (Ctrl-C, SIGTERM): the finished cells are kept
+
+  repro run BUG --with PKG==VERSION --quiet; case $? in 0) echo fine;; 1) echo upgrade;; *) echo look;; esac
+"""
+
+VERIFY_EPILOG = """\
+exit codes: 0 every check holds, 1 a check does not (the table says which), 2 usage error
+(unknown bug, no [verify] cells in its matrix file).
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,15 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="the known bugs and their variants")
     listing.add_argument("--json", action="store_true")
     common = options_parser()
-    run = sub.add_parser("run", parents=[common], help="run one cell to a verdict")
-    run.add_argument("bug")
-    run.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
-                     help="variant to run (repeatable; default: trigger)")
-    run.add_argument("--measure", action="store_true", help="run every attempt: measure the trigger rate")
-    run.add_argument("--control-attempts", type=int, default=DEFAULTS.control_attempts,
-                     help="runs of each control when a trigger cell is not clean (default: %(default)s)")
-    verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one")
-    verify.add_argument("bug")
+    run = sub.add_parser("run", parents=[common], help="run one cell to a verdict: is the bug in these versions?",
+                         description=RUN_DESCRIPTION, epilog=RUN_EPILOG, formatter_class=bisect_cli.HelpFormatter)
+    what, how_long = group_of(run, WHAT), group_of(run, HOW_LONG)
+    what.add_argument("bug", help="the bug's id (`repro list` shows them)")
+    what.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
+                      help="variant to run (repeatable; default: trigger)")
+    what._group_actions[:0] = [what._group_actions.pop(), what._group_actions.pop()][::-1]  # bug, --variant first
+    how_long.add_argument("--measure", action="store_true",
+                          help="run every attempt, also after a reproduction: measure the trigger rate")
+    how_long.add_argument("--control-attempts", type=int, default=DEFAULTS.control_attempts,
+                          help="runs of each control when a trigger cell is not clean (default: %(default)s)")
+    verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one",
+                            description="Run the [verify] cells of the bug's matrix file: its trigger on the\n"
+                                        "known-bad cell must be present, on the known-good one absent, and every\n"
+                                        "control absent on both.",
+                            epilog=VERIFY_EPILOG, formatter_class=bisect_cli.HelpFormatter)
+    what = group_of(verify, WHAT)
+    what.add_argument("bug", help="the bug's id (`repro list` shows them)")
+    what._group_actions.insert(0, what._group_actions.pop())  # the bug first
     bisect_cli.add_parsers(sub, common)
     matrix_cli.add_parsers(sub)
     report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML")

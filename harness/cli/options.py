@@ -35,6 +35,8 @@ MAX_SECONDS = min(7 * 24 * 3600, threading.TIMEOUT_MAX)
 # --exclude-newer of the commands that run releases; `repro check` has its own meaning of it.
 EXCLUDE_NEWER = {"metavar": "DATE|release",
                  "help": "resolve dependencies as of DATE, or as of the pinned release's upload date"}
+# The titles of the option groups of `--help`; a command adds its own options to them (group_of).
+WHAT, HOW_LONG, WHERE = "what to run", "how long", "where results go"
 
 
 def options_parser() -> argparse.ArgumentParser:
@@ -45,33 +47,43 @@ def options_parser() -> argparse.ArgumentParser:
 
 
 def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None = None) -> list[argparse.Action]:
-    """Add the run options to `parser` and return them (what a command forwarding its options
-    iterates over); `exclude_newer`: the keywords of --exclude-newer (default: EXCLUDE_NEWER)."""
-    add = parser.add_argument
+    """Add the run options to `parser`, in the option groups of `--help`, and return them (what a command
+    forwarding its options iterates over); `exclude_newer`: the keywords of --exclude-newer (default:
+    EXCLUDE_NEWER)."""
+    what, how_long, where = (parser.add_argument_group(title) for title in (WHAT, HOW_LONG, WHERE))
     return [
-        add("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'"),
-        add("--with", dest="pins", action="append", default=[], metavar="REQ",
-            help="requirement override, e.g. deltalake==0.20.1 (repeatable)"),
-        add("--exclude-newer", **(exclude_newer or EXCLUDE_NEWER)),
-        add("--attempts", type=int, help="fixed number of attempts (default: from --confidence)"),
-        add("--confidence", type=float, default=DEFAULTS.confidence,
-            help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})"),
-        add("--max-attempts", type=int, default=DEFAULTS.max_attempts,
-            help=f"at most this many attempts when --attempts is not given (default: {DEFAULTS.max_attempts})"),
-        add("--timeout", type=float, help="per-attempt deadline in seconds (default: the variant's)"),
-        add("--param", action="append", default=[], metavar="KEY=VALUE",
-            help="variant parameter override (JSON value), e.g. threads=8"),
-        add("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines file to append to"),
-        add("--json", action="store_true", help="print each result record as JSON on stdout"),
-        add("--quiet", action="store_true", help="no progress on stderr"),
-        add("--executor", choices=["local", "docker"], default="local",
-            help="run each attempt as a local process or in a container on the Docker engine"),
-        add("--image", help="with --executor docker: the container image "
-            "(default: a base image of the host's release, built locally once)"),
-        add("--python-from", choices=["auto", "host", "image"], default="auto",
-            help="with --executor docker: the interpreter from the host (mounted), from the image, "
-            "or auto: the host's if it has a mountable one, else the image's"),
+        what.add_argument("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'"),
+        what.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
+                          help="requirement override, e.g. deltalake==0.20.1, or your own checkout: "
+                               "'mylib @ file:///path/to/mylib' (repeatable)"),
+        what.add_argument("--exclude-newer", **(exclude_newer or EXCLUDE_NEWER)),
+        what.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                          help="variant parameter override (JSON value), e.g. threads=8"),
+        what.add_argument("--executor", choices=["local", "docker"], default="local",
+                          help="run each attempt as a local process or in a container on the Docker engine"),
+        what.add_argument("--image", help="with --executor docker: the container image "
+                          "(default: a base image of the host's release, built locally once)"),
+        what.add_argument("--python-from", choices=["auto", "host", "image"], default="auto",
+                          help="with --executor docker: the interpreter from the host (mounted), from the image, "
+                          "or auto: the host's if it has a mountable one, else the image's"),
+        how_long.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)"),
+        how_long.add_argument("--confidence", type=float, default=DEFAULTS.confidence,
+                              help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})"),
+        how_long.add_argument("--max-attempts", type=int, default=DEFAULTS.max_attempts,
+                              help="at most this many attempts when --attempts is not given "
+                                   f"(default: {DEFAULTS.max_attempts})"),
+        how_long.add_argument("--timeout", type=float,
+                              help="per-attempt deadline in seconds (default: the variant's)"),
+        where.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                           help=f"JSON lines file to append to (default: {DEFAULT_RESULTS})"),
+        where.add_argument("--json", action="store_true", help="print each result record as JSON on stdout"),
+        where.add_argument("--quiet", action="store_true", help="no progress on stderr"),
     ]
+
+
+def group_of(parser: argparse.ArgumentParser, title: str):
+    """The parser's option group of this title (copied from options_parser() as a parent)."""
+    return next(group for group in parser._action_groups if group.title == title)
 
 
 def parse_params(bug: Bug, pairs: list[str]) -> dict:

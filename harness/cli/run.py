@@ -7,13 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.cell import Cell, executor_for
+from harness.cli import answer
 from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
 from harness.errors import UsageError
 from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import Planned, run_cells
 from harness.table import print_table
-from harness.verdict import ABSENT, ERROR, PRESENT
+from harness.verdict import ABSENT, PRESENT
 
 
 def cmd_list(args) -> int:
@@ -54,7 +55,9 @@ def cmd_run(args) -> int:
                         keep=lambda record: emit(args, record) or unwritten.append(record))
     if len(records) > 1 and not args.quiet:
         print_table(records)
-    return 1 if any(r["verdict"] == ERROR for r in records) or unwritten else 0
+    for line in answer.answer_lines(records, bug, args.results, written=not unwritten):
+        print(line, file=sys.stderr)
+    return answer.exit_code(records, written=not unwritten)
 
 
 def cmd_verify(args) -> int:
