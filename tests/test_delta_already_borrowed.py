@@ -4,7 +4,7 @@ import pytest
 from conftest import skip_without_python
 from harness.cell import Cell, Options, run_cell
 from harness.envs import interpreters, package_index
-from harness.envs.package_index import _sort_key
+from harness.envs.package_index import version_key
 
 pytestmark = pytest.mark.slow
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 def newest_deltalake() -> str:
     usable = [r.version for r in package_index.releases("deltalake").values()
               if not r.yanked and any("manylinux" in t and "x86_64" in t for t in r.wheel_tags)]
-    return max(usable, key=_sort_key)
+    return max(usable, key=version_key)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -204,7 +204,7 @@ def test_an_image_env_whose_interpreter_exists_only_in_the_image_is_reused(cache
 
     def uv_for(root):
         def run(*args, timeout=900):
-            done = venv._uv(*args, timeout=timeout)
+            done = venv.run_uv(*args, timeout=timeout)
             if args[:2] == ("pip", "freeze"):  # the build's last step
                 for link in (root / "bin").iterdir():
                     if link.is_symlink() and link.name.startswith("python"):

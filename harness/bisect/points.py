@@ -80,7 +80,7 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
         if bound is not None:
             package_index.check_pin(package, bound)
     points, left_out, not_releases = [], [], 0
-    for version in sorted(known, key=package_index._sort_key):
+    for version in sorted(known, key=package_index.version_key):
         release = known[version]
         try:
             parsed = Version(version)

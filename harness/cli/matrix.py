@@ -72,7 +72,7 @@ def _newest_pin(entry: dict, package: str):
             match = package_index.EXACT_PIN_RE.match(pin)
             if not match or requirement_name(match.group(1)) != package or match.group(3) == package_index.LATEST:
                 continue
-            if best is None or package_index._sort_key(match.group(3)) > package_index._sort_key(best[1]):
+            if best is None or package_index.version_key(match.group(3)) > package_index.version_key(best[1]):
                 best = (expected, match.group(3))
     return best
 

@@ -112,7 +112,7 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None)
                                str(source)], capture_output=True, text=True, timeout=3600,
                               env={**os.environ, "UV_NO_PROGRESS": "1"})
         if done.returncode != 0 or not list(tmp.glob("*.whl")):
-            raise EnvBuildError(f"cannot build {source} at this revision: {venv._uv_error(done.stderr)}")
+            raise EnvBuildError(f"cannot build {source} at this revision: {venv.uv_error(done.stderr)}")
         for leftover in tmp.iterdir():
             if not leftover.name.endswith(".whl"):
                 shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()

@@ -91,7 +91,8 @@ def _probe(path: str) -> str | None:
     return parts[1]
 
 
-def _matches(found: str, wanted: str) -> bool:
+def version_matches(found: str, wanted: str) -> bool:
+    """Whether an interpreter's version `found` (3.11.7) is the `wanted` one (3.11, or 3.11.7 itself)."""
     return found == wanted or found.startswith(wanted + ".")
 
 
@@ -122,7 +123,8 @@ def _pyenv_candidates(wanted: str) -> list[str]:
     versions = root / "versions"
     if not versions.is_dir():
         return []
-    names = [p.name for p in versions.iterdir() if re.fullmatch(r"3\.\d+\.\d+", p.name) and _matches(p.name, wanted)]
+    names = [p.name for p in versions.iterdir()
+             if re.fullmatch(r"3\.\d+\.\d+", p.name) and version_matches(p.name, wanted)]
     names.sort(key=lambda v: tuple(int(x) for x in v.split(".")), reverse=True)  # newest patch first
     return [str(versions / n / "bin" / "python") for n in names]
 
@@ -151,7 +153,7 @@ def find(wanted: str) -> Interpreter:
     for candidates in (lambda: _on_path(minor), lambda: _pyenv_candidates(wanted), lambda: _uv_candidate(wanted)):
         for candidate in candidates():  # lazily: `uv python find` only when the others found nothing
             version = _probe(candidate)
-            if version and _matches(version, wanted):
+            if version and version_matches(version, wanted):
                 # The real file, not a link to it: containers mount it, and the env key stays stable.
                 return Interpreter(os.path.realpath(candidate), version)
     raise UsageError(f"no Python {wanted} interpreter found (looked on PATH for python{minor}, "

@@ -92,7 +92,7 @@ def check_pin(package: str, version: str) -> Release:
     known = releases(package)
     release = known.get(version) or known.get(_normalized(version))  # the index's names are normalized
     if release is None:
-        newest = sorted(known, key=_sort_key)[-3:]
+        newest = sorted(known, key=version_key)[-3:]
         raise UsageError(f"{package} {version} is not on the index (newest: {', '.join(newest)})")
     return release
 
@@ -106,7 +106,8 @@ def _normalized(version: str) -> str:
         return version
 
 
-def _sort_key(version: str):
+def version_key(version: str):
+    """A sort key over version strings: PEP 440 versions in their order, after any string that is not one."""
     from packaging.version import InvalidVersion, Version
 
     try:
@@ -163,7 +164,7 @@ def final_releases(package: str, python: str | None = None) -> list[str]:
         except InvalidSpecifier:
             pass  # an unreadable Requires-Python does not hide the release: the install will say
         kept.append(version)
-    return sorted(kept, key=_sort_key)
+    return sorted(kept, key=version_key)
 
 
 def newest(package: str, python: str | None = None) -> str:

@@ -51,7 +51,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
     """A ready env for these requirements; EnvBuildError if the index cannot satisfy them.
 
     `on_build(text)` is told when an env has to be built (it can take minutes).
-    `uv_for(root)` gives a stand-in for `_uv` that builds the env at `root` elsewhere (in a container)."""
+    `uv_for(root)` gives a stand-in for `run_uv` that builds the env at `root` elsewhere (in a container)."""
     if not requirements:  # nothing to install: the interpreter itself is the env
         return Env(interpreter.path, interpreter, [], exclude_newer, {}, 0.0, True)
     key = env_key(interpreter, requirements, exclude_newer)
@@ -73,7 +73,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
                      f"{', deps as of ' + exclude_newer if exclude_newer else ''}")
         started = time.monotonic()
         try:
-            installed = _build(root, interpreter, requirements, exclude_newer, uv_for(root) if uv_for else _uv)
+            installed = _build(root, interpreter, requirements, exclude_newer, uv_for(root) if uv_for else run_uv)
             _check_new_env(root, interpreter, installed, requirements)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
@@ -113,16 +113,17 @@ def _check_marker(root: Path, interpreter: Interpreter) -> dict:
     return meta
 
 
-def _uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """uv with these arguments, its output captured (no progress bars)."""
     uv = uvbin.require("builds the environments")
     env = {**os.environ, "UV_NO_PROGRESS": "1"}
     return subprocess.run([uv, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_newer: str | None, uv=_uv) -> dict:
+def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_newer: str | None, uv=run_uv) -> dict:
     made = uv("venv", "--quiet", "--python", interpreter.path, str(root))
     if made.returncode != 0:
-        raise EnvBuildError(f"uv venv failed: {_uv_error(made.stderr)}", lasting=True)
+        raise EnvBuildError(f"uv venv failed: {uv_error(made.stderr)}", lasting=True)
     python = str(root / "bin" / "python")
     args = ["pip", "install", "--python", python, *requirements]
     if exclude_newer:
@@ -131,7 +132,7 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
         args.append("--no-build")
     done = uv(*args)
     if done.returncode != 0:
-        message = _uv_error(done.stderr)
+        message = uv_error(done.stderr)
         if re.search(r"tcp connect|dns error|Could not connect|client error \(Connect\)|timed out", done.stderr):
             raise UsageError(f"cannot reach the package index: {message}")
         if interpreter.wheels_only:  # e.g. an abi3-only library on a free-threaded build
@@ -149,7 +150,7 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
     return installed
 
 
-def _uv_error(stderr: str) -> str:
+def uv_error(stderr: str) -> str:
     """uv's most telling line: the innermost cause, or the error line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     causes = [line for line in lines if line.startswith(("cause:", "╰─▶", "error:"))]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.envs import uvbin, venv
-from harness.envs.interpreters import Interpreter, _matches
+from harness.envs.interpreters import Interpreter, version_matches
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.docker.engine import host_binary
 from harness.files import write_atomically
@@ -127,7 +127,7 @@ def find_in_image(engine, image: str, image_id: str, wanted: str, labels: dict) 
     free_threaded = wanted.endswith("t")
     pythons = image_pythons(engine, image_id, labels, free_threaded)
     for path, version in pythons:
-        if _matches(version, wanted.removesuffix("t")):
+        if version_matches(version, wanted.removesuffix("t")):
             return ImageInterpreter(path, version, image=image, image_id=image_id, free_threaded=free_threaded)
     has = ", ".join(f"{version}{'t' if free_threaded else ''} at {path}" for path, version in pythons) \
         or f"no {'free-threaded ' if free_threaded else ''}CPython on its PATH"
@@ -135,7 +135,7 @@ def find_in_image(engine, image: str, image_id: str, wanted: str, labels: dict) 
 
 
 def uv_runner(engine, interpreter: ImageInterpreter, root: Path, labels: dict):
-    """A stand-in for venv._uv that runs uv in a container of the interpreter's image."""
+    """A stand-in for venv.run_uv that runs uv in a container of the interpreter's image."""
     uv = host_binary("uv", uvbin.find())  # pyenv's `uv` on PATH is a shell script shim
     if uv is None:
         raise UsageError("building an env in the image needs the uv executable itself (an ELF binary, "
@@ -215,7 +215,7 @@ def _stop_deferred():
 
 def _uv_cache_dir() -> Path:
     """The host's uv cache (shared with local builds: wheels already fetched are not fetched again)."""
-    done = venv._uv("cache", "dir", timeout=30)
+    done = venv.run_uv("cache", "dir", timeout=30)
     path = done.stdout.strip()
     if done.returncode != 0 or not path:
         return cache_dir() / "uv-cache"
