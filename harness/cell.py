@@ -61,10 +61,24 @@ def plan_attempts(rate_bound: float, options: Options) -> int:
     return min(stats.attempts_needed(rate_bound, options.confidence), options.max_attempts)
 
 
+def _defaults(bug: Bug, variant) -> list:
+    return bug.requirements if variant.requirements is None else variant.requirements
+
+
 def requirements_for(bug: Bug, variant, pins) -> list:
     """The cell's install set: the variant's (or the bug's) requirements with the pins applied."""
-    defaults = bug.requirements if variant.requirements is None else variant.requirements
+    defaults = _defaults(bug, variant)
     return merge_requirements(defaults, list(pins) if defaults else [])
+
+
+def pins_not_applied(bug: Bug, variant, pins) -> str | None:
+    """Why `pins` would not be installed in the variant's cell, or None. A variant that installs
+    nothing (a bare interpreter, `"requirements": []`) takes no pin: a cell of it with pins would
+    record pins that were never installed, so callers refuse it (exit 2) instead of running it."""
+    if not pins or _defaults(bug, variant):
+        return None
+    return (f"{', '.join(pins)}: variant {variant.name!r} of {bug.id} installs nothing (a bare interpreter), "
+            f"so no pin applies to it; run it without pins")
 
 
 def _summary(attempts: list[Attempt]) -> dict:

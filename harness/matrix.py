@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.cell import Cell
+from harness.cell import Cell, pins_not_applied
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
@@ -190,6 +190,10 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
             raise _fail(path, name, str(exc)) from None
     if rule == "release" and not any(package_index.EXACT_PIN_RE.match(p) for p in pins):
         raise _fail(path, name, 'exclude_newer = "release" needs a NAME==VERSION pin: the date is its release\'s')
+    for variant in variants:  # a record must not name pins its cell did not install
+        not_applied = pins_not_applied(bug, bug.variants[variant], pins)
+        if not_applied:
+            raise _fail(path, name, f"pins {not_applied}")
     out = []
     for python in pythons:
         for variant in variants:

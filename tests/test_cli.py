@@ -42,6 +42,10 @@ BAD_INPUTS = [
     (["run", "delta-already-borowed"], "; did you mean 'delta-already-borrowed'?"),
     (["run", "delta-already-borrowed", "--variant", "trigge"], "it has: trigger, control-uri; did you mean 'trigger'?"),
     (["run", "delta-already-borrowed", "--param", "thread=8"], "; did you mean 'threads'?"),
+    # a pin the variant would not install (a bare interpreter) is refused, not recorded as the cell's pins
+    (["run", "synthetic-faults", "--with", "six==1.16.0"], "variant 'trigger' of synthetic-faults installs nothing"),
+    (["run", "beam-py311-gc-deadlock", "--variant", "thread-dump", "--variant", "cpython-trigger",
+      "--with", "apache-beam==2.63.0"], "apache-beam==2.63.0: variant 'cpython-trigger' of beam-py311-gc-deadlock"),
 ]
 
 

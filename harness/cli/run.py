@@ -6,7 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from harness.cell import Cell, executor_for
+from harness.cell import Cell, executor_for, pins_not_applied
 from harness.cli import answer
 from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
 from harness.errors import UsageError
@@ -47,6 +47,10 @@ def cmd_run(args) -> int:
     options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
     # No such interpreter (or an image recipe whose image cannot be built): a usage error, before anything runs.
     executor_for(args.python, options.executor, _log).find_interpreter(args.python)
+    for name in variants:
+        not_applied = pins_not_applied(bug, bug.variant(name), args.pins)
+        if not_applied:
+            raise UsageError(f"--with {not_applied}")
     pins = check_pins(args.pins)
     exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
