@@ -54,8 +54,10 @@ def env_builds(cell, executor: Executor) -> tuple[float, float, bool]:
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as fresh:
         os.environ["REPRO_CACHE_DIR"] = fresh
         try:
-            _, cold = _timed(lambda: executor.ensure_env(interpreter, requirements, cell.exclude_newer))
+            cold_env, cold = _timed(lambda: executor.ensure_env(interpreter, requirements, cell.exclude_newer))
+            cold_env.release()  # done with it: the cache dir goes next
             warm_env, warm = _timed(lambda: executor.ensure_env(interpreter, requirements, cell.exclude_newer))
+            warm_env.release()
         finally:
             if old is None:
                 os.environ.pop("REPRO_CACHE_DIR", None)

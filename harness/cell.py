@@ -137,32 +137,34 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
                                                   bug.trigger_rate_lower_bound()), [], started, bug.rate_of())
         kind = verdict.NOT_INSTALLABLE if exc.lasting else verdict.ENV_BROKEN
         return _skipped(record, kind, str(exc), started, bug)
-    record.update({"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
-                   "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
-                   "environment": dict(env.installed),  # every release in the env: what moved since the last run
-                   "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
-    inapplicable = not_applicable(variant, env.installed)
-    if inapplicable:
-        return _skipped(record, verdict.NOT_APPLICABLE, inapplicable, started, bug)
-    missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
-    if missing:
-        return _skipped(record, verdict.NO_SERVICE, f"service(s) not running: {', '.join(missing)}", started, bug)
-    extra = dict(options.service_env) if bug.services else {}  # service addresses: only for a bug that needs them
-    command = executor.command(env, bug, child_env(extra))
+    with env:  # held to the cell's end: no other run deletes it under our attempts (harness/envs/holds.py)
+        record.update({"python": interpreter.version, "interpreter": interpreter.describe(),
+                       "requirements": requirements,
+                       "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
+                       "environment": dict(env.installed),  # every release in the env: what moved since the last run
+                       "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
+        inapplicable = not_applicable(variant, env.installed)
+        if inapplicable:
+            return _skipped(record, verdict.NOT_APPLICABLE, inapplicable, started, bug)
+        missing = [s for s in bug.services if s not in options.service_env.get("REPRO_SERVICES", "").split(",")]
+        if missing:
+            return _skipped(record, verdict.NO_SERVICE, f"service(s) not running: {', '.join(missing)}", started, bug)
+        extra = dict(options.service_env) if bug.services else {}  # service addresses: only for a bug that needs them
+        command = executor.command(env, bug, child_env(extra))
 
-    rate_bound = bug.trigger_rate_lower_bound(variant=variant)  # once: the budget, the verdict, the record
-    attempts = _run_attempts(bug, variant, command, options, progress, plan_attempts(rate_bound, options))
-    decision = decide(variant.role, [a.for_verdict(bug) for a in attempts], rate_bound, options.confidence)
-    # The controls validate a failure of the trigger: that it needs the trigger's conditions (the
-    # workaround avoids it) and that the setup itself is sound. A clean trigger (absent) claims
-    # nothing they could invalidate, so they run only when the trigger did not come out clean.
-    if variant.role == "trigger" and options.control_attempts and decision.verdict not in (ABSENT, ERROR):
-        failed = _run_controls(bug, variant, command, options, record, progress, env.installed)
-        if failed:
-            decision = verdict.overruled_by_control(decision, failed)
-    elif variant.role == "trigger":
-        record["controls"] = []  # not run: see above
-    return _finish(record, decision, attempts, started, bug.rate_of(variant))
+        rate_bound = bug.trigger_rate_lower_bound(variant=variant)  # once: the budget, the verdict, the record
+        attempts = _run_attempts(bug, variant, command, options, progress, plan_attempts(rate_bound, options))
+        decision = decide(variant.role, [a.for_verdict(bug) for a in attempts], rate_bound, options.confidence)
+        # The controls validate a failure of the trigger: that it needs the trigger's conditions (the
+        # workaround avoids it) and that the setup itself is sound. A clean trigger (absent) claims
+        # nothing they could invalidate, so they run only when the trigger did not come out clean.
+        if variant.role == "trigger" and options.control_attempts and decision.verdict not in (ABSENT, ERROR):
+            failed = _run_controls(bug, variant, command, options, record, progress, env.installed)
+            if failed:
+                decision = verdict.overruled_by_control(decision, failed)
+        elif variant.role == "trigger":
+            record["controls"] = []  # not run: see above
+        return _finish(record, decision, attempts, started, bug.rate_of(variant))
 
 
 def _run_controls(bug, variant, command, options, record, progress, installed) -> str | None:

@@ -1,16 +1,21 @@
-"""A cached env is checked against its own files, not its record (harness/envs/integrity.py).
+"""A cached env is checked against its own files, not its record (harness/envs/integrity.py), and is never
+deleted under another run's child (harness/envs/holds.py).
 
 Real uv envs with six from the index; the tampering is what a careless user or the code under test
-can do to an env: another release over a pin, a shadowing .pth or editable install,
+can do to an env: another release over a pin, a shadowing .pth or editable install, a same-size edit,
 a relinked interpreter."""
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.envs import interpreters
-from test_envs import build, imported_version, site_packages
+from test_envs import ROOT, build, edit, imported_version, site_packages
 
 SIX = ["six==1.16.0"]
 
@@ -31,10 +36,19 @@ def uv_pip(env, *args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def wait_for(predicate, what: str, limit: float = 60.0):
+    """Poll until `predicate()` is true (a bound on a hang, not a measure of time)."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 @pytest.mark.fault("env integrity")
 @pytest.mark.slow
 def test_another_release_over_a_pin_is_rebuilt_also_when_env_json_says_so(cache):
     first, _ = build(SIX)
+    first.release()
     uv_pip(first, "six==1.17.0")
     marker = env_root(first) / "env.json"
     meta = json.loads(marker.read_text())
@@ -73,11 +87,100 @@ def shadow_with_editable(env, tmp_path) -> str:
 @pytest.mark.parametrize("shadow", [shadow_with_pth, shadow_with_editable], ids=["pth", "editable"])
 def test_a_shadow_of_a_package_under_test_makes_the_env_stale(cache, tmp_path, shadow):
     first, _ = build(SIX)
+    first.release()
     why = shadow(first, tmp_path)
     assert imported_version(first, "six") == "0.0-shadow", "the shadow is what the env imports"
     again, notes = build(SIX)
     assert not again.reused and f"is stale ({why}): rebuilding" in notes[0], notes
     assert imported_version(again, "six") == "1.16.0"
+
+
+USE_AND_END = """
+import os, signal, sys
+from harness.envs import interpreters, venv
+env = venv.ensure_env(interpreters.find("current"), ["six==1.16.0"])
+if sys.argv[1] == "killed":
+    os.kill(os.getpid(), signal.SIGKILL)
+env.release()
+"""
+
+
+def a_run_that_ends(how: str, cache: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", USE_AND_END, how], cwd=ROOT,
+                          env={**os.environ, "REPRO_CACHE_DIR": str(cache)})
+    assert done.returncode == (-signal.SIGKILL if how == "killed" else 0)
+
+
+@pytest.mark.fault("env integrity")
+@pytest.mark.slow
+def test_a_same_size_edit_is_found_after_a_run_that_used_the_env_was_killed(cache):
+    first, _ = build(SIX)
+    first.release()
+    key = env_root(first).name
+    a_run_that_ends("cleanly", cache)
+    clean, notes = build(SIX)
+    clean.release()
+    assert clean.reused and notes == [], "after clean ends, the cheap check (stat calls)"
+    a_run_that_ends("killed", cache)
+    six = site_packages(first) / "six.py"
+    edit(six, "")  # a copy of its own: the edit below must not reach uv's cache through a hard link
+    six.write_text(six.read_text().replace('__version__ = "1.16.0"', '__version__ = "1.16.9"'))
+    assert six.stat().st_size == 34549 and imported_version(first, "six") == "1.16.9"
+    again, notes = build(SIX)
+    assert notes[:2] == [f"env cache {key}: 1 run(s) using it ended uncleanly: checking its files' hashes",
+                         f"env cache {key} is stale (six: six.py differs from its RECORD hash): rebuilding"], notes
+    assert not again.reused and imported_version(again, "six") == "1.16.0"
+    again.release()
+    assert build(SIX)[1] == [], "the unclean end is forgotten once the env passed the full check"
+
+
+USER = """
+import subprocess, sys
+from harness.envs import interpreters, venv
+env = venv.ensure_env(interpreters.find("current"), ["six==1.16.0"])
+code = "import sys; print('started', flush=True); sys.stdin.readline(); import six; print(six.__version__)"
+child = subprocess.Popen([env.python, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+print(child.stdout.readline().strip(), flush=True)
+sys.stdin.readline()  # until the test says: now import six, lazily, as a repro does mid-run
+out, _ = child.communicate("go\\n")
+print(out.strip() or f"the child failed: exit {child.returncode}", flush=True)
+env.release()
+"""
+REBUILDER = """
+from harness.envs import interpreters, venv
+env = venv.ensure_env(interpreters.find("current"), ["six==1.16.0"], on_build=lambda text: print(text, flush=True))
+print("reused" if env.reused else "rebuilt", flush=True)
+"""
+
+
+@pytest.mark.fault("env integrity")
+@pytest.mark.slow
+def test_a_stale_env_is_not_deleted_under_another_runs_child(cache, tmp_path):
+    first, _ = build(SIX)
+    first.release()
+    env = {**os.environ, "REPRO_CACHE_DIR": str(cache)}
+    user = subprocess.Popen([sys.executable, "-c", USER], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    rebuilder = None
+    try:
+        assert user.stdout.readline().strip() == "started"
+        marker = env_root(first) / "env.json"
+        marker.write_text(marker.read_text()[:40])  # stale now, while the other run's child runs in it
+        log = tmp_path / "rebuilder.log"
+        with open(log, "w") as out:
+            rebuilder = subprocess.Popen([sys.executable, "-c", REBUILDER], cwd=ROOT, env=env, stdout=out)
+        wait_for(lambda: "waiting for the run that uses it to end" in log.read_text() or rebuilder.poll() is not None,
+                 "the second run to wait or end")
+        assert rebuilder.poll() is None and (env_root(first) / "bin" / "python").exists(), log.read_text()
+        out, _ = user.communicate("go\n", timeout=60)
+        assert out.strip() == "1.16.0", "the child imported six from the env it started in"
+        assert rebuilder.wait(timeout=300) == 0
+        assert log.read_text().splitlines()[-1] == "rebuilt", log.read_text()
+    finally:
+        for proc in (user, rebuilder):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.fault("env integrity")
@@ -89,6 +192,7 @@ def test_an_env_whose_python_points_at_another_interpreter_is_rebuilt(cache):
     if other is None:
         pytest.skip("needs a second Python minor version")
     first, _ = build(SIX, current)
+    first.release()
     python = Path(first.python)
     python.unlink()
     python.symlink_to(other.path)  # pyvenv.cfg, env.json and the key still say current's version

@@ -7,7 +7,12 @@ so a second run of a cell installs nothing. A file lock per key lets concurrent 
 and reuse. An env counts only once its `env.json` marker is written, last, and only while
 it still is what the marker records and what the key asks for (checked on each reuse against
 the env's own files, harness/envs/integrity.py): a hand-upgraded, shadowed, half-deleted or
-truncated env is rebuilt, never trusted.
+truncated env is rebuilt, never trusted. After a run that used the env ended uncleanly the
+check hashes every file; otherwise it takes stat calls only.
+
+The Env ensure_env returns holds the env (harness/envs/holds.py) until `Env.release()`, at the
+end of the cell: a stale env is deleted only once no run uses it any more. uv runs in a process
+group of its own that the guardian kills should the harness die mid-build.
 """
 from __future__ import annotations
 
@@ -18,10 +23,10 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.envs import uvbin
+from harness.envs import holds, uvbin
 from harness.envs.integrity import StaleEnv, check_env
 from harness.envs.interpreters import Interpreter
 from harness.errors import EnvBuildError, UsageError
@@ -38,6 +43,18 @@ class Env:
     installed: dict           # name -> version, as uv resolved them
     build_seconds: float      # 0.0 when reused from the cache
     reused: bool
+    hold: holds.Hold | None = field(default=None, repr=False, compare=False)  # None: the interpreter itself
+
+    def release(self) -> None:
+        """The run is done with the env (its cell ended cleanly): a run that finds it stale may delete it."""
+        if self.hold is not None:
+            self.hold.release()
+
+    def __enter__(self) -> Env:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
 
 
 def env_key(interpreter: Interpreter, requirements: list, exclude_newer: str | None) -> str:
@@ -48,9 +65,10 @@ def env_key(interpreter: Interpreter, requirements: list, exclude_newer: str | N
 
 def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str | None = None,
                on_build=None, uv_for=None) -> Env:
-    """A ready env for these requirements; EnvBuildError if the index cannot satisfy them.
+    """A ready env for these requirements, held until its release(); EnvBuildError if the index cannot
+    satisfy them.
 
-    `on_build(text)` is told when an env has to be built (it can take minutes).
+    `on_build(text)` is told when an env has to be built (it can take minutes) or checked in full.
     `uv_for(root)` gives a stand-in for `run_uv` that builds the env at `root` elsewhere (in a container)."""
     if not requirements:  # nothing to install: the interpreter itself is the env
         return Env(interpreter.path, interpreter, [], exclude_newer, {}, 0.0, True)
@@ -60,13 +78,13 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
     with locked(envs / f"{key}.lock"):
         if (root / "env.json").exists():
             try:
-                meta = _check_marker(root, interpreter)
-                check_env(root, interpreter, meta["installed"], requirements)
+                meta = _check_reuse(root, interpreter, requirements, on_build)
                 return Env(str(root / "bin" / "python"), interpreter, requirements, exclude_newer,
-                           meta["installed"], 0.0, True)
+                           meta["installed"], 0.0, True, holds.hold(envs, key))
             except StaleEnv as why:
                 if on_build:
                     on_build(f"env cache {key} is stale ({why}): rebuilding")
+        holds.wait_unused(envs, key, on_build)  # never delete it under another run's child
         shutil.rmtree(root, ignore_errors=True)  # a stale env, or a build that was interrupted
         if on_build:
             on_build(f"building env: {interpreter.label}, {' '.join(requirements)}"
@@ -82,7 +100,21 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
         meta = {"python": interpreter.version, "interpreter": interpreter.describe(), "requirements": requirements,
                 "exclude_newer": exclude_newer, "installed": installed, "build_seconds": round(seconds, 2)}
         write_atomically(root / "env.json", json.dumps(meta, indent=1))
-        return Env(str(root / "bin" / "python"), interpreter, requirements, exclude_newer, installed, seconds, False)
+        return Env(str(root / "bin" / "python"), interpreter, requirements, exclude_newer, installed, seconds, False,
+                   holds.hold(envs, key))
+
+
+def _check_reuse(root: Path, interpreter: Interpreter, requirements: list, on_build) -> dict:
+    """The env's marker, once the env passed the check: in full (content hashes) if a run that used it
+    ended uncleanly (its child may have been writing there), else the cheap one. StaleEnv otherwise."""
+    envs, key = root.parent, root.name
+    meta = _check_marker(root, interpreter)
+    unclean = holds.abandoned(envs, key)
+    if unclean and on_build:
+        on_build(f"env cache {key}: {len(unclean)} run(s) using it ended uncleanly: checking its files' hashes")
+    check_env(root, interpreter, meta["installed"], requirements, full=bool(unclean))
+    holds.forget(unclean)
+    return meta
 
 
 def _check_new_env(root: Path, interpreter: Interpreter, installed: dict, requirements: list) -> None:
