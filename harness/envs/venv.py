@@ -30,8 +30,8 @@ from harness.envs import holds, uvbin
 from harness.envs.integrity import StaleEnv, check_env
 from harness.envs.interpreters import Interpreter
 from harness.errors import EnvBuildError, UsageError
-from harness.files import locked, write_atomically
-from harness.paths import cache_dir
+from harness.files import write_atomically
+from harness.paths import cache_dir, cache_lock
 
 
 @dataclass
@@ -75,7 +75,7 @@ def ensure_env(interpreter: Interpreter, requirements: list, exclude_newer: str 
     key = env_key(interpreter, requirements, exclude_newer)
     envs = cache_dir() / "envs"
     root = envs / key
-    with locked(envs / f"{key}.lock"):
+    with cache_lock(f"envs/{key}.lock"):
         if (root / "env.json").exists():
             try:
                 meta = _check_reuse(root, interpreter, requirements, on_build)

@@ -21,8 +21,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.files import locked
-from harness.paths import cache_dir
+from harness.paths import cache_dir, cache_lock
 from harness.text import last_lines
 
 REPOSITORY = "repro-harness/base"
@@ -85,7 +84,7 @@ def ensure_base_image(client, log=None, include: tuple = ()) -> str:
             raise UsageError(f"bad Debian package name {name!r}")
     release = host_release()
     tag = image_tag(release, tuple(include))
-    with locked(cache_dir() / "docker-image.lock"):  # one build among parallel runs
+    with cache_lock("docker-image.lock"):  # one build among parallel runs
         try:
             client.images.get(tag)
             return tag

@@ -33,8 +33,7 @@ from harness.executors.docker import image as base_image
 from harness.executors.docker.engine import client
 from harness.executors.docker.executor import DockerExecutor
 from harness.executors.docker.interpreters import find_in_image, run_container
-from harness.files import locked
-from harness.paths import cache_dir
+from harness.paths import cache_dir, cache_lock
 from harness.text import last_lines
 
 REPOSITORY = "repro-harness/python"
@@ -128,7 +127,7 @@ def ensure_image(engine, recipe: Recipe, log=None) -> str:
     import docker.errors
 
     tag = recipe.tag
-    with locked(cache_dir() / f"recipe-{tag.split(':')[1]}.lock"):  # one build among parallel runs
+    with cache_lock(f"recipe-{tag.split(':')[1]}.lock"):  # one build among parallel runs
         try:
             engine.images.get(tag)
             return tag
