@@ -200,9 +200,9 @@ def write_all(records: list[dict], out_dir: Path, readme: Path | None, bugs: dic
     """`repro report`'s share: osv/<bug>-<package>.json under out_dir, and the README's badges
     (between its badges markers, if it has them; REPRO_PAGES_URL: the published page)."""
     if bugs is None:
-        from harness.registry import discover
+        from harness.registry import bugs_of
 
-        bugs = discover()[0]
+        bugs = bugs_of(r["bug"] for r in records)
     written = {}
     for problem in unpublishable(records):
         print(f"repro: warning: {problem}", file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
+from harness.results import plain_name
 from harness.text import did_you_mean, unknown_keys
 
 FAILURE_KINDS = ("exception", "hang", "data-loss")
@@ -220,16 +221,34 @@ def discover() -> tuple[dict[str, Bug], dict[str, str]]:
             if path.name.startswith("_") or path.stem in claimed:
                 continue  # a file of this id in an earlier directory wins, even a broken one
             claimed.add(path.stem)
-            try:
-                bug = load_bug(path)
-            except UsageError as exc:
-                broken[str(path)] = str(exc)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a syntax or import error in the file itself
-                broken[str(path)] = f"{path}: cannot be loaded: {type(exc).__name__}: {exc}"
-                continue
-            bugs[bug.id] = bug
+            bug, problem = _try_load(path)
+            if bug is None:
+                broken[str(path)] = problem
+            else:
+                bugs[bug.id] = bug
     return bugs, broken
+
+
+def bugs_of(bug_ids) -> dict[str, Bug]:
+    """The bugs of these ids as `discover()` finds them (the first file of an id wins, a broken one
+    is left out), importing those files only: a command that reads records runs no other repro."""
+    bugs = {}
+    for stem in sorted({bug_id.replace("-", "_") for bug_id in bug_ids if plain_name(bug_id)}):
+        files = [directory / f"{stem}.py" for directory in repro_dirs() if (directory / f"{stem}.py").exists()]
+        bug = _try_load(files[0])[0] if files and not stem.startswith("_") else None
+        if bug is not None:
+            bugs[bug.id] = bug
+    return bugs
+
+
+def _try_load(path: Path) -> tuple[Bug | None, str | None]:
+    """(the bug, None), or (None, the problem) for a file that cannot be loaded."""
+    try:
+        return load_bug(path), None
+    except UsageError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a syntax or import error in the file itself
+        return None, f"{path}: cannot be loaded: {type(exc).__name__}: {exc}"
 
 
 def all_bugs() -> dict[str, Bug]:

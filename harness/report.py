@@ -222,11 +222,11 @@ def run_info(records: list[dict]) -> dict:
             "written_on": platform.node(), "harness": __version__, "harness_commit": (source_commit() or "")[:12]}
 
 
-def _metadata() -> dict:
-    """The known bugs by id (title, upstream, what it is); a bug of the results may be unknown here."""
-    from harness.registry import discover
+def _metadata(records: list[dict]) -> dict:
+    """The records' bugs by id (title, upstream, what it is); a bug of the results may be unknown here."""
+    from harness.registry import bugs_of
 
-    return discover()[0]
+    return bugs_of(r["bug"] for r in records)
 
 
 UPSTREAM_RE = re.compile(r"(?:([\w.-]+/[\w.-]+))?#(\d+)")
@@ -408,7 +408,7 @@ def timeline_view(told: dict, dialog_of: dict) -> list[dict]:
 
 def html_pages(records: list[dict]) -> dict:
     """{relative path: HTML}: the index and one page per bug."""
-    env, known, info = _environment(), _metadata(), run_info(records)
+    env, known, info = _environment(), _metadata(records), run_info(records)
     bugs = sorted({r["bug"] for r in records})
     counter: list = []
     contexts = [_bug_context(bug, records, known, counter) for bug in bugs]
