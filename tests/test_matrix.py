@@ -47,7 +47,8 @@ def test_verify_may_name_a_trigger_variant(tmp_path):
     (GOOD.replace('python = ["3.11"]', "python = 3.11"), "cells[1]: python must be"),
     (GOOD + 'variants = ["nope"]\n', "cells[1]: bug synthetic-faults has no variant 'nope'"),
     (GOOD + 'pins = ["deltalake=1"]\n', "cells[1]: malformed requirement"),
-    (GOOD + 'pins = ["six==1.16.0"]\n', "cells[1]: pins six==1.16.0: variant 'trigger' of synthetic-faults installs nothing"),
+    (GOOD + 'pins = ["six==1.16.0"]\n',
+     "cells[1]: pins six==1.16.0: variant 'trigger' of synthetic-faults installs nothing"),
     (GOOD + 'exclude_newer = "soon"\n', "cells[1]: bad --exclude-newer"),
     (GOOD + "colour = 1\n", "cells[1]: unknown key(s) colour"),
     (GOOD + '[verify]\nmaybe = { python = "3.11" }\n', "verify.maybe"),
@@ -150,7 +151,8 @@ def test_release_cutoff_without_an_exact_pin_is_none(monkeypatch):
 def test_resolve_takes_the_newest_pinned_release_in_any_order(tmp_path, monkeypatch):
     fake_cutoffs(monkeypatch)
     two = GOOD.replace("synthetic-faults", "delta-s3-silent-data-loss") + (  # a variant that installs both
-        'variants = ["trigger-deltalake"]\npins = ["awswrangler==3.9.1", "deltalake==0.19.2"]\nexclude_newer = "release"\n')
+        'variants = ["trigger-deltalake"]\npins = ["awswrangler==3.9.1", "deltalake==0.19.2"]\n'
+        'exclude_newer = "release"\n')
     swapped = two.replace('"awswrangler==3.9.1", "deltalake==0.19.2"', '"deltalake==0.19.2", "awswrangler==3.9.1"')
     for text in (two, swapped):
         assert {matrix.resolve(e).exclude_newer for e in load(tmp_path, text)["cells"]} == {"2024-09-06T23:23:43Z"}
