@@ -1,5 +1,5 @@
-"""A cached env is checked against its own files, not its record (harness/envs/integrity.py), and is never
-deleted under another run's child (harness/envs/holds.py).
+"""A cached env is checked against its own files, not its record (harness/envs/integrity.py), is never
+deleted under another run's child (harness/envs/holds.py), and its build dies with the harness.
 
 Real uv envs with six from the index; the tampering is what a careless user or the code under test
 can do to an env: another release over a pin, a shadowing .pth or editable install, a same-size edit,
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import alive
+from harness import procs
 from harness.envs import interpreters
-from test_envs import ROOT, build, edit, imported_version, site_packages
+from test_envs import ROOT, build, edit, imported_version, make_wheel, site_packages
 
 SIX = ["six==1.16.0"]
 
@@ -213,3 +215,71 @@ def _find(version: str):
 def _runs(python: str) -> str:
     return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
                           capture_output=True, text=True).stdout.strip()
+
+
+# A build that lasts until the test lets it end: a source tree whose in-tree build backend waits for a flag.
+SLOW_BACKEND = """
+import os, shutil, time
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open({pid_file!r}, "w") as handle:
+        handle.write(str(os.getpid()))
+    while os.path.exists({flag!r}):
+        time.sleep(0.1)
+    return os.path.basename(shutil.copy({wheel!r}, wheel_directory))
+"""
+SLOW_REPRO = """
+BUG = {{"id": "synthetic-slow-build", "title": "an env whose build lasts until the test says", "packages": ["toyslow"],
+       "requirements": ["toyslow @ {uri}"], "failure_kind": "exception", "signature": "never",
+       "trigger_rate": {{"reproduced": 1, "attempts": 1}},
+       "variants": {{"trigger": {{"role": "trigger", "run": "clean", "timeout": 10}},
+                    "control": {{"role": "control", "run": "clean", "timeout": 10}}}}}}
+
+
+def clean(ctx):
+    return {{}}
+"""
+
+
+def slow_source_tree(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(the source tree, the flag that keeps its build waiting, the file the backend writes its pid to)."""
+    tree, flag, pid_file = tmp_path / "toyslow", tmp_path / "hold-the-build", tmp_path / "backend.pid"
+    tree.mkdir()
+    wheel = make_wheel(tmp_path, "toyslow", "1.0")
+    (tree / "slow_backend.py").write_text(SLOW_BACKEND.format(pid_file=str(pid_file), flag=str(flag),
+                                                              wheel=str(wheel)))
+    (tree / "pyproject.toml").write_text('[project]\nname = "toyslow"\nversion = "1.0"\n[build-system]\n'
+                                         'requires = []\nbuild-backend = "slow_backend"\nbackend-path = ["."]\n')
+    flag.touch()
+    return tree, flag, pid_file
+
+
+@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.slow
+def test_sigkill_of_the_harness_during_an_env_build_stops_the_build(cache, tmp_path):
+    tree, flag, pid_file = slow_source_tree(tmp_path)
+    repros, scratch = tmp_path / "repros", tmp_path / "tmp"
+    repros.mkdir()
+    scratch.mkdir()
+    (repros / "synthetic_slow_build.py").write_text(SLOW_REPRO.format(uri=tree.as_uri()))
+    harness = subprocess.Popen([sys.executable, "-m", "harness", "run", "synthetic-slow-build", "--python", "current",
+                                "--quiet", "--results", str(tmp_path / "r.jsonl")], cwd=ROOT,
+                               env={**os.environ, "REPRO_PATH": str(repros), "REPRO_CACHE_DIR": str(cache),
+                                    "TMPDIR": str(scratch)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), "uv to start the build backend", limit=120)
+        started = procs.descendants([harness.pid])  # uv, the build backend, the guardian
+        assert int(pid_file.read_text()) in started
+    finally:
+        harness.kill()
+        harness.wait()
+    try:
+        wait_for(lambda: not any(alive(pid) for pid in started), "uv and its build to die with the harness", limit=15)
+    finally:
+        flag.unlink()  # a build now ends at once (also one that outlived the harness)
+    assert list(scratch.iterdir()) == [], "nothing left in the temp dir"
+    again, notes = build([f"toyslow @ {tree.as_uri()}"])
+    again.release()
+    assert not again.reused and any(note.startswith("building env") for note in notes), notes
+    assert imported_version(again, "toyslow") == "1.0"

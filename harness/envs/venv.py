@@ -21,11 +21,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import guardian
 from harness.envs import holds, uvbin
 from harness.envs.integrity import StaleEnv, check_env
 from harness.envs.interpreters import Interpreter
@@ -146,10 +149,38 @@ def _check_marker(root: Path, interpreter: Interpreter) -> dict:
 
 
 def run_uv(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """uv with these arguments, its output captured (no progress bars)."""
+    """uv with these arguments, its output captured (no progress bars).
+
+    It runs in a process group of its own, with a temp dir of its own, both handed to the guardian:
+    should the harness die mid-build (SIGKILL), uv and the builds it started die too instead of
+    writing on into the half-built env, and nothing of theirs is left in the temp dir."""
     uv = uvbin.require("builds the environments")
-    env = {**os.environ, "UV_NO_PROGRESS": "1"}
-    return subprocess.run([uv, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    guardian.start()
+    scratch = tempfile.mkdtemp(prefix="repro-uv-")
+    guardian.remove_after(scratch)
+    env = {**os.environ, "UV_NO_PROGRESS": "1", "TMPDIR": scratch, guardian.TOKEN_VARIABLE: guardian.token()}
+    try:
+        proc = subprocess.Popen([uv, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, start_new_session=True)
+        guardian.watch(proc.pid)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:  # its timeout, a Ctrl-C (which no longer reaches its group): uv goes with us
+            _kill_group(proc.pid)
+            proc.communicate()
+            raise
+        finally:
+            guardian.unwatch(proc.pid)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass  # gone already
 
 
 def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_newer: str | None, uv=run_uv) -> dict:
