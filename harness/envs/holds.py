@@ -10,7 +10,9 @@ hold is taken under, so none can start meanwhile):
 - a stale env is deleted only after `wait_unused()`: it takes each user file's lock in turn, so it
   returns once no other run's cell (and its attempts' children) uses the env any more.
 One process runs one cell at a time: its own earlier holds of an env are over when it asks again
-(a test that never released one), so they never make it wait for itself.
+(a test that never released one), so they never make it wait for itself. A hold whose Env is
+dropped (garbage) or whose process exits normally is released too: only a killed run leaves its
+file behind.
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ import errno
 import fcntl
 import os
 import uuid
+import weakref
 from pathlib import Path
 
-_held: dict[str, Hold] = {}  # path -> this process's holds not yet released
+_held: weakref.WeakValueDictionary[str, Hold] = weakref.WeakValueDictionary()  # this process's, by path
 
 
 class Hold:
     """One run's use of one env; `release()` at its clean end (idempotent)."""
+
+    _handle = None
 
     def __init__(self, path: str, handle):
         self.path, self._handle = path, handle
@@ -40,6 +45,8 @@ class Hold:
             pass
         self._handle.close()  # the lock goes with the file
         self._handle = None
+
+    __del__ = release  # its Env was dropped: its run is over
 
 
 def users_dir(envs: Path, key: str) -> Path:
@@ -74,8 +81,9 @@ def forget(paths: list[str]) -> None:
 def wait_unused(envs: Path, key: str, on_wait=None) -> None:
     """Return once no run holds the env: `on_wait(text)` is told when that means waiting."""
     for path in _user_files(envs, key):
-        if path in _held:  # this process's own, left unreleased: over (see the module's docstring)
-            _held[path].release()
+        own = _held.get(path)
+        if own is not None:  # this process's own, left unreleased: over (see the module's docstring)
+            own.release()
         elif not _take(path, block=False):
             if on_wait:
                 on_wait(f"waiting for the run that uses it to end ({os.path.basename(path)})")
