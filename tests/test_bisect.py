@@ -524,6 +524,28 @@ def test_check_bisect_finds_where_the_bug_appeared(toy_repo):
     assert repo_state(repo) == before == ("refs/heads/main", commits["1.6"], False)
 
 
+def test_check_of_a_variant_that_installs_nothing_stops_git_bisect_run(tmp_path):
+    """The package built from --source would not be installed: no verdict, exit 128 (git bisect run stops)."""
+    out = repro_cli("check", "synthetic-faults", "--source", str(tmp_path), "--results", str(tmp_path / "r.jsonl"),
+                    env={"REPRO_PATH": str(ROOT / "tests" / "fault_repros")})
+    assert out.returncode == 128 and "installs nothing (a bare interpreter)" in out.stderr, out.stderr
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_check_bisect_leaves_no_build_output_in_the_tree(toy_repo, tmp_path):
+    """setuptools writes build/ and toylib.egg-info where it builds: never in the user's tree."""
+    repo, commits, env, base = toy_repo
+    fresh = {**env, "REPRO_CACHE_DIR": str(tmp_path / "cache")}  # every wheel is built now, none reused
+    out = check_bisect(repo, fresh, base, "v1.3..v1.5", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["commit"] == commits["1.4"]
+    assert git(repo, "status", "--porcelain", "--ignored").stdout == "", "the tree is as the user left it"
+    assert not [p for p in repo.rglob("*") if p.name == "build" or p.name.endswith(".egg-info")]
+    worktrees = [line for line in git(repo, "worktree", "list", "--porcelain").stdout.splitlines()
+                 if line.startswith("worktree ")]
+    assert worktrees == [f"worktree {repo}"], "no build worktree left"
+
+
 def test_check_bisect_find_fix_finds_the_fix_that_kept_the_version_string(toy_repo):
     repo, commits, env, base = toy_repo
     out = check_bisect(repo, env, base, "v1.4..v1.6", "--find-fix")

@@ -46,6 +46,12 @@ BAD_INPUTS = [
     (["run", "synthetic-faults", "--with", "six==1.16.0"], "variant 'trigger' of synthetic-faults installs nothing"),
     (["run", "beam-py311-gc-deadlock", "--variant", "thread-dump", "--variant", "cpython-trigger",
       "--with", "apache-beam==2.63.0"], "apache-beam==2.63.0: variant 'cpython-trigger' of beam-py311-gc-deadlock"),
+    (["bisect", "synthetic-faults", "--python-versions", "current", "--with", "six==1.16.0"],
+     "--with six==1.16.0: variant 'trigger' of synthetic-faults installs nothing"),
+    (["bisect", "beam-py311-gc-deadlock", "--variant", "cpython-trigger", "--package", "apache-beam"],
+     "cannot change with apache-beam's releases"),
+    (["check", "synthetic-faults", "--source", "/nonexistent/src", "--bisect", "v1..v2"],
+     "the package built from /nonexistent/src would not be installed"),
 ]
 
 

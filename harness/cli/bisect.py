@@ -13,7 +13,7 @@ from harness.bisect import git as git_bisect
 from harness.bisect import points as axis_points
 from harness.bisect import run as bisect_run
 from harness.bisect.git import CHECK_ABORT, CHECK_SKIP, check_exit_codes
-from harness.cell import Cell, executor_for
+from harness.cell import Cell, executor_for, pins_not_applied
 from harness.cli.options import (
     add_run_options,
     build_options,
@@ -167,14 +167,19 @@ def _package(bug, name: str | None) -> str | None:
 
 def cmd_bisect(args) -> int:
     bug = get_bug(args.bug)
-    bug.variant(args.variant)
+    variant = bug.variant(args.variant)
     mode = args.mode or "map"
+    if pins_not_applied(bug, variant, args.pins):
+        raise UsageError(f"--with {pins_not_applied(bug, variant, args.pins)}")
     pins = tuple(check_pins(args.pins))
     options = build_options(args, bug)
     check_at_least(args.stride, 1, "--stride")  # 0 is no stride, not "the default"
     package = _package(bug, args.package) if (args.package or not args.python_versions) else None
     if package is None and not args.python_versions:
         raise UsageError(f"--package is needed: bug {bug.id} has packages {', '.join(bug.packages) or '(none)'}")
+    if package and pins_not_applied(bug, variant, [package]):
+        raise UsageError(f"variant {variant.name!r} of {bug.id} installs nothing (a bare interpreter): its verdict "
+                         f"cannot change with {package}'s releases; bisect it with --python-versions")
     found = (_interpreters(args.python_versions, options.executor) if args.python_versions
              else [options.executor.find_interpreter(args.python)])
     if package and args.exclude_newer:
@@ -262,9 +267,17 @@ def _check_cell(args, bug, interpreter, source: Path) -> tuple[Cell, dict]:
     return cell, checkout.source_info(source, tree)
 
 
+def _refuse_a_bare_variant(bug, args) -> None:
+    """The package built from --source is a pin: a variant that installs nothing would test without it."""
+    variant = bug.variant(args.variant)
+    if pins_not_applied(bug, variant, [str(args.source)]):
+        raise UsageError(f"variant {variant.name!r} of {bug.id} installs nothing (a bare interpreter): the "
+                         f"package built from {args.source} would not be installed")
+
+
 def _check(args) -> int:
     bug = get_bug(args.bug)
-    bug.variant(args.variant)
+    _refuse_a_bare_variant(bug, args)
     interpreter = interpreters.find(args.python)  # the host's: the wheel is built on the host
     options = build_options(args, bug)
     progress = Progress(enabled=not args.quiet)
@@ -323,7 +336,7 @@ def _check_command(args, source: Path) -> list[str]:
 def cmd_check_bisect(args) -> int:
     """A whole git bisect over OLD..NEW: ends checked, git bisect run, the commit named, repo reset."""
     bug = get_bug(args.bug)
-    bug.variant(args.variant)
+    _refuse_a_bare_variant(bug, args)
     interpreters.find(args.python)  # the host's: each `repro check` builds its wheel on the host
     build_options(args, bug)  # bad options are refused before the repository is touched
     source = args.source.resolve()

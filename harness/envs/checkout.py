@@ -5,8 +5,14 @@ by that content's hash, so the env's requirement (`name @ file:///.../<hash>/nam
 with it the env cache key, changes exactly when the tree changes. The hash of a git checkout
 is the tree object of the working tree, uncommitted and untracked (not ignored) files
 included, written through a throwaway index so the user's index is untouched. What a build
-leaves in the tree (setuptools' build/ and *.egg-info, cargo's target/) is left out: the hash
-stays that of the source, so a second check reuses the wheel and a clean checkout stays clean.
+leaves in a tree (setuptools' build/ and *.egg-info, cargo's target/) is left out of the hash.
+
+The build never runs in the user's tree: it runs in a private export of exactly the hashed
+content (`exported`), so `repro check` and `repro check --bisect` leave no build/ or *.egg-info
+behind. A git checkout is exported as a detached `git worktree` of HEAD whose files and index are
+set to the hashed tree: a version taken from git metadata (setuptools-scm, hatch-vcs) is what it
+would be in the user's tree. A directory outside git (or a repository without a commit) is copied
+without its build outputs. The worktree is removed (and pruned) when the build ends.
 
 `source_info` is what a result records of the source: path, commit, tree hash, dirty flag.
 The git helpers below serve `repro check --bisect` (a whole `git bisect` run by the harness).
@@ -18,6 +24,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.envs import uvbin, venv
@@ -41,10 +48,23 @@ def git(source: Path, *args: str, env: dict | None = None) -> str:
 
 def tree_hash(source: Path) -> str:
     """The content hash of the working tree under `source` (git tree id, or a file digest outside git)."""
+    if not _in_git(source):
+        return _files_digest(source)
+    tree, prefix = _written_tree(source)
+    return git(source, "rev-parse", f"{tree}:{prefix}") if prefix else tree
+
+
+def _in_git(source: Path) -> bool:
     try:
         git(source, "rev-parse", "--show-toplevel")
     except (UsageError, OSError):
-        return _files_digest(source)
+        return False
+    return True
+
+
+def _written_tree(source: Path) -> tuple[str, str]:
+    """The whole repository's working tree as a git tree (the hashed content under `source`, the
+    rest as it is), and the prefix of `source` in it."""
     with tempfile.TemporaryDirectory(prefix="repro-index-") as tmp:
         index = Path(tmp) / "index"
         real = Path(git(source, "rev-parse", "--path-format=absolute", "--git-path", "index"))
@@ -52,9 +72,7 @@ def tree_hash(source: Path) -> str:
             shutil.copyfile(real, index)  # its stat cache makes `add` rehash only changed files
         env = {"GIT_INDEX_FILE": str(index)}
         git(source, "add", "--all", "--", ".", *BUILD_OUTPUTS, env=env)
-        prefix = git(source, "rev-parse", "--show-prefix")
-        tree = git(source, "write-tree", env=env)
-        return git(source, "rev-parse", f"{tree}:{prefix}") if prefix else tree
+        return git(source, "write-tree", env=env), git(source, "rev-parse", "--show-prefix")
 
 
 def _files_digest(source: Path) -> str:
@@ -93,6 +111,37 @@ def commit_date(source: Path) -> str:
                env={"TZ": "UTC"})
 
 
+@contextmanager
+def exported(source: Path):
+    """A private copy of the tree at `source` to build in (see the module's text); yields the
+    copy's counterpart of `source`, and removes the copy afterwards."""
+    parent = Path(tempfile.mkdtemp(prefix="repro-build-source-"))
+    copy, top = parent / "tree", None
+    try:
+        if _in_git(source) and _has_commit(source):
+            top = Path(git(source, "rev-parse", "--show-toplevel"))
+            tree, prefix = _written_tree(source)
+            git(top, "worktree", "add", "--detach", "--no-checkout", "-q", str(copy), "HEAD")
+            git(copy, "read-tree", "--reset", "-u", tree)  # files and index: the hashed content
+            yield copy / prefix
+        else:
+            shutil.copytree(source, copy, symlinks=True,
+                            ignore=lambda _, names: [n for n in names if n in SKIP_DIRS or n.endswith(".egg-info")])
+            yield copy
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+        if top is not None:  # the worktree's entry in the repository's git dir; a failure here is no build's
+            subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True, timeout=60)
+
+
+def _has_commit(source: Path) -> bool:
+    try:
+        git(source, "rev-parse", "--verify", "-q", "HEAD")
+    except UsageError:
+        return False
+    return True
+
+
 def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None) -> Path:
     """A wheel of the tree at `source` (content hash `tree`), built once per tree content;
     EnvBuildError if it does not build."""
@@ -108,9 +157,10 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out.parent))
     try:
-        done = subprocess.run([uv, "build", "--wheel", "--python", interpreter.path, "--out-dir", str(tmp),
-                               str(source)], capture_output=True, text=True, timeout=3600,
-                              env={**os.environ, "UV_NO_PROGRESS": "1"})
+        with exported(source) as copy:  # the build's build/ and *.egg-info stay out of the user's tree
+            done = subprocess.run([uv, "build", "--wheel", "--python", interpreter.path, "--out-dir", str(tmp),
+                                   str(copy)], capture_output=True, text=True, timeout=3600,
+                                  env={**os.environ, "UV_NO_PROGRESS": "1"})
         if done.returncode != 0 or not list(tmp.glob("*.whl")):
             raise EnvBuildError(f"cannot build {source} at this revision: {venv.uv_error(done.stderr)}")
         for leftover in tmp.iterdir():
