@@ -1,5 +1,8 @@
 """One attempt: a fresh child in a new session, a deadline, and an outcome decided by the parent.
 
+Where the machine allows it the child runs in a PID namespace of its own (harness/pidns.py;
+ChildCommand.containment() says which containment holds it, and the executor's record names it).
+
 The parent alone classifies: the child's result file if it wrote one, otherwise the
 way it ended (deadline -> hang, signal -> crash, anything else -> error). Every
 blocking step has its own timeout, the child's output is read without ever blocking on
@@ -21,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import guardian, procs, verdict
+from harness import guardian, pidns, procs, verdict
 from harness.files import write_atomically
 from harness.protocol import (
     ARMED_FILE,
@@ -130,9 +133,14 @@ class ChildCommand:
         """The child's environment for one attempt: its path holds only the child code copied there."""
         return {**self.env, "PYTHONPATH": str(install_child_code(attempt_dir))}
 
+    def containment(self) -> str:
+        """What holds the attempt's processes (procs.containment(); an executor may have its own,
+        e.g. a container): a PID namespace wraps the argv in pidns's launcher."""
+        return procs.containment()
+
     def processes(self, tree: procs.AttemptProcesses) -> list[int]:
-        """The live processes of the attempt (an executor may find them its own way)."""
-        return tree.live()
+        """The live processes of the code under test (an executor may find them its own way)."""
+        return tree.workload()
 
     def native_stacks(self, pids: list[int]) -> dict[int, str]:
         """py-spy's native + Python stacks of these processes (an executor may dump them its way)."""
@@ -201,14 +209,17 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
     before = procs.own_children()
     proc = tree = reader = None
     try:
+        namespace = command.containment() == pidns.NAME
         try:
-            proc = subprocess.Popen(command.argv(bug, variant, attempt_dir, timeout, params or {}),
-                                    cwd=attempt_dir, env=command.environment(attempt_dir),
+            argv = command.argv(bug, variant, attempt_dir, timeout, params or {})
+            if namespace:
+                argv = pidns.launcher_argv(argv, str(attempt_dir))
+            proc = subprocess.Popen(argv, cwd=attempt_dir, env=command.environment(attempt_dir),
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         except OSError as exc:
             return Attempt(ERROR, f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
-        tree = procs.AttemptProcesses(proc.pid, before)
+        tree = procs.AttemptProcesses(proc.pid, before, namespace)
         handoff = _GuardianHandoff(tree, attempt_dir)
         handoff.start()
         reader = _TailReader(proc.stdout)
@@ -291,15 +302,16 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
                        setup=0.0) -> Attempt:
     phase = _wait(proc, attempt_dir / ARMED_FILE, timeout, setup)
     hung = phase is not None
-    evidence = {"pid": proc.pid}
+    evidence = {"pid": proc.pid}  # the session the harness signals (in a namespace, its launcher's)
     if hung:
         members = command.processes(tree)
         evidence["threads"] = {pid: procs.thread_count(pid) for pid in members}
         evidence["native_stacks"] = command.native_stacks(members)
     # Processes that outlive the child (in its session or escaped from it) die here.
-    lingering = tree.live()
+    lingering = tree.workload()
     if lingering and not hung:
         evidence["lingering_processes"] = lingering
+    _namespace_evidence(tree, evidence, {*lingering, *evidence.get("threads", ())})
     tree.kill(kill_grace)
     _reap(proc, reader)
     duration = time.monotonic() - started
@@ -321,6 +333,16 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
         return Attempt(CRASH, f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
     return Attempt(ERROR, f"child exited with code {proc.returncode} and no result: "
                    f"{last_lines(reader.text(), lines=1, limit=300)}", duration, evidence)
+
+
+def _namespace_evidence(tree: procs.AttemptProcesses, evidence: dict, named: set) -> None:
+    """In a PID namespace: the child's pid (ours; `pid` is the launcher's session), and the pids
+    the evidence names as the repro saw them (in its notes, its pid files)."""
+    if tree.child_pid not in (None, tree.pid):
+        evidence["child_pid"] = tree.child_pid
+        named.add(tree.child_pid)
+    if tree.inner:
+        evidence["namespace_pids"] = {pid: tree.inner[pid] for pid in sorted(named) if pid in tree.inner}
 
 
 def _from_result(result: Result, proc, evidence: dict, duration: float) -> Attempt:

@@ -1,5 +1,8 @@
 """A guardian that kills the attempts' processes when the harness itself dies (SIGKILL, OOM).
 
+Where an attempt has a PID namespace of its own (harness/pidns.py) the kernel already kills
+all of it with the harness; the guardian is then the second line (and the only one without).
+
 The harness cleans up after every attempt, but a process killed with SIGKILL runs no
 cleanup. So each harness process starts one guardian, in a session of its own, with a
 pipe as its stdin that the harness holds open and tells, one line each, which attempt

@@ -1,5 +1,11 @@
 """Process plumbing: find every process of an attempt, dump stacks, kill and reap.
 
+Where the machine allows it, an attempt runs in a PID namespace of its own (harness/pidns.py):
+the kernel then kills all of it when its init dies, and the child sees no ancestor in /proc.
+`containment()` names what holds an attempt's processes, for the record. Either way the
+harness finds and kills them as follows (inside a namespace too: its processes have pids
+of ours as well), and the guardian (harness/guardian.py) is the second line.
+
 An attempt's child is started in a new session, so most of what it starts (forked workers,
 forkserver, resource_tracker) shares its session. A process can leave the session (setsid,
 a double fork), so the session alone is not enough: the harness makes itself a child
@@ -19,8 +25,21 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness import pidns
+
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
+# The containments an attempt's processes can have, as the record names them.
+PID_NAMESPACE = pidns.NAME
+# Fallback: the session, the ancestry walk and the guardian. The child can read the environment
+# of the harness and its ancestors in /proc (where the secrets stripped from its own still are)...
+PROCESS_GROUPS = "process-groups+guardian"
+# ...or of its ancestors only: the harness made itself non-dumpable, so a child of the same uid
+# without CAP_SYS_PTRACE cannot read the harness's (root can: measured, so never claimed for root).
+PROCESS_GROUPS_UNDUMPABLE = "process-groups+guardian+undumpable"
+CONTAINMENT_VARIABLE = "REPRO_CONTAINMENT"   # "process-groups": never a PID namespace
 _subreaper: bool | None = None
+_undumpable: bool | None = None
 
 
 def become_subreaper() -> bool:
@@ -33,6 +52,28 @@ def become_subreaper() -> bool:
         except (OSError, AttributeError):
             _subreaper = False
     return _subreaper
+
+
+def containment() -> str:
+    """What holds an attempt's processes here: a PID namespace where the machine allows it (and
+    REPRO_CONTAINMENT does not say "process-groups"), else process groups and the guardian."""
+    if os.environ.get(CONTAINMENT_VARIABLE) != "process-groups" and pidns.available():
+        return PID_NAMESPACE
+    return PROCESS_GROUPS_UNDUMPABLE if _hide_own_environ() else PROCESS_GROUPS
+
+
+def _hide_own_environ() -> bool:
+    """Without a namespace: make the harness non-dumpable, which keeps its /proc/<pid>/environ
+    from a child of the same uid, unless the child may ptrace (root). Idempotent."""
+    global _undumpable
+    if _undumpable is None:
+        _undumpable = False
+        if os.geteuid() != 0:
+            try:
+                _undumpable = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+            except (OSError, AttributeError):
+                pass
+    return _undumpable
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -87,11 +128,16 @@ class AttemptProcesses:
 
     `before` is the set of our own children when the attempt started (services, a guardian):
     any other child of ours that appears later is the attempt's child or one of its orphans.
+    With `namespace`, `pid` is the launcher of the attempt's PID namespace (harness/pidns.py):
+    it and the namespace's init are the containment's, not the code under test's (`workload`).
     """
 
-    def __init__(self, pid: int, before: set[int]):
+    def __init__(self, pid: int, before: set[int], namespace: bool = False):
         self.pid = pid
         self.before = set(before)
+        self.namespace = namespace
+        self.child_pid = None if namespace else pid   # the child's pid (ours), once seen
+        self.inner: dict[int, int] = {}               # our pid -> its pid in the namespace
 
     def all(self) -> list[int]:
         """Every process of the attempt, zombies included."""
@@ -101,7 +147,24 @@ class AttemptProcesses:
         roots = set(ours) | {self.pid}
         in_session = [pid for pid, (_, _, pgrp, sid) in table.items() if self.pid in (pgrp, sid)]
         found = set(descendants(roots, table)) | set(in_session) | {p for p in roots if p in table}
+        if self.namespace:
+            self._learn(found)
         return sorted(found)
+
+    def _learn(self, pids) -> None:
+        """Note each process's pid in the namespace (the child is its pid 2), while it is alive."""
+        for pid in set(pids) - set(self.inner):
+            inner = pidns.namespace_pid(pid)
+            if inner is not None:
+                self.inner[pid] = inner
+                if inner == pidns.CHILD_PID and self.child_pid is None:
+                    self.child_pid = pid
+
+    def workload(self) -> list[int]:
+        """The live processes of the code under test: the child and what it started."""
+        if not self.namespace:
+            return self.live()
+        return [pid for pid in self.live() if pid != self.pid and self.inner.get(pid) != pidns.INIT_PID]
 
     def live(self) -> list[int]:
         """The attempt's processes that still run (not zombies)."""
@@ -158,7 +221,7 @@ def py_spy_dumps(pids: list[int], timeout: float = 10.0, argv_for=None) -> dict[
     exe = shutil.which("py-spy")
     if not exe:
         return {}
-    argv_for = argv_for or (lambda pid: [exe, "dump", "--native", "--pid", str(pid)])
+    argv_for = argv_for or (lambda pid: _py_spy_argv(exe, pid))
     dumps = {}
     for pid in pids:
         try:
@@ -167,6 +230,16 @@ def py_spy_dumps(pids: list[int], timeout: float = 10.0, argv_for=None) -> dict[
         except (subprocess.TimeoutExpired, OSError) as exc:
             dumps[pid] = f"py-spy failed: {exc}"
     return dumps
+
+
+def _py_spy_argv(exe: str, pid: int) -> list[str]:
+    """`py-spy dump` of one of our pids; for one in a PID namespace, run inside its namespaces on
+    its pid there (from outside, py-spy cannot map the namespace's thread ids to unwind native stacks)."""
+    inner = pidns.namespace_pid(pid, innermost=True)
+    nsenter = shutil.which("nsenter")
+    if inner is None or not nsenter:
+        return [exe, "dump", "--native", "--pid", str(pid)]
+    return [nsenter, "--target", str(pid), "--pid", "--mount", "--", exe, "dump", "--native", "--pid", str(inner)]
 
 
 def kill_session(sid: int, grace: float) -> list[int]:

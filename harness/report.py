@@ -338,7 +338,7 @@ def evidence_view(ev: dict) -> dict:
 def stacks_view(detail: dict) -> list[dict]:
     """The child's Python stacks (faulthandler), then the native stacks of every process of the
     attempt (py-spy): the child and the workers it forked."""
-    child = str(detail.get("pid", ""))
+    child = str(detail.get("child_pid", detail.get("pid", "")))  # in a PID namespace, not its launcher
     threads = detail.get("threads") or {}
     found = []
     if (detail.get("stacks") or "").strip():

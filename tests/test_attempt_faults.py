@@ -100,7 +100,8 @@ def test_grandchildren_that_outlive_the_child_are_killed(tmp_path):
     pid_file = tmp_path / "pids"
     result = attempt("grandchildren", params={"pid_file": str(pid_file)})
     assert result.outcome == "clean"
-    pids = [int(p) for p in pid_file.read_text().split()]
+    ours = {inner: pid for pid, inner in result.evidence.get("namespace_pids", {}).items()}
+    pids = [ours.get(int(p), int(p)) for p in pid_file.read_text().split()]  # as the repro saw them -> ours
     assert sorted(result.evidence["lingering_processes"]) == sorted(pids)
     assert not any(alive(pid) for pid in pids)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAULT_REPROS, _cmdline, alive, small_tmpfs
-from harness import procs, results
+from harness import pidns, procs, results
 from harness.attempt import ChildCommand, child_env, run_attempt
 from harness.cell import Cell, Options, run_cell
 from harness.registry import get_bug
@@ -32,6 +32,23 @@ pytestmark = pytest.mark.usefixtures("no_process_survives")
 
 def _pids(path: Path) -> list:
     return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _ours(pids: list, evidence: dict) -> list:
+    """Pids a repro wrote, as it saw them (in its PID namespace, if it had one), as ours."""
+    seen = {inner: pid for pid, inner in evidence.get("namespace_pids", {}).items()}
+    return [seen.get(pid, pid) for pid in pids]
+
+
+def _ours_below(root: int, pids: list) -> list:
+    """The same, for a harness `root` that still runs: found by ancestry and /proc's NSpid."""
+    seen = {pidns.namespace_pid(pid): pid for pid in procs.descendants([root])}
+    seen.pop(None, None)
+    return [seen[pid] for pid in pids] if seen else pids
+
+
+in_a_namespace = pytest.mark.skipif(procs.containment() != procs.PID_NAMESPACE,
+                                    reason="this machine gives an attempt no PID namespace")
 
 
 def attempt_in_thread(bug: str, variant: str, limit: float = 60.0, **kwargs):
@@ -54,7 +71,7 @@ def test_escaped_daemon_holding_stdout_neither_blocks_the_harness_nor_survives(t
     pid_file = tmp_path / "pids"
     result = attempt_in_thread("synthetic-trust", "escaped-daemon", params={"pid_file": str(pid_file)})
     assert result.outcome == "clean", result.reason
-    (daemon,) = _pids(pid_file)
+    (daemon,) = _ours(_pids(pid_file), result.evidence)
     assert daemon in result.evidence["lingering_processes"], "found by ancestry, outside the session"
     assert not alive(daemon)
 
@@ -253,9 +270,9 @@ def test_sigkill_of_the_harness_during_a_hang_leaves_nothing_running(tmp_path):
                                env={**os.environ, "REPRO_PATH": str(FAULT_REPROS)}, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     _wait_for(lambda: len(_pids(pid_file)) == 3)  # the child, its forked worker, an escaped daemon
+    pids = _ours_below(harness.pid, _pids(pid_file))
     harness.kill()
     harness.wait()
-    pids = _pids(pid_file)
     _wait_for(lambda: not any(alive(p) for p in pids), limit=15)
 
 
@@ -316,15 +333,93 @@ def test_sigkill_of_the_harness_kills_a_helper_with_a_clean_environment(tmp_path
                                env={"TMPDIR": str(temp)})
     _wait_for(lambda: _pids(pid_file))
     time.sleep(0.5)  # a new guardian (if killed) has been told
+    (helper,) = _ours_below(harness.pid, _pids(pid_file))
     harness.kill()
     harness.wait()
-    (helper,) = _pids(pid_file)
     try:
         _wait_for(lambda: not alive(helper), limit=15)
         _wait_for(lambda: not list(temp.iterdir()), limit=10)  # nor the attempt's temp dir
     finally:
         if alive(helper):
             os.kill(helper, signal.SIGKILL)
+
+
+@pytest.mark.fault("leak: the harness is killed")
+def test_sigkill_of_the_harness_leaves_nothing_of_a_repro_that_escapes_every_way(tmp_path):
+    # It stops the guardian it can see, starts helpers with a clean environment in sessions of
+    # their own and a double-forked daemon that execs with a clean environment: no mark, no
+    # session, no guardian. Only a PID namespace (or a cgroup) holds them.
+    pid_file = tmp_path / "pids"
+    harness = _harness_running(tmp_path, "escape-all", [f"pid_file={pid_file}"])
+    escaped, guardians = [], []
+    try:
+        _wait_for(lambda: len(_pids(pid_file)) == 3)
+        escaped = _ours_below(harness.pid, _pids(pid_file))
+        guardians = [p for p in procs.descendants([harness.pid]) if "harness.guardian" in _cmdline(p)]
+        harness.kill()
+        harness.wait()
+        _wait_for(lambda: not [p for p in escaped if alive(p)], limit=30)
+    finally:
+        harness.kill()
+        for pid in escaped + guardians:  # what old main leaves behind (a stopped guardian too)
+            for sig in (signal.SIGKILL, signal.SIGCONT):
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+
+
+def _probe_environs(tmp_path, marker: str, env=None) -> tuple[dict, dict]:
+    """Run the environ probe in a harness whose own environment holds secrets (`marker`): the
+    record's executor and what the probe read and found."""
+    secrets = {"GITHUB_TOKEN": marker, "AWS_SECRET_ACCESS_KEY": marker, "AWS_ACCESS_KEY_ID": marker,
+               "DATABASE_PASSWORD": marker}
+    out = repro("run", "synthetic-trust", "--variant", "environ-probe", "--python", "current", "--quiet", "--json",
+                "--max-attempts", "1", "--param", f"marker={marker}", "--results", str(tmp_path / "r.jsonl"),
+                env={**secrets, **(env or {})})
+    record = json.loads(out.stdout)
+    (error,) = record["evidence"][0]["evidence"]["observation"]["errors"]
+    return record["executor"], json.loads(error.split("synthetic trust bug: ", 1)[1])
+
+
+@pytest.mark.fault("secrets: the environment")
+@in_a_namespace
+def test_no_environment_the_child_can_read_holds_a_secret(tmp_path):
+    # The harness strips the secrets from the child's env, but they are still in its own (and its
+    # ancestors') /proc/<pid>/environ: in its namespace the child sees no process of ours.
+    executor, seen = _probe_environs(tmp_path, "s3cr3t-in-the-harness")
+    assert seen["secrets"] == {}, seen
+    assert seen["ancestors"] and seen["read"], seen  # it could read environs: only none of ours
+    assert executor["containment"] == "pid-namespace"
+
+
+@pytest.mark.fault("secrets: the environment")
+def test_without_a_namespace_the_record_says_what_the_child_could_read(tmp_path):
+    executor, seen = _probe_environs(tmp_path, "s3cr3t-in-the-harness", env={"REPRO_CONTAINMENT": "process-groups"})
+    harness = seen["ancestors"][0]
+    if os.geteuid() == 0:   # root may read every environ: the record does not claim otherwise
+        assert executor["containment"] == procs.PROCESS_GROUPS
+        assert "GITHUB_TOKEN" in seen["secrets"][str(harness)], seen
+    else:
+        assert executor["containment"] == procs.PROCESS_GROUPS_UNDUMPABLE
+        assert str(harness) not in seen["secrets"], seen
+
+
+@in_a_namespace
+@pytest.mark.parametrize("variant,verdict", [("trigger", "present"), ("control", "absent"), ("segfault", "crash"),
+                                             ("native-hang", "hang")])
+def test_an_attempt_in_its_namespace_gets_the_same_verdicts(variant, verdict):
+    record = run_cell(Cell("synthetic-faults", variant, "current"), Options(max_attempts=1, control_attempts=0))
+    assert (record["verdict"], record["executor"]["containment"]) == (verdict, "pid-namespace"), record["reason"]
+    for attempt in record["evidence"]:  # the child was pid 2 of a namespace of its own
+        seen = {str(pid): inner for pid, inner in attempt["evidence"]["namespace_pids"].items()}
+        assert seen[str(attempt["evidence"]["child_pid"])] == pidns.CHILD_PID
+
+
+def test_the_docker_executor_keeps_its_own_container():
+    from harness.executors.docker.executor import DockerChildCommand
+
+    assert DockerChildCommand(sys.executable, {}).containment() == "container"  # no launcher around its runner
 
 
 @pytest.mark.fault("stuck: the repro stops the harness")

@@ -1,4 +1,5 @@
 """Synthetic repros that try to fool, stick or escape the harness, for tests/test_trust.py (stdlib only)."""
+import json
 import os
 import signal
 import sys
@@ -27,6 +28,8 @@ BUG = {
         "shadowed": {"role": "trigger", "run": "shadowed", "timeout": 30,
                      "requirements": ["iniconfig==2.0.0"], "params": {"directory": "", "module": ""}},
         "huge-text": {"role": "trigger", "run": "huge_text", "timeout": 30},
+        "environ-probe": {"role": "trigger", "run": "environ_probe", "timeout": 20, "params": {"marker": ""}},
+        "escape-all": {"role": "trigger", "run": "escape_all", "timeout": 60, "params": {"pid_file": ""}},
     },
 }
 
@@ -146,3 +149,70 @@ def huge_text(ctx):
     """A note and an exception message of 16 MiB each: the record must not carry them."""
     ctx.note("n" * (16 << 20))
     raise RuntimeError("synthetic trust bug " + "r" * (16 << 20))
+
+
+def _ancestors():
+    """This process's parent, its parent, and so on, as far as this process's /proc shows them."""
+    found, pid = [], os.getppid()
+    while pid > 0 and pid not in found:
+        found.append(pid)
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
+def environ_probe(ctx):
+    """Read the environment of every ancestor and of every other process this child can see; fail
+    with what it read and which of those held the marker (the value the test gave its secrets)."""
+    marker = ctx.param("marker", "").encode()
+    ancestors = _ancestors()
+    others = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()]
+    readable, holding = [], {}
+    for pid in ancestors + [p for p in others if p not in ancestors]:
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        readable.append(pid)
+        names = [entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if marker and marker in entry]
+        if names:
+            holding[pid] = names
+    raise RuntimeError("synthetic trust bug: %s" % json.dumps(
+        {"ancestors": ancestors, "read": readable, "secrets": {str(k): v for k, v in holding.items()}}))
+
+
+def _stop_guardians():
+    for pid in _guardians():
+        try:
+            os.kill(pid, signal.SIGSTOP)  # alive (not restarted), but it will do nothing
+        except OSError:
+            pass
+
+
+def escape_all(ctx):
+    """Everything a repro (or a library) can do to outlive the harness, short of a container: stop
+    the guardian it can see, start helpers with a clean environment in sessions of their own, and
+    a daemon (double fork, setsid) that execs with a clean environment; then hang."""
+    import subprocess
+
+    _stop_guardians()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(3600)"]
+    helpers = [subprocess.Popen(sleeper, env={}, start_new_session=True).pid for _ in range(2)]
+    read, write = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        daemon = os.fork()
+        if daemon:
+            os.write(write, b"%d" % daemon)
+            os._exit(0)
+        os.execve(sys.executable, sleeper, {})
+    os.wait()
+    daemon = int(os.read(read, 32))
+    _stop_guardians()  # one the harness started again meanwhile
+    with open(ctx.param("pid_file", ""), "a") as handle:
+        handle.write("".join("%d\n" % pid for pid in helpers + [daemon]))
+    time.sleep(3600)

@@ -86,6 +86,9 @@ class DockerChildCommand(ChildCommand):
         except Exception:  # noqa: BLE001 - an engine gone away leaves nothing to list
             return []
 
+    def containment(self) -> str:
+        return "container"   # its own PID namespace: no launcher around the runner
+
     def processes(self, tree: procs.AttemptProcesses) -> list[int]:
         """The container's processes (host pids) but its init; the runner's processes if none."""
         found = []
@@ -146,7 +149,7 @@ class DockerExecutor(Executor):
 
     def describe(self) -> dict:
         """For the result record: where the attempts ran."""
-        return {"kind": "docker", "image": self.image, "image_id": self.image_id, "python_from": self.python_from,
+        return {"kind": "docker", "containment": "container", "image": self.image, "image_id": self.image_id, "python_from": self.python_from,
                 "memory": self.memory, "cpus": self.cpus, "pids": self.pids}
 
     def find_interpreter(self, wanted: str) -> interpreters.Interpreter:
