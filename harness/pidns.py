@@ -1,6 +1,6 @@
 """One PID namespace per attempt: the child sees no process but its own, and none outlives the attempt.
 
-The attempt runs `python -I -S pidns.py LAUNCH_FILE HARNESS_PID` (stdlib only, run by path)
+The attempt runs this module's main(ARGV_FILE, HARNESS_PID) in `python -I -S` (stdlib only)
 instead of the child itself. That launcher, a process of the harness's namespace, unshares
 a new PID namespace and forks its init (pid 1 there), which mounts a /proc of its own (in a
 mount namespace of its own, a slave of ours) and forks and execs the child (pid 2 there):
@@ -26,11 +26,11 @@ the attempt falls back to process groups and the guardian (harness/procs.py).
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import select
-import signal
 import sys
+
+import _signal as signal  # signal without its enums: the launcher starts with every attempt
 
 NAME = "pid-namespace"   # the containment, as the record names it
 CLONE_NEWNS = 0x00020000
@@ -39,7 +39,7 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_SLAVE = 2, 4, 8, 16384, 1 << 19
 PR_SET_PDEATHSIG = 1
 CANNOT_CONTAIN = 125     # the launcher's exit code when the namespace cannot be made
 PASSED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-LAUNCH_FILE = "launch.json"
+LAUNCH_FILE = "launch.argv"   # the child's argv, NUL-separated
 INIT_PID, CHILD_PID = 1, 2   # in the namespace
 _available: bool | None = None
 
@@ -61,11 +61,14 @@ def available() -> bool:
 
 def launcher_argv(argv: list[str], attempt_dir: str) -> list[str]:
     """The argv that runs `argv` as pid 2 of a new namespace. The child's argv goes in a file, so
-    only the child's own command line names the child (process listings, tests)."""
+    only the child's own command line names the child (process listings, tests); the launcher is
+    imported, not run as a script, so that its bytecode is cached (it starts with every attempt)."""
     path = os.path.join(attempt_dir, LAUNCH_FILE)
-    with open(path, "w") as handle:
-        json.dump({"argv": argv}, handle)
-    return [sys.executable, "-I", "-S", os.path.abspath(__file__), path, str(os.getpid())]
+    with open(path, "wb") as handle:
+        handle.write(b"\0".join(os.fsencode(arg) for arg in argv))
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = [{here!r}]; import pidns; pidns.main()",
+            path, str(os.getpid())]
 
 
 def namespace_pid(pid: int, innermost: bool = False) -> int | None:
@@ -226,16 +229,17 @@ def probe() -> None:
     os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
 
 
-def main(args: list[str]) -> None:
+def main(args: list[str] | None = None) -> None:
+    args = sys.argv[1:] if args is None else args
     if args == ["--probe"]:
         try:
             probe()
         except OSError:
             os._exit(1)
-    with open(args[0]) as handle:
-        argv = json.load(handle)["argv"]
+    with open(args[0], "rb") as handle:
+        argv = [os.fsdecode(arg) for arg in handle.read().split(b"\0")]
     launch(argv, int(args[1]))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
