@@ -136,3 +136,39 @@ def test_a_two_line_noxfile_gets_the_sessions_and_runs_one(venv, project):
     ran = run(venv, "nox", "-s", f"synthetic_door(python='{CURRENT}')", "--", "--attempts", "1", cwd=project)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stderr.splitlines()[-1] == "2 cells: 1 absent, 1 present; 2 of 2 as expected", ran.stderr[-3000:]
+
+
+# moto[server] would install every AWS service's dependencies; the harness needs moto's WSGI app
+# (flask, flask-cors) and the services its repros call. These come only with moto[server].
+NOT_NEEDED = {"cfn-lint", "sympy", "networkx", "pydantic", "aws-xray-sdk", "graphql-core", "openapi-spec-validator"}
+# Each service the AWS repros call, once, against the server the installed harness starts.
+SERVES_THE_REPROS = '''
+import boto3
+from harness import services
+with services.started(["moto"]) as env:
+    url = env["REPRO_MOTO_URL"]
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    client = lambda name: session.client(name, endpoint_url=url)
+    print(client("sts").get_caller_identity()["Account"])
+    client("s3").create_bucket(Bucket="door")
+    client("s3").put_object(Bucket="door", Key="k", Body=b"v", IfNoneMatch="*")
+    client("glue").create_database(DatabaseInput={"Name": "door"})
+    client("athena").create_work_group(Name="door", Configuration={})
+    client("dynamodb").create_table(TableName="door", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                                    AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                                    BillingMode="PAY_PER_REQUEST")
+    print("served")
+'''
+
+
+def test_the_install_serves_the_local_aws_without_moto_servers_other_dependencies(venv, tmp_path):
+    listed = subprocess.run(["uv", "pip", "list", "--python", str(venv / "bin" / "python"), "--format", "json"],
+                            capture_output=True, text=True, timeout=120)
+    installed = {d["name"].lower() for d in json.loads(listed.stdout)}
+    assert {"moto", "flask", "flask-cors"} <= installed
+    assert installed & NOT_NEEDED == set(), "moto[server]'s dependencies are installed"
+    # The installed harness (not this clone's: no PYTHONPATH, outside the clone) starts the server.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REPRO_PATH") and not k.startswith("AWS_")}
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", SERVES_THE_REPROS], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "served", out.stderr[-3000:]
