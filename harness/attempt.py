@@ -35,6 +35,7 @@ from harness.protocol import (
     Request,
     Result,
 )
+from harness.record import AttemptEvidence
 from harness.registry import Bug, Variant
 from harness.text import last_lines
 from harness.verdict import CRASH, ERROR, HANG
@@ -54,20 +55,21 @@ class Attempt:
     outcome: str
     reason: str
     duration: float
-    evidence: dict = field(default_factory=dict)
+    evidence: AttemptEvidence = field(default_factory=AttemptEvidence)  # a dict is read as its JSON
     versions: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.evidence, dict):
+            self.evidence = AttemptEvidence.from_json(self.evidence)
 
     def matches_bug(self, bug: Bug) -> bool:
         """Did this attempt show the bug itself (not some other failure)? See verdict.shows_bug."""
-        return verdict.shows_bug(self.outcome, bug.failure_kind, "hang_evidence" in self.evidence)
+        return verdict.shows_bug(self.outcome, bug.failure_kind, self.evidence.hang_evidence is not None)
 
     def for_verdict(self, bug: Bug) -> verdict.AttemptOutcome:
         """What the cell's verdict needs of this attempt."""
         return verdict.AttemptOutcome(self.outcome, self.reason, self.matches_bug(bug))
 
-    def to_json(self) -> dict:
-        return {"outcome": self.outcome, "reason": self.reason, "duration": round(self.duration, 3),
-                "evidence": self.evidence, "versions": self.versions}
 
 
 class _TailReader(threading.Thread):
@@ -218,7 +220,8 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         except OSError as exc:
-            return Attempt(ERROR, f"cannot start the child: {exc}", time.monotonic() - started, {"pid": None})
+            return Attempt(ERROR, f"cannot start the child: {exc}", time.monotonic() - started,
+                           AttemptEvidence.not_started())
         tree = procs.AttemptProcesses(proc.pid, before, namespace)
         handoff = _GuardianHandoff(tree, attempt_dir)
         handoff.start()
@@ -302,22 +305,22 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
                        setup=0.0) -> Attempt:
     phase = _wait(proc, attempt_dir / ARMED_FILE, timeout, setup)
     hung = phase is not None
-    evidence = {"pid": proc.pid}  # the session the harness signals (in a namespace, its launcher's)
+    evidence = AttemptEvidence(pid=proc.pid)  # the session the harness signals (in a namespace, its launcher's)
     if hung:
         members = command.processes(tree)
-        evidence["threads"] = {pid: procs.thread_count(pid) for pid in members}
-        evidence["native_stacks"] = command.native_stacks(members)
+        evidence.threads = {pid: procs.thread_count(pid) for pid in members}
+        evidence.native_stacks = command.native_stacks(members)
     # Processes that outlive the child (in its session or escaped from it) die here.
     lingering = tree.workload()
     if lingering and not hung:
-        evidence["lingering_processes"] = lingering
-    _namespace_evidence(tree, evidence, {*lingering, *evidence.get("threads", ())})
+        evidence.lingering_processes = lingering
+    _namespace_evidence(tree, evidence, {*lingering, *(evidence.threads or ())})
     tree.kill(kill_grace)
     _reap(proc, reader)
     duration = time.monotonic() - started
-    evidence["output_tail"] = reader.text()
-    evidence["output_bytes"] = reader.total
-    evidence["stacks"] = _read(attempt_dir / STACKS_FILE)
+    evidence.output_tail = reader.text()
+    evidence.output_bytes = reader.total
+    evidence.stacks = _read(attempt_dir / STACKS_FILE)
     result = _read_result(attempt_dir / RESULT_FILE)
 
     if result is not None:
@@ -329,29 +332,29 @@ def _wait_and_classify(bug, command, proc, tree, reader, attempt_dir, timeout, k
         return _hang(bug, attempt_dir, timeout, setup, duration, evidence)
     if proc.returncode < 0:
         sig = -proc.returncode
-        evidence["signal"] = sig
+        evidence.signal = sig
         return Attempt(CRASH, f"child died by signal {sig} ({signal.Signals(sig).name})", duration, evidence)
     return Attempt(ERROR, f"child exited with code {proc.returncode} and no result: "
                    f"{last_lines(reader.text(), lines=1, limit=300)}", duration, evidence)
 
 
-def _namespace_evidence(tree: procs.AttemptProcesses, evidence: dict, named: set) -> None:
+def _namespace_evidence(tree: procs.AttemptProcesses, evidence: AttemptEvidence, named: set) -> None:
     """In a PID namespace: the child's pid (ours; `pid` is the launcher's session), and the pids
     the evidence names as the repro saw them (in its notes, its pid files)."""
     if tree.child_pid not in (None, tree.pid):
-        evidence["child_pid"] = tree.child_pid
+        evidence.child_pid = tree.child_pid
         named.add(tree.child_pid)
     if tree.inner:
-        evidence["namespace_pids"] = {pid: tree.inner[pid] for pid in sorted(named) if pid in tree.inner}
+        evidence.namespace_pids = {pid: tree.inner[pid] for pid in sorted(named) if pid in tree.inner}
 
 
-def _from_result(result: Result, proc, evidence: dict, duration: float) -> Attempt:
+def _from_result(result: Result, proc, evidence: AttemptEvidence, duration: float) -> Attempt:
     """The child knew its outcome; a death after that (abort at exit) does not change it."""
     if proc.returncode and proc.returncode < 0:
-        evidence["exit_signal_after_result"] = -proc.returncode
-    evidence.update({"observation": result.observation, "notes": result.notes,
-                     "threads_alive": result.threads_alive, "imported": result.imported, "gil": result.gil,
-                     "child_duration": result.duration})
+        evidence.exit_signal_after_result = -proc.returncode
+    evidence.observation, evidence.notes = result.observation, result.notes
+    evidence.threads_alive, evidence.imported = result.threads_alive, result.imported
+    evidence.gil, evidence.child_duration = result.gil, result.duration
     if result.foreign_modules:
         return Attempt(ERROR, f"the child imported modules from outside the cell's env, so the env under "
                        f"test is not the one resolved: {'; '.join(result.foreign_modules[:3])}", duration, evidence,
@@ -363,9 +366,9 @@ def _hang(bug, attempt_dir, timeout, setup, duration, evidence) -> Attempt:
     armed = " after the repro armed its deadline" if setup else ""
     seen = attempt_dir / HANG_EVIDENCE_FILE
     if bug.failure_kind == "hang" and seen.exists():
-        evidence["hang_evidence"] = _read(seen)
+        evidence.hang_evidence = _read(seen)
         return Attempt(HANG, f"no result within {timeout:g}s{armed}, after the repro saw its bug's stall "
-                       f"begin: {evidence['hang_evidence'][:200]}", duration, evidence)
+                       f"begin: {evidence.hang_evidence[:200]}", duration, evidence)
     why = ("the repro had not seen its bug's stall begin" if bug.failure_kind == "hang"
            else "this bug's failure is not a hang")
     return Attempt(HANG, f"no result within {timeout:g}s{armed}: a hang, which is not this bug's signature "

@@ -66,7 +66,7 @@ def env_builds(cell, executor: Executor) -> tuple[float, float, bool]:
     return cold, warm, warm_env.reused
 
 
-def run_one(cell, options: Options, pool: ServicePool) -> dict:
+def run_one(cell, options: Options, pool: ServicePool):
     return run_cells([cell], options, services=pool)[0]
 
 
@@ -83,14 +83,14 @@ def bench_bug(bug_id: str, rate_attempts: int, pool: ServicePool) -> list[str]:
         run_one(cell, Options(attempts=1, control_attempts=0), pool)  # warm the env
         record, seconds = _timed(lambda: run_one(cell, Options(control_attempts=0), pool))
         lines.append(_row(f"time to verdict, warm, {name} cell",
-                          f"{seconds:7.2f} s  -> {record['verdict']} ({record['attempts']} attempts)"))
+                          f"{seconds:7.2f} s  -> {record.verdict} ({record.attempts} attempts)"))
         record, seconds = _timed(lambda: run_one(cell, Options(), pool))
         lines.append(_row("  same, with its controls (run unless clean)",
-                          f"{seconds:7.2f} s  -> {record['verdict']}"))
+                          f"{seconds:7.2f} s  -> {record.verdict}"))
     record = run_one(present, Options(attempts=rate_attempts, measure=True, control_attempts=0), pool)
-    hits = record.get("reproductions", 0)
-    lines.append(_row("trigger rate on the present cell", f"{hits}/{record['attempts']} = "
-                      f"{hits / max(1, record['attempts']):.2f}  (outcomes {record['outcomes']})"))
+    hits = record.reproductions or 0
+    lines.append(_row("trigger rate on the present cell", f"{hits}/{record.attempts} = "
+                      f"{hits / max(1, record.attempts):.2f}  (outcomes {record.outcomes})"))
     return lines
 
 

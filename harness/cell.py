@@ -21,6 +21,7 @@ from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.paths import source_commit
+from harness.record import AttemptRecord, CellRecord
 from harness.registry import Bug, Variant, get_bug
 from harness.verdict import ABSENT, CLEAN, ERROR, SKIPPED, Decision, decide
 
@@ -109,20 +110,20 @@ def executor_for(python: str, executor: Executor, note=None) -> Executor:
     return recipe_executor(python, executor, note)
 
 
-def run_cell(cell: Cell, options: Options, progress=None) -> dict:
+def run_cell(cell: Cell, options: Options, progress=None) -> CellRecord:
     """Run the cell to a verdict; returns the result record (also for skipped/error cells)."""
     started = time.monotonic()
     bug = get_bug(cell.bug)
     variant = bug.variant(cell.variant)
-    record = {"kind": "cell", "bug": bug.id, "variant": variant.name, "role": variant.role,
-              "python_requested": cell.python, "pins": list(cell.pins), "exclude_newer": cell.exclude_newer,
-              "failure_kind": bug.failure_kind, "host": platform.node(),
-              "harness": {"version": __version__, "commit": source_commit()},  # what the report says ran it
-              "executor": options.executor.describe(),
-              "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record = CellRecord(bug=bug.id, variant=variant.name, role=variant.role, python_requested=cell.python,
+                        pins=list(cell.pins), exclude_newer=cell.exclude_newer, failure_kind=bug.failure_kind,
+                        host=platform.node(),
+                        harness={"version": __version__, "commit": source_commit()},  # what the report says ran it
+                        executor=options.executor.describe(),
+                        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     try:
         executor = executor_for(cell.python, options.executor, progress.note if progress else None)
-        record["executor"] = executor.describe()
+        record.executor = executor.describe()
         interpreter = executor.find_interpreter(cell.python)
     except UsageError as exc:
         return _skipped(record, verdict.NO_INTERPRETER, str(exc), started, bug)
@@ -138,11 +139,11 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
         kind = verdict.NOT_INSTALLABLE if exc.lasting else verdict.ENV_BROKEN
         return _skipped(record, kind, str(exc), started, bug)
     with env:  # held to the cell's end: no other run deletes it under our attempts (harness/envs/holds.py)
-        record.update({"python": interpreter.version, "interpreter": interpreter.describe(),
-                       "requirements": requirements,
-                       "installed": {n: env.installed.get(n) for n in bug.packages} if env.installed else {},
-                       "environment": dict(env.installed),  # every release in the env: what moved since the last run
-                       "env": {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}})
+        record.python, record.interpreter = interpreter.version, interpreter.describe()
+        record.requirements = requirements
+        record.installed = {n: env.installed.get(n) for n in bug.packages} if env.installed else {}
+        record.environment = dict(env.installed)  # every release in the env: what moved since the last run
+        record.env = {"build_seconds": round(env.build_seconds, 2), "reused": env.reused}
         inapplicable = not_applicable(variant, env.installed)
         if inapplicable:
             return _skipped(record, verdict.NOT_APPLICABLE, inapplicable, started, bug)
@@ -163,24 +164,24 @@ def run_cell(cell: Cell, options: Options, progress=None) -> dict:
             if failed:
                 decision = verdict.overruled_by_control(decision, failed)
         elif variant.role == "trigger":
-            record["controls"] = []  # not run: see above
+            record.controls = []  # not run: see above
         return _finish(record, decision, attempts, started, bug.rate_of(variant))
 
 
-def _run_controls(bug, variant, command, options, record, progress, installed) -> str | None:
+def _run_controls(bug, variant, command, options, record: CellRecord, progress, installed) -> str | None:
     """Run each control of the trigger that applies; the reason of the first failure, or None."""
-    record["controls"] = []
+    record.controls = []
     for control in bug.controls_for(variant):
         inapplicable = not_applicable(control, installed)
         if inapplicable:
-            record["controls"].append({"variant": control.name, "outcome": SKIPPED, "reason": inapplicable})
+            record.controls.append(AttemptRecord(variant=control.name, outcome=SKIPPED, reason=inapplicable))
             continue
         for k in range(options.control_attempts):
             if progress:
                 progress.attempt(control.name, k + 1, options.control_attempts)
             attempt = run_attempt(bug, control, command, timeout=options.timeout, params=options.params,
                                   kill_grace=options.kill_grace)
-            record["controls"].append({"variant": control.name, **attempt.to_json()})
+            record.controls.append(AttemptRecord.of(attempt, variant=control.name))
             if verdict.failed(attempt.outcome):
                 return f"control {control.name!r} was not clean ({attempt.outcome}: {attempt.reason})"
     return None
@@ -204,32 +205,26 @@ def _run_attempts(bug, variant, command, options, progress, planned: int) -> lis
 NO_SPACE = "No space left on device"  # strerror(ENOSPC), as uv and pip print it
 
 
-def _skipped(record, kind: str, reason: str, started, bug: Bug) -> dict:
+def _skipped(record: CellRecord, kind: str, reason: str, started, bug: Bug) -> CellRecord:
     """The record of a cell that could not run here (the bug's own trigger rate, as always)."""
     return _finish(record, verdict.skipped(kind, reason, bug.trigger_rate_lower_bound()), [], started,
                    bug.rate_of())
 
 
-def _finish(record, decision: Decision, attempts, started, rate_measured: dict) -> dict:
-    record.update({"verdict": decision.verdict, "reason": decision.reason, "attempts": decision.attempts,
-                   "outcomes": _summary(attempts), "durations": [round(a.duration, 3) for a in attempts],
-                   "seconds": round(time.monotonic() - started, 2)})
-    if decision.skip_kind:
-        record["skip_kind"] = decision.skip_kind
-    record["reproductions"] = decision.reproductions
-    record["trigger_rate_assumed"] = round(decision.rate_bound, 4)
-    record["trigger_rate_measured"] = rate_measured
-    record["confidence"] = round(decision.confidence, 6) if decision.confidence is not None else None
-    record["evidence"] = _evidence(attempts)
-    seen_versions = next((a.versions for a in attempts if a.versions), None)
-    if seen_versions:
-        record["installed"] = seen_versions
-    gil = gil_summary(attempts)
-    if gil:
-        record["gil"] = gil
-    imported = next((a.evidence["imported"] for a in attempts if a.evidence.get("imported")), None)
-    if imported:
-        record["imported"] = imported  # what the child really imported, and from where
+def _finish(record: CellRecord, decision: Decision, attempts, started, rate_measured: dict) -> CellRecord:
+    record.verdict, record.reason, record.attempts = decision.verdict, decision.reason, decision.attempts
+    record.outcomes, record.durations = _summary(attempts), [round(a.duration, 3) for a in attempts]
+    record.seconds = round(time.monotonic() - started, 2)
+    record.skip_kind = decision.skip_kind or None
+    record.reproductions = decision.reproductions
+    record.trigger_rate_assumed = round(decision.rate_bound, 4)
+    record.trigger_rate_measured = rate_measured
+    record.confidence = round(decision.confidence, 6) if decision.confidence is not None else None
+    record.evidence = _evidence(attempts)
+    record.installed = next((a.versions for a in attempts if a.versions), None) or record.installed
+    record.gil = gil_summary(attempts) or None
+    # what the child really imported, and from where
+    record.imported = next((a.evidence.imported for a in attempts if a.evidence.imported), None)
     return record
 
 
@@ -237,7 +232,7 @@ def gil_summary(attempts: list[Attempt]) -> dict | None:
     """The GIL as the attempts' children saw it at their end: `state` is "off" (a free-threaded build,
     the GIL off in every attempt), "re-enabled" (a free-threaded build where it was on in some
     attempt: an extension turned it back on; not a free-threaded run) or "on" (a default build)."""
-    seen = [a.evidence["gil"] for a in attempts if isinstance(a.evidence.get("gil"), dict)]
+    seen = [a.evidence.gil for a in attempts if isinstance(a.evidence.gil, dict)]
     if not seen:
         return None
     free_threaded = any(g.get("free_threaded_build") for g in seen)
@@ -247,12 +242,12 @@ def gil_summary(attempts: list[Attempt]) -> dict | None:
             "attempts_with_gil": on, "attempts_seen": len(seen)}
 
 
-def _evidence(attempts: list[Attempt]) -> list[dict]:
+def _evidence(attempts: list[Attempt]) -> list[AttemptRecord]:
     """Full evidence of the first attempt of each non-clean outcome, a line for the rest."""
     kept, seen = [], set()
     for index, attempt in enumerate(attempts, 1):
         if attempt.outcome == CLEAN or attempt.outcome in seen:
             continue
         seen.add(attempt.outcome)
-        kept.append({"attempt": index, **attempt.to_json()})
+        kept.append(AttemptRecord.of(attempt, attempt=index))
     return kept

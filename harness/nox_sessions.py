@@ -35,7 +35,8 @@ import nox
 from harness import __version__, paths
 from harness import matrix as matrix_module
 from harness.envs import interpreters
-from harness.report import REQUIRED, safe_name
+from harness.report import safe_name
+from harness.results import REQUIRED
 
 HARNESS_PYTHON = "%d.%d" % sys.version_info[:2]
 

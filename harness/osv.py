@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.files import write_atomically
+from harness.record import CellRecord, cells
 
 SCHEMA_VERSION = "1.7.5"  # of the OSV schema tests/osv/schema.json was taken from
 BADGES_START, BADGES_END = "<!-- badges:start -->", "<!-- badges:end -->"
@@ -49,16 +50,16 @@ def publishable(name, version) -> bool:
     return True
 
 
-def releases_of(record: dict) -> dict[str, str]:
+def releases_of(record: CellRecord) -> dict[str, str]:
     """The record's installed {package: version} that can be published (see publishable)."""
-    installed = record.get("installed") if isinstance(record.get("installed"), dict) else {}
+    installed = record.installed if isinstance(record.installed, dict) else {}
     return {name: version for name, version in installed.items() if version and publishable(name, version)}
 
 
-def unpublishable(records: list[dict], limit: int = 20) -> list[str]:
+def unpublishable(records: list, limit: int = 20) -> list[str]:
     """One line per installed (package, version) left out of the OSV output and the badges."""
-    found = sorted({(repr(name), repr(version)) for r in records
-                    for name, version in (r.get("installed") or {}).items()
+    found = sorted({(repr(name), repr(version)) for r in cells(records)
+                    for name, version in (r.installed or {}).items()
                     if version and not publishable(name, version)})
     lines = [f"installed {name} {version} is not a distribution name and version: left out of OSV ranges "
              f"and badges" for name, version in found[:limit]]
@@ -74,18 +75,18 @@ def _version_key(version: str):
         return (-1, version)
 
 
-def verdicts_by_release(bug: str, package: str, records: list[dict]) -> dict[str, str] | None:
+def verdicts_by_release(bug: str, package: str, records: list) -> dict[str, str] | None:
     """{release: "present" | "absent"} of the package from the bug's trigger cells, oldest first;
     None when the package's release does not decide the verdict (see the module's text)."""
     seen: dict[str, dict[str, set]] = {}  # release -> verdict -> the other packages' releases
-    for record in records:
+    for record in cells(records):
         installed = releases_of(record)
         version = installed.get(package)
-        if record.get("bug") != bug or record.get("role") != "trigger" or not version \
-                or record.get("verdict") not in ("present", "absent"):
+        if record.bug != bug or record.role != "trigger" or not version \
+                or record.verdict not in ("present", "absent"):
             continue
         others = tuple(sorted((k, v) for k, v in installed.items() if k != package))
-        seen.setdefault(version, {}).setdefault(record["verdict"], set()).add(others)
+        seen.setdefault(version, {}).setdefault(record.verdict, set()).add(others)
     for verdicts in seen.values():
         if len(verdicts) == 2 and not verdicts["present"] & verdicts["absent"]:
             return None  # the same release, both verdicts, with other releases of the other packages
@@ -127,14 +128,15 @@ def _references(upstream: list[str]) -> list[dict]:
     return refs
 
 
-def entries(records: list[dict], bugs: dict, index_of=None, now: str | None = None) -> list[dict]:
+def entries(records: list, bugs: dict, index_of=None, now: str | None = None) -> list[dict]:
     """One OSV record per bug and package with at least one verified affected release.
     `bugs`: id -> registry.Bug (title, upstream); `index_of(package)`: its final releases or None."""
     now = now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    records = cells(records)
     out = []
-    for bug_id in sorted({r["bug"] for r in records}):
+    for bug_id in sorted({r.bug for r in records}):
         bug = bugs.get(bug_id)
-        packages = sorted({p for r in records if r["bug"] == bug_id for p in releases_of(r)})
+        packages = _packages(bug_id, records)
         for package in packages:
             timeline = verdicts_by_release(bug_id, package, records)
             found = ranges(timeline, index_of(package) if index_of else None) if timeline else []
@@ -154,13 +156,19 @@ def entries(records: list[dict], bugs: dict, index_of=None, now: str | None = No
     return out
 
 
-def badge(bug: str, records: list[dict], index_of=None) -> dict | None:
+def _packages(bug: str, records: list[CellRecord]) -> list[str]:
+    """The packages with a publishable release installed in some cell of the bug."""
+    return sorted({p for r in records if r.bug == bug for p in releases_of(r)})
+
+
+def badge(bug: str, records: list, index_of=None) -> dict | None:
     """What a reader needs of a bug, from the package whose releases decide it: since which release
     it is fixed and whether the newest release tested has it ("fixed since 1.1.2 · newest 1.6.6 ok";
     "fixed after 0.20.1, by 1.6.6" when releases between them were not tested); red when the newest
     release has the bug. None when no package's releases decide the verdict.
     `index_of(package)`: its final releases (default: the index's; None: unknown)."""
-    packages = sorted({p for r in records if r["bug"] == bug for p in releases_of(r)})
+    records = cells(records)
+    packages = _packages(bug, records)
     for package in packages:
         timeline = verdicts_by_release(bug, package, records)
         if not timeline or "present" not in timeline.values():
@@ -195,14 +203,15 @@ def badge_lines(bugs: list[str], pages_url: str | None, messages: dict) -> str:
     return "\n".join(lines)
 
 
-def write_all(records: list[dict], out_dir: Path, readme: Path | None, bugs: dict | None = None,
+def write_all(records: list, out_dir: Path, readme: Path | None, bugs: dict | None = None,
               index_of=None) -> dict:
     """`repro report`'s share: osv/<bug>-<package>.json under out_dir, and the README's badges
     (between its badges markers, if it has them; REPRO_PAGES_URL: the published page)."""
+    records = cells(records)
     if bugs is None:
         from harness.registry import bugs_of
 
-        bugs = bugs_of(r["bug"] for r in records)
+        bugs = bugs_of(r.bug for r in records)
     written = {}
     for problem in unpublishable(records):
         print(f"repro: warning: {problem}", file=sys.stderr)
@@ -212,7 +221,7 @@ def write_all(records: list[dict], out_dir: Path, readme: Path | None, bugs: dic
         write_atomically(path, json.dumps(entry, indent=1) + "\n", mode=0o644)  # published: world-readable
         written[f"osv:{path.stem}"] = path
     if readme is not None and BADGES_START in readme.read_text():
-        names = sorted({r["bug"] for r in records})
+        names = sorted({r.bug for r in records})
         messages = {b: m for b in names if (m := badge(b, records))}
         text = readme.read_text()
         head, rest = text.split(BADGES_START, 1)

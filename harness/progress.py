@@ -99,8 +99,9 @@ class Progress:
         self._set_live(None)
         self._write(f"  -> {attempt.outcome} in {attempt.duration:.1f}s: {attempt.reason[:160]}")
 
-    def verdict(self, record: dict) -> None:
+    def verdict(self, record) -> None:
+        """The cell's verdict line (`record`: a harness.record.CellRecord)."""
         self._set_live(None)
-        extra = f", confidence {record['confidence']:.4f}" if record.get("confidence") else ""
-        self._write(f"  = {record['verdict'].upper()} ({record['attempts']} attempts{extra}; "
-                    f"{record['seconds']:.1f}s): {record['reason'][:200]}")
+        extra = f", confidence {record.confidence:.4f}" if record.confidence else ""
+        self._write(f"  = {record.verdict.upper()} ({record.attempts} attempts{extra}; "
+                    f"{record.seconds:.1f}s): {record.reason[:200]}")

@@ -198,16 +198,16 @@ class CellItem(pytest.Item):
         finally:
             if progress:
                 progress.stop()  # no live line may outlive the cell (its ticker writes past capture)
-        watch.judge(record, self.expected, [self.config.option.results_dir, *self.config.option.baseline])
+        record = watch.judge(record, self.expected, [self.config.option.results_dir, *self.config.option.baseline])
         self.record = record  # for the verdict table at the end (pytest_runtest_makereport)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         results.append(Path(self.config.option.results_dir) / f"{worker}.jsonl", record)
-        self.user_properties.append(("verdict", record["verdict"]))
+        self.user_properties.append(("verdict", record.verdict))
         expect = self.expected.expect
-        uninstallable = record.get("skip_kind") in CANNOT_INSTALL and expect and SKIPPED not in expect
-        if record["verdict"] == SKIPPED and not uninstallable:
-            pytest.skip(record["reason"])  # a cell that cannot install what it expects to test fails below
-        if record["verdict"] not in self.expected.expect:
+        uninstallable = record.skip_kind in CANNOT_INSTALL and expect and SKIPPED not in expect
+        if record.verdict == SKIPPED and not uninstallable:
+            pytest.skip(record.reason)  # a cell that cannot install what it expects to test fails below
+        if record.verdict not in self.expected.expect:
             raise VerdictMismatch(record)
 
     def _position(self) -> tuple:
@@ -231,10 +231,10 @@ class CellItem(pytest.Item):
 
             record = excinfo.value.args[0]
             return (f"{self.expected.cell.label}: expected {' or '.join(self.expected.expect)}, "
-                    f"got {record['verdict']}\n"
-                    f"  reason: {record['reason']}\n  installed: {record.get('installed')}\n"
-                    f"  outcomes: {record.get('outcomes')}"
-                    + (f"\n{watch.explain(record)}" if record.get("watch") else ""))
+                    f"got {record.verdict}\n"
+                    f"  reason: {record.reason}\n  installed: {record.installed}\n"
+                    f"  outcomes: {record.outcomes}"
+                    + (f"\n{watch.explain(record)}" if record.watch else ""))
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
@@ -266,22 +266,23 @@ def pytest_runtest_makereport(item, call):
     """A cell's record, kept small, rides on its report to the verdict table (across xdist too)."""
     report = yield
     if isinstance(item, CellItem) and report.when == "call":
-        from harness.table import compact
+        from harness.table import plain
 
         record = getattr(item, "record", None)
-        report.repro_cell = compact(record if record is not None else _harness_failed(item, call))
+        report.repro_cell = plain(record if record is not None else _harness_failed(item, call))
     return report
 
 
-def _harness_failed(item: CellItem, call) -> dict:
+def _harness_failed(item: CellItem, call):
     """The record of a cell that left none (the harness failed): the table says so."""
+    from harness.record import CellRecord
     from harness.verdict import ERROR
 
     cell = item.expected.cell
-    return {"bug": cell.bug, "variant": cell.variant, "role": item.bug.variants[cell.variant].role,
-            "python_requested": cell.python, "pins": list(cell.pins), "verdict": ERROR, "attempts": 0,
-            "reason": f"no verdict: {call.excinfo.exconly() if call.excinfo else 'no record'}",
-            "expected": list(item.expected.expect)}
+    return CellRecord(bug=cell.bug, variant=cell.variant, role=item.bug.variants[cell.variant].role,
+                      python_requested=cell.python, pins=list(cell.pins), verdict=ERROR, attempts=0,
+                      reason=f"no verdict: {call.excinfo.exconly() if call.excinfo else 'no record'}",
+                      expected=list(item.expected.expect))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

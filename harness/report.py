@@ -1,6 +1,6 @@
 """Reports from result files: a README table, HTML pages, shields.io badges, a JUnit summary.
 
-The newest record of each cell wins, so re-running a cell updates its row. Every
+The newest record of each cell wins (results.collect), so re-running a cell updates its row. Every
 output is written atomically (temp file + rename) and world-readable. A cell record without
 a key the outputs need, or one results.read_numbered() refuses (a wrong-typed field, a bug or
 variant that is not a plain name), is left out with one line naming file:line, so one bad record
@@ -18,64 +18,33 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import __version__, osv, results, story
+from harness import __version__, osv, story
 from harness.files import write_atomically
 from harness.paths import PACKAGE, source_commit
+from harness.record import (
+    AttemptEvidence,
+    AttemptRecord,
+    CellRecord,
+    cells,
+    expected_verdicts,
+    mismatch,
+    pin_label,
+    pins_key,
+    python_key,
+    python_label,
+    record_order,  # noqa: F401 - report.record_order, as callers know it
+    strength,
+    unexpected,
+)
+from harness.results import collect  # noqa: F401 - report.collect, as callers know it
 from harness.text import inline
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
 COLOURS = {PRESENT: "#d73a49", ABSENT: "#2ea44f", HANG: "#8250df", CRASH: "#bf3989",
            OTHER_FAILURE: "#e36209", ERROR: "#6a737d", SKIPPED: "#d0d7de"}
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-REQUIRED = ("bug", "variant", "python_requested", "role", "verdict", "attempts", "reason")  # read by every output
 # What XML 1.0 cannot hold: C0 controls but tab, newline and CR; lone surrogates; U+FFFE and U+FFFF.
 NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def cell_key(record: dict) -> tuple:
-    return (record["bug"], record["variant"], record["python_requested"], tuple(record.get("pins") or ()))
-
-
-def collect(paths: list[Path]) -> tuple[list[dict], list[str]]:
-    """The newest cell record per cell from every *.jsonl under the given files or directories,
-    and one line per line left out ("file:line: ..."): torn, or a cell record without a key the
-    outputs need."""
-    files = []
-    for path in paths:
-        files.extend(sorted(Path(path).rglob("*.jsonl")) if Path(path).is_dir() else [Path(path)])
-    newest: dict[tuple, dict] = {}
-    skipped = []
-    for file in files:
-        for line, record in results.read_numbered(file, skipped):
-            if record.get("kind") != "cell":
-                continue
-            missing = [key for key in REQUIRED if record.get(key) is None]
-            if missing:
-                skipped.append(f"{file}:{line}: cell record without {', '.join(map(repr, missing))}: left out")
-                continue
-            key = cell_key(record)
-            if key not in newest or record.get("started_at", "") >= newest[key].get("started_at", ""):
-                newest[key] = record
-    return sorted(newest.values(), key=record_order), skipped
-
-
-def record_order(record: dict) -> tuple:
-    """Bug, then releases as versions (3.2.0 before 3.17.1), Python, the trigger first."""
-    return (record["bug"], story.pins_key(record), story.python_key(record["python_requested"]),
-            record["role"] != "trigger", record["variant"])
-
-
-def python_label(record: dict) -> str:
-    """The Python that ran: its version, `t` for a free-threaded build (with the GIL re-enabled: said)."""
-    label = str(record.get("python") or record["python_requested"])
-    gil = record.get("gil") if isinstance(record.get("gil"), dict) else {}
-    if gil.get("free_threaded_build"):
-        label += "t" if gil.get("state") == "off" else "t (GIL re-enabled)"
-    return label
-
-
-def pin_label(record: dict) -> str:
-    return " ".join(record.get("pins") or ()) or "default"
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -84,41 +53,18 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     write_atomically(path, text, durable=False, mode=mode)
 
 
-def strength(record: dict) -> str:
-    if record["verdict"] == PRESENT:
-        return f"{record.get('reproductions', 0)}/{record['attempts']} reproduced"
-    if record["verdict"] == ABSENT:
-        return f"{record['attempts']} clean, conf {record.get('confidence') or 0:.3f}"
-    return f"{record['attempts']} attempts"
-
-
-def expected_verdicts(record: dict) -> list:
-    """What the matrix expected of the cell (none when run outside the matrix)."""
-    expected = record.get("expected") or []
-    return [expected] if isinstance(expected, str) else list(expected)
-
-
-def unexpected(record: dict) -> bool:
-    expected = expected_verdicts(record)
-    return bool(expected) and record["verdict"] not in expected
-
-
-def mismatch(record: dict) -> str:
-    return f" (expected {' or '.join(expected_verdicts(record))})" if unexpected(record) else ""
-
-
-def markdown(records: list[dict]) -> str:
+def markdown(records: list) -> str:
     """The README's table. Every field is record text (untrusted): each cell is text.inline, so no
     `|`, newline, backtick, HTML comment or link in a field can split a cell or end the section."""
     lines = ["| bug | variant | Python | pins | verdict | strength | installed |",
              "|---|---|---|---|---|---|---|"]
-    for r in records:
-        installed = ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items() if v) or "-"
+    for r in cells(records):
+        installed = ", ".join(f"{k} {v}" for k, v in (r.installed or {}).items() if v) or "-"
         expected = " or ".join(inline(e, 40) for e in expected_verdicts(r))
-        verdict = f"**{inline(r['verdict'])}**" + (f" (expected {expected})" if unexpected(r) else "")
-        cells = [inline(r["bug"]), inline(r["variant"]), inline(python_label(r)), inline(pin_label(r), 1000),
-                 verdict, inline(strength(r)), inline(installed, 1000)]
-        lines.append(f"| {' | '.join(cells)} |")
+        verdict = f"**{inline(r.verdict)}**" + (f" (expected {expected})" if unexpected(r) else "")
+        row = [inline(r.bug), inline(r.variant), inline(python_label(r)), inline(pin_label(r), 1000),
+               verdict, inline(strength(r)), inline(installed, 1000)]
+        lines.append(f"| {' | '.join(row)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,11 +90,12 @@ def update_readme(readme: Path, table: str) -> None:
     _write(readme, f"{head}{README_START}\n{table}{README_END}{tail}", readme.stat().st_mode & 0o777)
 
 
-def badge(bug: str, records: list[dict]) -> dict:
-    triggers = [r for r in records if r["bug"] == bug and r["role"] == "trigger"]
-    present = sum(r["verdict"] == PRESENT for r in triggers)
-    absent = sum(r["verdict"] == ABSENT for r in triggers)
-    surprises = sum(unexpected(r) for r in records if r["bug"] == bug)
+def badge(bug: str, records: list) -> dict:
+    records = cells(records)
+    triggers = [r for r in records if r.bug == bug and r.role == "trigger"]
+    present = sum(r.verdict == PRESENT for r in triggers)
+    absent = sum(r.verdict == ABSENT for r in triggers)
+    surprises = sum(unexpected(r) for r in records if r.bug == bug)
     colour = "red" if surprises else ("orange" if present else "brightgreen")
     message = f"present {present} / absent {absent}" + (f" / {surprises} unexpected" if surprises else "")
     ranged = osv.badge(bug, records)  # where a package's releases decide it: fixed since / newest release
@@ -170,23 +117,24 @@ def _element(parent, tag: str, text: str | None = None, **attrs) -> ET.Element:
     return element
 
 
-def junit(records: list[dict]) -> str:
-    suites: dict[str, list[dict]] = {}
-    for r in records:
-        suites.setdefault(r["bug"], []).append(r)
+def junit(records: list) -> str:
+    suites: dict[str, list[CellRecord]] = {}
+    for r in cells(records):
+        suites.setdefault(r.bug, []).append(r)
     root = ET.Element("testsuites")
     for bug, members in suites.items():
         suite = _element(root, "testsuite", name=bug, tests=len(members), failures=sum(map(unexpected, members)),
-                         skipped=sum(r["verdict"] == SKIPPED for r in members))
+                         skipped=sum(r.verdict == SKIPPED for r in members))
         for r in members:
-            classname = f"{bug}.py{r['python_requested']}-{pin_label(r).replace(' ', '-')}"
-            case = _element(suite, "testcase", classname=classname, name=r["variant"], time=r.get("seconds", 0))
-            if r["verdict"] == SKIPPED:
-                _element(case, "skipped", message=str(r["reason"])[:500])
+            classname = f"{bug}.py{r.python_requested}-{pin_label(r).replace(' ', '-')}"
+            seconds = r.seconds if r.seconds is not None or "seconds" in r.nulls else 0
+            case = _element(suite, "testcase", classname=classname, name=r.variant, time=seconds)
+            if r.verdict == SKIPPED:
+                _element(case, "skipped", message=str(r.reason)[:500])
             elif unexpected(r):
-                message = "expected %s, got %s" % (" or ".join(expected_verdicts(r)), r["verdict"])
-                _element(case, "failure", r["reason"], message=message)
-            _element(case, "system-out", "%s: %s" % (r["verdict"], r["reason"]))
+                message = "expected %s, got %s" % (" or ".join(expected_verdicts(r)), r.verdict)
+                _element(case, "failure", r.reason, message=message)
+            _element(case, "system-out", "%s: %s" % (r.verdict, r.reason))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -210,23 +158,23 @@ def _environment():
     return env
 
 
-def run_info(records: list[dict]) -> dict:
+def run_info(records: list[CellRecord]) -> dict:
     """Date, commit and host of the runs behind the page, and when and where it was written."""
-    started = sorted(r.get("started_at") or "" for r in records if r.get("started_at"))
-    commits = sorted({(r.get("harness") or {}).get("commit") or "" for r in records} - {""})
+    started = sorted(r.started_at for r in records if r.started_at)
+    commits = sorted({(r.harness or {}).get("commit") or "" for r in records} - {""})
     return {"first": started[0][:16].replace("T", " ") if started else "?",
             "last": started[-1][:16].replace("T", " ") if started else "?",
-            "hosts": sorted({r.get("host") or "?" for r in records}),
+            "hosts": sorted({r.host or "?" for r in records}),
             "commits": [c[:12] for c in commits],
             "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "written_on": platform.node(), "harness": __version__, "harness_commit": (source_commit() or "")[:12]}
 
 
-def _metadata(records: list[dict]) -> dict:
+def _metadata(records: list[CellRecord]) -> dict:
     """The records' bugs by id (title, upstream, what it is); a bug of the results may be unknown here."""
     from harness.registry import bugs_of
 
-    return bugs_of(r["bug"] for r in records)
+    return bugs_of(r.bug for r in records)
 
 
 UPSTREAM_RE = re.compile(r"(?:([\w.-]+/[\w.-]+))?#(\d+)")
@@ -261,17 +209,17 @@ def about(bug) -> list[dict]:
             if piece]
 
 
-def _grid(mine: list[dict], counter: list, dialog_of: dict) -> dict:
+def _grid(mine: list[CellRecord], counter: list, dialog_of: dict) -> dict:
     """A bug's grid: rows of (pins, variant) in version order, one column per Python; `dialog_of`
     gets the dialog id of each record shown."""
-    pythons = sorted({r["python_requested"] for r in mine}, key=story.python_key)
+    pythons = sorted({r.python_requested for r in mine}, key=python_key)
     rows = []
     for pins, variant, _key in _rows(mine):
         cells = []
         for python in pythons:
-            here = [r for r in mine if pin_label(r) == pins and r["python_requested"] == python]
-            main = next((r for r in here if r["variant"] == variant), None)
-            controls = [r for r in here if r["role"] == "control" and r is not main]
+            here = [r for r in mine if pin_label(r) == pins and r.python_requested == python]
+            main = next((r for r in here if r.variant == variant), None)
+            controls = [r for r in here if r.role == "control" and r is not main]
             cells.append(cell_view(main, controls, counter) if main else None)
             if main:
                 dialog_of[id(main)] = cells[-1]["id"]
@@ -279,71 +227,72 @@ def _grid(mine: list[dict], counter: list, dialog_of: dict) -> dict:
     return {"pythons": pythons, "rows": rows}
 
 
-def _rows(mine: list[dict]) -> list[tuple]:
+def _rows(mine: list[CellRecord]) -> list[tuple]:
     """Grid rows: (pins, variant) of each trigger; a control gets a row only where no trigger ran."""
-    triggered = {(pin_label(r), r["python_requested"]) for r in mine if r["role"] == "trigger"}
-    rows = {(pin_label(r), r["variant"]): story.pins_key(r) for r in mine
-            if r["role"] == "trigger" or (pin_label(r), r["python_requested"]) not in triggered}
+    triggered = {(pin_label(r), r.python_requested) for r in mine if r.role == "trigger"}
+    rows = {(pin_label(r), r.variant): pins_key(r) for r in mine
+            if r.role == "trigger" or (pin_label(r), r.python_requested) not in triggered}
     return sorted(((pins, variant, key) for (pins, variant), key in rows.items()),
                   key=lambda row: (row[2], row[1] != "trigger", row[1]))
 
 
-def cell_view(main: dict, controls: list[dict], counter: list) -> dict:
+def cell_view(main: CellRecord, controls: list[CellRecord], counter: list) -> dict:
     """What a grid cell shows, and its dialog: every record of the cell in full."""
     counter.append(1)
-    return {"id": f"cell-{len(counter)}", "verdict": main["verdict"], "variant": main["variant"],
+    return {"id": f"cell-{len(counter)}", "verdict": main.verdict, "variant": main.variant,
             "strength": strength(main), "mismatch": mismatch(main), "unexpected": unexpected(main),
-            "summary": " ".join(f"{r['variant']}: {r['verdict']}" for r in controls),
-            "title": f"{main['bug']} · {main['variant']} · Python {python_label(main)}"
+            "summary": " ".join(f"{r.variant}: {r.verdict}" for r in controls),
+            "title": f"{main.bug} · {main.variant} · Python {python_label(main)}"
                      f" · {pin_label(main)}",
             "records": [record_view(r) for r in [main, *controls]]}
 
 
-def record_view(r: dict) -> dict:
+def record_view(r: CellRecord) -> dict:
     expected = expected_verdicts(r)
-    return {"heading": f"{r['variant']} ({r['role']}): {r['verdict'].upper()}{mismatch(r)}",
-            "verdict": r["verdict"], "strength": strength(r), "reason": r["reason"],
+    return {"heading": f"{r.variant} ({r.role}): {r.verdict.upper()}{mismatch(r)}",
+            "verdict": r.verdict, "strength": strength(r), "reason": r.reason,
             "expected": " or ".join(expected) if expected else "", "unexpected": unexpected(r),
-            "attempts": r["attempts"],
-            "outcomes": ", ".join(f"{n} {o}" for o, n in (r.get("outcomes") or {}).items()) or "none",
-            "durations": ", ".join(f"{d:.2f}s" for d in r.get("durations") or []) or "-",
-            "seconds": r.get("seconds"), "confidence": r.get("confidence"),
-            "evidence": [evidence_view(ev) for ev in r.get("evidence") or []],
-            "controls": [control_view(c) for c in r.get("controls") or []],
+            "attempts": r.attempts,
+            "outcomes": ", ".join(f"{n} {o}" for o, n in (r.outcomes or {}).items()) or "none",
+            "durations": ", ".join(f"{d:.2f}s" for d in r.durations or []) or "-",
+            "seconds": r.seconds, "confidence": r.confidence,
+            "evidence": [evidence_view(ev) for ev in r.evidence or []],
+            "controls": [control_view(c) for c in r.controls or []],
             "controls_note": _controls_note(r), "env": env_view(r)}
 
 
-def _controls_note(r: dict) -> str:
-    if r["role"] != "trigger":
+def _controls_note(r: CellRecord) -> str:
+    if r.role != "trigger":
         return ""
-    if "controls" not in r:
+    if r.controls is None:
         return "controls not recorded"
-    return "" if r["controls"] else "controls not run (they validate a failing trigger only)"
+    return "" if r.controls else "controls not run (they validate a failing trigger only)"
 
 
-def evidence_view(ev: dict) -> dict:
+def evidence_view(ev: AttemptRecord) -> dict:
     """One attempt's evidence: exception texts (counted), rows lost, what the repro saw, stacks."""
-    detail = ev.get("evidence") or {}
-    observation = dict(detail.get("observation") or {})
+    detail = ev.evidence or AttemptEvidence()
+    observation = dict(detail.observation or {})
     errors = Counter(observation.pop("errors", None) or [])
     lost = observation.pop("lost", None)
-    return {"attempt": ev.get("attempt"), "outcome": ev.get("outcome"), "reason": ev.get("reason", ""),
-            "duration": ev.get("duration"), "errors": errors.most_common(), "lost": lost,
+    return {"attempt": ev.attempt, "outcome": ev.outcome, "reason": "" if ev.reason is None else ev.reason,
+            "duration": ev.duration, "errors": errors.most_common(), "lost": lost,
             "observed": [(k, v) for k, v in observation.items() if v not in (None, [], {}, "")],
-            "notes": detail.get("notes") or [], "hang_evidence": detail.get("hang_evidence"),
-            "signal": detail.get("signal"), "stacks": stacks_view(detail),
-            "output_tail": detail.get("output_tail") or "", "output_bytes": detail.get("output_bytes")}
+            "notes": detail.notes or [], "hang_evidence": detail.hang_evidence,
+            "signal": detail.signal, "stacks": stacks_view(detail),
+            "output_tail": detail.output_tail or "", "output_bytes": detail.output_bytes}
 
 
-def stacks_view(detail: dict) -> list[dict]:
+def stacks_view(detail: AttemptEvidence) -> list[dict]:
     """The child's Python stacks (faulthandler), then the native stacks of every process of the
     attempt (py-spy): the child and the workers it forked."""
-    child = str(detail.get("child_pid", detail.get("pid", "")))  # in a PID namespace, not its launcher
-    threads = detail.get("threads") or {}
+    pid = detail.child_pid if detail.child_pid is not None else detail.pid  # in a PID namespace, not its launcher
+    child = "" if pid is None and "pid" not in detail.nulls else str(pid)
+    threads = detail.threads or {}
     found = []
-    if (detail.get("stacks") or "").strip():
-        found.append({"title": f"child (pid {child}): Python threads (faulthandler)", "text": detail["stacks"]})
-    for pid, text in (detail.get("native_stacks") or {}).items():
+    if (detail.stacks or "").strip():
+        found.append({"title": f"child (pid {child}): Python threads (faulthandler)", "text": detail.stacks})
+    for pid, text in (detail.native_stacks or {}).items():
         who = "child" if str(pid) == child else "forked worker"
         count = threads.get(str(pid), threads.get(pid))
         found.append({"title": f"{who} (pid {pid}): native and Python frames (py-spy)"
@@ -351,33 +300,33 @@ def stacks_view(detail: dict) -> list[dict]:
     return found
 
 
-def control_view(c: dict) -> dict:
-    return {"variant": c.get("variant"), "outcome": c.get("outcome"), "reason": c.get("reason", ""),
-            "duration": c.get("duration")}
+def control_view(c: AttemptRecord) -> dict:
+    return {"variant": c.variant, "outcome": c.outcome, "reason": "" if c.reason is None else c.reason,
+            "duration": c.duration}
 
 
-def env_view(r: dict) -> list[tuple]:
+def env_view(r: CellRecord) -> list[tuple]:
     """What the cell ran with: the interpreter, the installed versions, where each import came from."""
-    interpreter = r.get("interpreter") or {}
-    env = r.get("env") or {}
+    interpreter = r.interpreter or {}
+    env = r.env or {}
     imported = {name: ", ".join(f"{m} from {p}" for m, p in ((info or {}).get("modules") or {}).items())
-                for name, info in (r.get("imported") or {}).items()}
-    rows = [("Python", f"{python_label(r) if r.get('python') else '-'} (asked for {r['python_requested']})"
+                for name, info in (r.imported or {}).items()}
+    rows = [("Python", f"{python_label(r) if r.python else '-'} (asked for {r.python_requested})"
              + (f", {interpreter.get('path')} ({interpreter.get('source')})" if interpreter else "")),
-            ("installed", ", ".join(f"{k} {v}" for k, v in (r.get("installed") or {}).items()) or "-"),
-            ("requirements", " ".join(r.get("requirements") or []) or "-"),
-            ("dependencies as of", r.get("exclude_newer") or "today (no cutoff)"),
+            ("installed", ", ".join(f"{k} {v}" for k, v in (r.installed or {}).items()) or "-"),
+            ("requirements", " ".join(r.requirements or []) or "-"),
+            ("dependencies as of", r.exclude_newer or "today (no cutoff)"),
             ("env", ("reused" if env.get("reused") else f"built in {env.get('build_seconds')}s") if env else "-"),
-            ("executor", (r.get("executor") or {}).get("kind", "local")),
-            ("host", r.get("host") or "-"), ("started", r.get("started_at") or "-")]
+            ("executor", (r.executor or {}).get("kind", "local")),
+            ("host", r.host or "-"), ("started", r.started_at or "-")]
     rows += [(f"imported {name}", text) for name, text in imported.items() if text]
     return rows
 
 
-def _bug_context(bug: str, records: list[dict], known: dict, counter: list) -> dict:
-    mine = [r for r in records if r["bug"] == bug]
+def _bug_context(bug: str, records: list[CellRecord], known: dict, counter: list) -> dict:
+    mine = [r for r in records if r.bug == bug]
     meta = known.get(bug)
-    packages = meta.packages if meta else sorted({p for r in mine for p in (r.get("installed") or {})})
+    packages = meta.packages if meta else sorted({p for r in mine for p in (r.installed or {})})
     told = story.build(bug, mine, packages)
     dialog_of: dict = {}
     grid = _grid(mine, counter, dialog_of)
@@ -396,7 +345,7 @@ def timeline_view(told: dict, dialog_of: dict) -> list[dict]:
         track = []
         for i, column in enumerate(told["columns"]):
             record = row["cells"].get(i)
-            track.append({"verdict": record["verdict"] if record else None, "label": column["label"],
+            track.append({"verdict": record.verdict if record else None, "label": column["label"],
                           "dialog": dialog_of.get(id(record)), "event": events.get(i),
                           "in_span": any(a <= i <= b for a, b in row["spans"]),
                           "span_start": any(a == i for a, _ in row["spans"]),
@@ -406,34 +355,36 @@ def timeline_view(told: dict, dialog_of: dict) -> list[dict]:
     return rows
 
 
-def html_pages(records: list[dict]) -> dict:
+def html_pages(records: list) -> dict:
     """{relative path: HTML}: the index and one page per bug."""
+    records = cells(records)
     env, known, info = _environment(), _metadata(records), run_info(records)
-    bugs = sorted({r["bug"] for r in records})
+    bugs = sorted({r.bug for r in records})
     counter: list = []
     contexts = [_bug_context(bug, records, known, counter) for bug in bugs]
     pages = {"index.html": env.get_template("index.html").render(bugs=contexts, run=info, root="",
                                                                  cells=len(records))}
     for context in contexts:
-        mine = [r for r in records if r["bug"] == context["id"]]
+        mine = [r for r in records if r.bug == context["id"]]
         pages[context["page"]] = env.get_template("bug.html").render(bug=context, run=run_info(mine), root="../")
     return pages
 
 
-def html_page(records: list[dict]) -> str:
+def html_page(records: list) -> str:
     """The index page (kept for callers of the single-page report)."""
     return html_pages(records)["index.html"]
 
 
-def write_all(records: list[dict], out_dir: Path, readme: Path | None) -> dict:
-    """Write every output; returns their paths."""
+def write_all(records: list, out_dir: Path, readme: Path | None) -> dict:
+    """Write every output of the records (CellRecords, or dicts as a results file holds them); returns their paths."""
+    records = cells(records)
     written = {"html": out_dir / "index.html", "junit": out_dir / "junit.xml"}
     for name, text in html_pages(records).items():
         _write(out_dir / name, text)
         if name != "index.html":
             written[f"page:{name}"] = out_dir / name
     _write(written["junit"], junit(records))
-    for bug in sorted({r["bug"] for r in records}):
+    for bug in sorted({r.bug for r in records}):
         path = out_dir / "badges" / f"{bug}.json"
         _write(path, json.dumps(badge(bug, records), indent=1) + "\n")
         written[f"badge:{bug}"] = path

@@ -11,73 +11,35 @@ edit one. read_numbered() steps over a line that is not JSON (also one nested to
 and over a record that problem() refuses (a field of a type the readers do not expect, a bug or
 variant name that is not a plain name, an unknown verdict), naming file:line and the field, so
 one bad line never stops a report and no record field becomes a path outside where one writes.
+What a cell record's fields must be is harness.record.CellRecord's to say (from_json); collect()
+gives the newest CellRecord of each cell, for every output.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
-from harness.verdict import VERDICTS
+from harness.record import SCHEMA, CellRecord, RecordError, cell_key, plain_name, record_order
 
-SCHEMA = 1
 NAMED = ("bug", "variant")  # the record fields that become file names, anchors and table cells
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-TEXT, NUMBER, MAPPING, LIST = (str,), (int, float), (dict,), (list,)
-# The type of each cell-record field a reader uses (report, table, story, osv, watch); None is always allowed.
-FIELD_TYPES = {"kind": TEXT, "role": TEXT, "python_requested": TEXT, "python": TEXT, "reason": TEXT,
-               "started_at": TEXT, "host": TEXT, "exclude_newer": TEXT, "failure_kind": TEXT,
-               "attempts": (int,), "reproductions": (int,), "confidence": NUMBER, "seconds": NUMBER,
-               "pins": LIST, "requirements": LIST, "durations": LIST, "evidence": LIST + MAPPING,
-               "controls": LIST, "expected": TEXT + LIST, "installed": MAPPING, "environment": MAPPING,
-               "imported": MAPPING, "interpreter": MAPPING, "env": MAPPING, "executor": MAPPING,
-               "harness": MAPPING, "gil": MAPPING, "outcomes": MAPPING, "env_diff": MAPPING}
-ITEM_TYPES = {"pins": TEXT, "requirements": TEXT, "durations": NUMBER, "expected": TEXT,
-              "evidence": MAPPING, "controls": MAPPING}
-
-
-def plain_name(value) -> bool:
-    """A name that is safe as a file name and as text: letters, digits, '.', '_', '-', no '..'."""
-    return isinstance(value, str) and PLAIN_NAME.fullmatch(value) is not None and ".." not in value
+REQUIRED = ("bug", "variant", "python_requested", "role", "verdict", "attempts", "reason")  # read by every output
 
 
 def problem(record: dict) -> str | None:
-    """Why a parsed record must not be read (the field and what is wrong with it), or None."""
+    """Why a parsed record must not be read (the field and what is wrong with it), or None: a bug or
+    variant that is not a plain name, and for a cell record what CellRecord.from_json refuses."""
     for key in NAMED:
         if record.get(key) is not None and not plain_name(record[key]):
             return f"{key!r} is not a plain name"
     if record.get("kind") != "cell":
         return None  # the readers use cell records only; a bisect report is printed, not read back
-    for key, types in FIELD_TYPES.items():
-        value = record.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, types) or isinstance(value, bool):
-            return f"{key!r} is a {type(value).__name__}, not a {' or '.join(t.__name__ for t in types)}"
-        items = value if isinstance(value, list) else ()
-        if key in ITEM_TYPES and any(not isinstance(i, ITEM_TYPES[key]) or isinstance(i, bool) for i in items):
-            return f"{key!r} holds an item that is not a {ITEM_TYPES[key][0].__name__}"
-    if record.get("verdict") is not None and record["verdict"] not in VERDICTS:
-        return "'verdict' is not a known verdict"
-    return _nested_problem(record)
-
-
-def _nested_problem(record: dict) -> str | None:
-    """The mappings the outputs read inside a record: installed versions, an attempt's evidence."""
-    if any(not isinstance(v, (str, type(None))) for v in (record.get("installed") or {}).values()):
-        return "'installed' holds a version that is not a string"
-    for attempt in record.get("evidence") if isinstance(record.get("evidence"), list) else ():
-        detail = attempt.get("evidence")
-        if detail is None:
-            continue
-        if not isinstance(detail, dict) or not isinstance(detail.get("observation") or {}, dict):
-            return "'evidence' holds an attempt whose evidence or observation is not a mapping"
-        if not isinstance(detail.get("notes") or [], list) or not isinstance(
-                (detail.get("observation") or {}).get("errors") or [], list):
-            return "'evidence' holds an attempt whose notes or errors are not a list"
+    try:
+        CellRecord.from_json(record)
+    except RecordError as exc:
+        return str(exc)
     return None
 
 
@@ -89,8 +51,10 @@ class ResultWriteError(Exception):
         self.line = line
 
 
-def encode(record: dict) -> str:
-    return json.dumps({"schema": SCHEMA, **record}, default=str, sort_keys=True)
+def encode(record) -> str:
+    """One line of JSON: a CellRecord's to_json(), or a dict (a bisect report) with the schema version."""
+    data = record.to_json() if isinstance(record, CellRecord) else {"schema": SCHEMA, **record}
+    return json.dumps(data, default=str, sort_keys=True)
 
 
 def check_writable(path: Path) -> None:
@@ -188,3 +152,27 @@ def read_numbered(path: Path, problems: list | None = None) -> list[tuple[int, d
 def _name(problems: list | None, message: str) -> None:
     if problems is not None:
         problems.append(message)
+
+
+def collect(paths: list) -> tuple[list[CellRecord], list[str]]:
+    """The newest cell record per cell from every *.jsonl under the given files or directories,
+    and one line per line left out ("file:line: ..."): torn, refused by problem(), or a cell record
+    without a field the outputs need (REQUIRED)."""
+    files = []
+    for path in paths:
+        files.extend(sorted(Path(path).rglob("*.jsonl")) if Path(path).is_dir() else [Path(path)])
+    newest: dict[tuple, CellRecord] = {}
+    skipped = []
+    for file in files:
+        for line, data in read_numbered(file, skipped):
+            if data.get("kind") != "cell":
+                continue
+            record = CellRecord.from_json(data)  # read_numbered left out what it refuses
+            missing = [key for key in REQUIRED if getattr(record, key) is None]
+            if missing:
+                skipped.append(f"{file}:{line}: cell record without {', '.join(map(repr, missing))}: left out")
+                continue
+            key = cell_key(record)
+            if key not in newest or (record.started_at or "") >= (newest[key].started_at or ""):
+                newest[key] = record
+    return sorted(newest.values(), key=record_order), skipped

@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
 from harness.cell import Cell, Options, run_cell
+from harness.record import CellRecord
 from harness.registry import get_bug
 from harness.services import ServicePool
 
@@ -21,11 +22,12 @@ class Planned:
     cell: Cell
     expect: tuple = ()            # the verdicts that meet the expectation; () = none declared
     label: str | None = None      # the progress line's text (default: the cell's label)
-    extra: dict = field(default_factory=dict, hash=False)  # fields added to the record
+    extra: dict = field(default_factory=dict, hash=False)  # fields of the record set after the run (CellRecord's names)
     position: tuple | None = None  # (k, n) for the progress line, when the caller counts
 
 
-def run_cells(cells, options: Options, *, progress=None, keep=None, services: ServicePool | None = None) -> list[dict]:
+def run_cells(cells, options: Options, *, progress=None, keep=None,
+              services: ServicePool | None = None) -> list[CellRecord]:
     """Run each cell (a Cell or a Planned) in order; return the records.
 
     `keep(record)` is called with each final record before the next cell starts.
@@ -42,14 +44,14 @@ def run_cells(cells, options: Options, *, progress=None, keep=None, services: Se
     return records
 
 
-def _run_one(item: Planned, options: Options, pool: ServicePool, progress, position: tuple) -> dict:
+def _run_one(item: Planned, options: Options, pool: ServicePool, progress, position: tuple) -> CellRecord:
     bug = get_bug(item.cell.bug)
     if progress:
         progress.cell(*position, item.label or item.cell.label)
     record = run_cell(item.cell, replace(options, service_env=pool.env_for(bug.services)), progress)
-    record.update(item.extra)
+    record = replace(record, **item.extra)  # an unknown name is a TypeError, not a field lost
     if item.expect:
-        record["expected"] = list(item.expect)
+        record.expected = list(item.expect)
     if progress:
         progress.verdict(record)
     return record

@@ -8,55 +8,14 @@ are records alike, so a map makes the timeline dense and its transitions exact.
 """
 from __future__ import annotations
 
-import re
-
-from packaging.version import InvalidVersion, Version
-
+from harness.record import CellRecord, cells, normal_name, pinned, python_key, version_key
 from harness.verdict import ABSENT, PRESENT
 from harness.verdict import judged as is_judged
 
-PIN_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
 
-
-def version_key(text) -> tuple:
-    """Sorts versions as versions; a text that is no version sorts before them, as text."""
-    try:
-        return (1, Version(str(text)))
-    except InvalidVersion:
-        return (0, str(text))
-
-
-def normal_name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def pinned(record: dict) -> dict:
-    """{package: version} of the record's exact pins (`name==version`)."""
-    found = {}
-    for pin in record.get("pins") or ():
-        match = PIN_RE.match(pin)
-        if match:
-            found[normal_name(match.group(1))] = match.group(2)
-    return found
-
-
-def pins_key(record: dict) -> tuple:
-    """Orders cells by their pins as versions, package by package (name first)."""
-    parts = []
-    for pin in sorted(record.get("pins") or (), key=lambda p: normal_name(re.split(r"[=<>!~ @;\[]", p)[0])):
-        match = PIN_RE.match(pin)
-        parts.append((normal_name(match.group(1)), version_key(match.group(2))) if match else (pin, (0, "")))
-    return tuple(parts)
-
-
-def python_key(version) -> tuple:
-    """3.9 before 3.13; 3.13.5 before its free-threaded build 3.13.5t."""
-    return tuple(int(x) for x in re.findall(r"\d+", str(version))) or (0,), str(version)
-
-
-def releases(record: dict, packages: list) -> tuple:
+def releases(record: CellRecord, packages: list) -> tuple:
     """The record's releases of the bug's packages: what was installed, else what was pinned."""
-    installed = {normal_name(k): v for k, v in (record.get("installed") or {}).items() if v}
+    installed = {normal_name(k): v for k, v in (record.installed or {}).items() if v}
     pins = pinned(record)
     found = []
     for package in packages:
@@ -79,26 +38,26 @@ def point_key(point: tuple, packages: list) -> tuple:
     return tuple(version_key(versions[p]) if p in versions else (-1,) for p in packages)
 
 
-def _date(record: dict) -> str | None:
+def _date(record: CellRecord) -> str | None:
     """When the point's release came out, as far as the record says: its dependency cutoff."""
-    return (record.get("exclude_newer") or "")[:10] or None
+    return (record.exclude_newer or "")[:10] or None
 
 
-def python_of(record: dict) -> str:
+def python_of(record: CellRecord) -> str:
     """The interpreter that ran the cell: a matrix cell of "3.11" and a bisect point of "3.11.7" that
     ran on the same 3.11.7 tell one story; a free-threaded build (3.13.5t) tells its own."""
-    gil = record.get("gil") if isinstance(record.get("gil"), dict) else {}
-    return (record.get("python") or record["python_requested"]) + ("t" if gil.get("free_threaded_build") else "")
+    gil = record.gil or {}
+    return (record.python or record.python_requested) + ("t" if gil.get("free_threaded_build") else "")
 
 
-def _row_key(record: dict) -> tuple:
-    return (python_of(record), record["variant"])
+def _row_key(record: CellRecord) -> tuple:
+    return (python_of(record), record.variant)
 
 
-def build(bug: str, records: list[dict], packages: list) -> dict:
-    """The story of one bug: the ordered points, one row per (Python, trigger variant), the
-    newest point's verdicts."""
-    triggers = [r for r in records if r["bug"] == bug and r["role"] == "trigger"]
+def build(bug: str, records: list, packages: list) -> dict:
+    """The story of one bug from its records (CellRecords, or dicts as a results file holds them):
+    the ordered points, one row per (Python, trigger variant), the newest point's verdicts."""
+    triggers = [r for r in cells(records) if r.bug == bug and r.role == "trigger"]
     dates: dict = {}
     for r in triggers:
         point = releases(r, packages)
@@ -108,7 +67,7 @@ def build(bug: str, records: list[dict], packages: list) -> dict:
                for p in order]
     index = {p: i for i, p in enumerate(order)}
     groups: dict = {}
-    for r in sorted(triggers, key=lambda r: r.get("started_at") or ""):  # the newest of a point wins
+    for r in sorted(triggers, key=lambda r: r.started_at or ""):  # the newest of a point wins
         groups.setdefault(_row_key(r), {})[index[releases(r, packages)]] = r
     rows = [_row(python, variant, groups[(python, variant)], columns)
             for python, variant in sorted(groups, key=lambda k: (python_key(k[0]), k[1] != "trigger", k[1]))]
@@ -116,7 +75,7 @@ def build(bug: str, records: list[dict], packages: list) -> dict:
 
 
 def _row(python: str, variant: str, cells: dict, columns: list) -> dict:
-    judged = [(i, cells[i]["verdict"]) for i in sorted(cells) if is_judged(cells[i]["verdict"])]
+    judged = [(i, cells[i].verdict) for i in sorted(cells) if is_judged(cells[i].verdict)]
     return {"python": python, "variant": variant, "cells": cells, "spans": spans(judged),
             "transitions": transitions(judged, columns)}
 
@@ -171,15 +130,15 @@ def _event(kind: str, before: int | None, after: int, columns: list) -> dict:
     return event
 
 
-def _newest(triggers: list[dict], packages: list, order: list) -> dict | None:
+def _newest(triggers: list[CellRecord], packages: list, order: list) -> dict | None:
     """The newest point's verdicts, by Python."""
     if not order:
         return None
     newest = order[-1]
     verdicts = {}
     for r in sorted(triggers, key=lambda r: python_key(python_of(r))):
-        if releases(r, packages) == newest and python_of(r) not in verdicts.get(r["verdict"], []):
-            verdicts.setdefault(r["verdict"], []).append(python_of(r))
+        if releases(r, packages) == newest and python_of(r) not in verdicts.get(r.verdict, []):
+            verdicts.setdefault(r.verdict, []).append(python_of(r))
     return {"label": point_label(newest), "verdicts": verdicts}
 
 
@@ -188,10 +147,10 @@ def summary(story: dict) -> str:
     rows = [row for row in story["rows"] if row["transitions"] or row["cells"]]
     if not rows:
         return ""
-    row = max(rows, key=lambda r: (sum(is_judged(c["verdict"]) for c in r["cells"].values()),
+    row = max(rows, key=lambda r: (sum(is_judged(c.verdict) for c in r["cells"].values()),
                                    r["variant"] == "trigger"))
     if not row["transitions"]:
-        verdicts = sorted({c["verdict"] for c in row["cells"].values()})
+        verdicts = sorted({c.verdict for c in row["cells"].values()})
         return f"{' / '.join(verdicts)} on every release tested (Python {row['python']})"
     steps = [f"{t['kind']} {t['short']}" for t in row["transitions"]]
     return " → ".join(steps) + f" (Python {row['python']}, {row['variant']})"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from dataclasses import replace
 
-from harness.report import expected_verdicts, python_label, record_order, strength
+from harness.record import CellRecord, python_label, record_order, strength, verdicts_of
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, NO_INTERPRETER, OTHER_FAILURE, PRESENT, SKIPPED
 
 STYLES = {PRESENT: "bold red", ABSENT: "green", HANG: "bold magenta", CRASH: "bold magenta",
@@ -24,46 +25,54 @@ MACHINE_SKIPS = (NO_INTERPRETER,)
 PLAIN_WIDTH = 200  # not a terminal: wide enough that a CI log keeps one line per cell
 
 
-def releases(record: dict) -> str:
+def releases(record: CellRecord) -> str:
     """What the cell ran against: installed versions of its packages, else its pins."""
-    installed = [f"{k} {v}" for k, v in (record.get("installed") or {}).items() if v]
-    return ", ".join(installed) or " ".join(record.get("pins") or ()) or "-"
+    installed = [f"{k} {v}" for k, v in (record.installed or {}).items() if v]
+    return ", ".join(installed) or " ".join(record.pins or ()) or "-"
 
 
-KEPT = ("bug", "variant", "role", "python", "python_requested", "pins", "installed", "verdict", "attempts",
-        "reproductions", "confidence", "expected", "reason", "strength", "gil", "skip_kind")
+BULKY = ("evidence", "controls", "environment", "imported", "interpreter", "requirements", "durations", "watch")
 
 
-def compact(record: dict) -> dict:
-    """What the table needs of a record: small, plain data (it crosses from pytest-xdist workers)."""
-    kept = {key: record[key] for key in KEPT if key in record}
-    kept["reason"] = str(kept.get("reason", ""))[:300]
-    return kept
+def plain(record: CellRecord) -> dict:
+    """A record as a line of the table needs it, as small plain data (it crosses from pytest-xdist
+    workers): its JSON without the attempts' evidence and the env's inventory, the reason cut."""
+    kept = replace(record, **dict.fromkeys(BULKY), reason=str(record.reason or "")[:300], nulls=frozenset())
+    return kept.to_json()
 
 
-def row(record: dict, expected=None) -> dict:
-    """The table's fields of one record."""
-    wanted = expected_verdicts({"expected": expected if expected is not None else record.get("expected")})
-    return {"bug": record["bug"], "variant": record["variant"],
-            "python": python_label(record) if record.get("python") or record.get("python_requested") else "?",
-            "python_requested": record.get("python_requested") or "?", "role": record.get("role", "trigger"),
-            "pins": list(record.get("pins") or ()), "releases": releases(record), "verdict": record["verdict"],
-            "strength": record.get("strength") or (strength(record) if "attempts" in record else ""),
-            "expected": wanted, "reason": record.get("reason", ""), "skip_kind": record.get("skip_kind")}
+def row(record: CellRecord, expected=None, shown: str | None = None) -> dict:
+    """The table's fields of one record; `shown`: a strength to show instead of the record's own."""
+    wanted = verdicts_of(expected if expected is not None else record.expected)
+    return {"bug": record.bug, "variant": record.variant,
+            "python": python_label(record) if record.python or record.python_requested else "?",
+            "python_requested": record.python_requested or "?", "role": record.role or "trigger",
+            "pins": list(record.pins or ()), "releases": releases(record), "verdict": record.verdict,
+            "strength": shown or (strength(record) if record.attempts is not None else ""),
+            "expected": wanted, "reason": record.reason or "", "skip_kind": record.skip_kind}
 
 
-def rows(records: list[dict], expected=None) -> list[dict]:
+def line(item) -> tuple[CellRecord, str | None]:
+    """A line of the table: (the record, the strength to show, None for its own). `item` is a
+    CellRecord, or its JSON as plain data (from a pytest-xdist worker, or a caller that shows a
+    strength of its own under "strength": a bisect's point from its verdict cache)."""
+    if isinstance(item, CellRecord):
+        return item, None
+    return CellRecord.from_json({k: v for k, v in item.items() if k != "strength"}), item.get("strength")
+
+
+def rows(records: list, expected=None) -> list[dict]:
     """Rows in the report's order; `expected` (one per record, a verdict or a list) overrides the
     records' own "expected"."""
-    pairs = list(zip(records, expected if expected is not None else [None] * len(records)))
-    return [row(r, e) for r, e in sorted(pairs, key=lambda pair: _order(pair[0]))]
+    lines = [line(item) for item in records]
+    pairs = list(zip(lines, expected if expected is not None else [None] * len(lines)))
+    return [row(record, e, shown) for (record, shown), e in sorted(pairs, key=lambda pair: _order(pair[0][0]))]
 
 
-def _order(record: dict) -> tuple:
-    try:
-        return record_order(record)
-    except KeyError:  # a row from a cell that left no record (a harness failure)
-        return (record.get("bug", ""),)
+def _order(record: CellRecord) -> tuple:
+    if None in (record.python_requested, record.role, record.variant):  # not a whole record: by its bug
+        return (record.bug or "",)
+    return record_order(record)
 
 
 def skipped_here(r: dict) -> bool:

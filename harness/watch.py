@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import results
 from harness.github import API
 from harness.matrix import CellGroup
-from harness.report import cell_key, collect, expected_verdicts, unexpected
+from harness.record import CellRecord, cell_key, cells, expected_verdicts, unexpected
 from harness.text import fenced, inline
 
 LABEL = "repro-watch"  # the label of every tracking issue: how the job finds the ones it opened
@@ -25,17 +25,18 @@ LABEL = "repro-watch"  # the label of every tracking issue: how the job finds th
 
 # ---------------------------------------------------------------- one cell: its change and the env diff
 
-def previous_record(record: dict, paths: list) -> dict | None:
+def previous_record(record: CellRecord, paths: list) -> CellRecord | None:
     """The newest record of the same cell started before `record` (or in its second), in the given files
     or directories; `record` itself is not written yet."""
-    key, started = cell_key(record), record.get("started_at", "")
+    key, started = cell_key(record), record.started_at or ""
     found = None
     for file in _jsonl_files(paths):
-        for other in results.read(file):
-            if other.get("kind") != "cell" or other.get("bug") is None or cell_key(other) != key:
+        for other in cells(r for r in results.read(file) if r.get("kind") == "cell"):
+            if other.bug is None or cell_key(other) != key:
                 continue
             # started_at has whole seconds: a run of the same second counts as earlier (this record is not written yet)
-            if other.get("started_at", "") <= started and (found is None or other["started_at"] >= found["started_at"]):
+            at = other.started_at or ""
+            if at <= started and (found is None or at >= (found.started_at or "")):
                 found = other
     return found
 
@@ -50,9 +51,9 @@ def _jsonl_files(paths: list) -> list[Path]:
     return files
 
 
-def env_of(record: dict) -> dict:
+def env_of(record: CellRecord) -> dict:
     """Every release the cell's env held (older records: the bug's packages only)."""
-    return dict(record.get("environment") or record.get("installed") or {})
+    return dict(record.environment or record.installed or {})
 
 
 def env_diff(before: dict, after: dict) -> dict:
@@ -62,23 +63,24 @@ def env_diff(before: dict, after: dict) -> dict:
             "removed": {n: before[n] for n in sorted(before) if n not in after}}
 
 
-def change_evidence(record: dict, previous: dict | None) -> dict:
+def change_evidence(record: CellRecord, previous: CellRecord | None) -> dict:
     """The evidence of a tracking cell's run: what it resolved, and what changed since the last run."""
-    evidence = {"resolved": record.get("resolved"), "previous": None, "env_diff": None}
+    evidence = {"resolved": record.resolved, "previous": None, "env_diff": None}
     if previous is not None:
-        evidence["previous"] = {"verdict": previous["verdict"], "started_at": previous.get("started_at"),
-                                "installed": previous.get("installed")}
+        evidence["previous"] = {"verdict": previous.verdict, "started_at": previous.started_at,
+                                "installed": previous.installed}
         evidence["env_diff"] = env_diff(env_of(previous), env_of(record))
     return evidence
 
 
-def judge(record: dict, expected, previous_paths: list) -> dict:
+def judge(record: CellRecord, expected, previous_paths: list) -> CellRecord:
     """Complete a matrix cell's record (its expectation is set by run_cells): for a cell that tracks
     the newest releases, the watch evidence (looked up in `previous_paths` before this record is written)."""
     from harness import matrix
 
+    [record] = cells([record])
     if matrix.tracks_latest(expected):
-        record["watch"] = change_evidence(record, previous_record(record, previous_paths))
+        record.watch = change_evidence(record, previous_record(record, previous_paths))
     return record
 
 
@@ -91,14 +93,15 @@ def diff_lines(diff: dict | None) -> list[str]:
     return ["env diff since the last run:"] + (lines or ["  (no package moved)"])
 
 
-def explain(record: dict) -> str:
+def explain(record) -> str:
     """A failed expectation of a tracking cell, for a person: the release, the verdict before, the env diff."""
-    watch = record.get("watch") or {}
+    [record] = cells([record])
+    watch = record.watch or {}
     resolved = watch.get("resolved") or {}
     lines = []
     if resolved:
         releases = ", ".join(f"{n} {v}" for n, v in (resolved.get("releases") or {}).items())
-        lines.append(f"resolved: {releases or 'no pin'} on Python {record.get('python') or resolved.get('python')}")
+        lines.append(f"resolved: {releases or 'no pin'} on Python {record.python or resolved.get('python')}")
     previous = watch.get("previous")
     if previous:
         lines.append(f"last recorded run ({previous['started_at']}): {previous['verdict']}")
@@ -107,9 +110,9 @@ def explain(record: dict) -> str:
 
 # ---------------------------------------------------------------- the tracking issues
 
-def group_key(record: dict) -> CellGroup:
+def group_key(record: CellRecord) -> CellGroup:
     """The cell group of a record: the bug, the Python and the pins as declared."""
-    return CellGroup(record["bug"], str(record["python_requested"]), tuple(record.get("pins") or ()))
+    return CellGroup(record.bug, str(record.python_requested), tuple(record.pins or ()))
 
 
 def group_title(group: tuple) -> str:
@@ -117,21 +120,23 @@ def group_title(group: tuple) -> str:
     return f"[{LABEL}] {bug}: py{python} {' '.join(pins) or 'default'}"
 
 
-def changes(current: list[dict], published: list[dict]) -> dict[tuple, list[tuple]]:
+def changes(current: list[CellRecord], published: list[CellRecord]) -> dict[tuple, list[tuple]]:
     """Per cell group, each cell whose verdict differs from the published one: [(published, current)].
     A cell never published before is a change only when it fails its expectation."""
     before = {cell_key(r): r for r in published}
     changed: dict[tuple, list[tuple]] = {}
     for record in current:
         old = before.get(cell_key(record))
-        if (old is None and unexpected(record)) or (old is not None and old["verdict"] != record["verdict"]):
+        if (old is None and unexpected(record)) or (old is not None and old.verdict != record.verdict):
             changed.setdefault(group_key(record), []).append((old, record))
     return changed
 
 
-def issue_payloads(current: list[dict], published: list[dict]) -> list[dict]:
+def issue_payloads(current: list, published: list) -> list[dict]:
     """One payload per cell group whose verdicts changed: the issue to open or update (a cell of the
-    group fails its expectation now) or to close (every cell of the group meets it again)."""
+    group fails its expectation now) or to close (every cell of the group meets it again). The
+    records: CellRecords, or dicts as a results file holds them."""
+    current, published = cells(current), cells(published)
     payloads = []
     for group, pairs in sorted(changes(current, published).items()):
         members = [r for r in current if group_key(r) == group]
@@ -141,7 +146,7 @@ def issue_payloads(current: list[dict], published: list[dict]) -> list[dict]:
     return payloads
 
 
-def _body(group: tuple, pairs: list[tuple], failing: list[dict]) -> str:
+def _body(group: tuple, pairs: list[tuple], failing: list[CellRecord]) -> str:
     bug, python, pins = group
     head = (f"The regression watch saw the verdicts of **{inline(bug)}** change (Python {inline(python)}, "
             f"pins {inline(' '.join(pins) or 'default')}).\n\n"
@@ -149,21 +154,21 @@ def _body(group: tuple, pairs: list[tuple], failing: list[dict]) -> str:
             "| variant | published | now | expected | installed |\n|---|---|---|---|---|\n")
     rows, details = [], []
     for old, new in pairs:
-        installed = ", ".join(f"{k} {v}" for k, v in (new.get("installed") or {}).items() if v) or "-"
-        rows.append(f"| {inline(new['variant'])} | {inline(old['verdict']) if old else '-'} | "
-                    f"**{inline(new['verdict'])}** | {inline(' or '.join(expected_verdicts(new)) or '-')} | "
+        installed = ", ".join(f"{k} {v}" for k, v in (new.installed or {}).items() if v) or "-"
+        rows.append(f"| {inline(new.variant)} | {inline(old.verdict) if old else '-'} | "
+                    f"**{inline(new.verdict)}** | {inline(' or '.join(expected_verdicts(new)) or '-')} | "
                     f"{inline(installed)} |")
-        diff = env_diff(env_of(old), env_of(new)) if old else (new.get("watch") or {}).get("env_diff")
+        diff = env_diff(env_of(old), env_of(new)) if old else (new.watch or {}).get("env_diff")
         # the reason and the diff come from the record (the child wrote the reason): fenced as text
-        details.append(f"### {inline(new['variant'])}\n\n"
-                       + fenced("\n".join([f"reason: {new['reason']}"] + _resolved_lines(new) + diff_lines(diff))))
+        details.append(f"### {inline(new.variant)}\n\n"
+                       + fenced("\n".join([f"reason: {new.reason}"] + _resolved_lines(new) + diff_lines(diff))))
     return head + "\n".join(rows) + "\n\n" + "\n\n".join(details) + "\n"
 
 
-def _resolved_lines(record: dict) -> list[str]:
-    resolved = record.get("resolved") or {}
+def _resolved_lines(record: CellRecord) -> list[str]:
+    resolved = record.resolved or {}
     releases = ", ".join(f"{n} {v}" for n, v in (resolved.get("releases") or {}).items())
-    return [f"resolved: {releases} on Python {record.get('python')}"] if releases else []
+    return [f"resolved: {releases} on Python {record.python}"] if releases else []
 
 
 def plan_requests(payloads: list[dict], open_issues: list[dict], repo: str) -> list[dict]:
@@ -190,7 +195,7 @@ def plan_requests(payloads: list[dict], open_issues: list[dict], repo: str) -> l
     return calls
 
 
-def newest_records(paths: list) -> list[dict]:
+def newest_records(paths: list) -> list[CellRecord]:
     """The newest record of each cell under the given result files or directories (none for none)."""
     existing = [Path(p) for p in paths if Path(p).exists()]
-    return collect(existing)[0] if existing else []
+    return results.collect(existing)[0] if existing else []

@@ -24,6 +24,7 @@ from harness.bisect.search import (
 from harness.cell import Options
 from harness.errors import UsageError
 from harness.paths import cache_dir
+from harness.record import CellRecord, as_cell
 from harness.registry import Bug
 from harness.runner import Planned, run_cells
 from harness.text import duration
@@ -31,28 +32,30 @@ from harness.verdict import ABSENT, NOT_INSTALLABLE, PRESENT, SKIPPED
 
 # ---------------------------------------------------------------- verdict cache (harness/bisect/cache.py)
 
-def _not_installable(record: dict) -> bool:
+def _not_installable(record: CellRecord) -> bool:
     """Skipped because uv cannot make the env: a rerun fails the same way."""
-    return record["verdict"] == SKIPPED and record.get("skip_kind") == NOT_INSTALLABLE
+    return record.verdict == SKIPPED and record.skip_kind == NOT_INSTALLABLE
 
 
-def _cacheable(record: dict) -> bool:
+def _cacheable(record) -> bool:
     """Keep verdicts that a rerun would repeat; not a skip for a missing interpreter or service,
-    a local env trouble or a variant that does not apply."""
-    return record["verdict"] != SKIPPED or _not_installable(record)
+    a local env trouble or a variant that does not apply. (`record`: a CellRecord or its JSON.)"""
+    record = as_cell(record)
+    return record.verdict != SKIPPED or _not_installable(record)
 
 
-def summary_of(record: dict) -> dict:
-    """What the timeline keeps of a cell record."""
-    env = record.get("env") or {}
+def summary_of(record: CellRecord) -> dict:
+    """A point's summary (a timeline row, a cache entry: cache.SUMMARY_TYPES) from its cell record:
+    the verdict and what it cost, the env built or reused."""
+    env = record.env or {}
     built = bool(env) and not env.get("reused", True)
     failed_build = _not_installable(record)
-    return {"verdict": record["verdict"], "state": state_of(record["verdict"]), "reason": record["reason"],
-            "attempts": record.get("attempts", 0), "reproductions": record.get("reproductions", 0),
-            "controls": len(record.get("controls") or []), "seconds": record.get("seconds", 0.0),
+    return {"verdict": record.verdict, "state": state_of(record.verdict), "reason": record.reason,
+            "attempts": record.attempts or 0, "reproductions": record.reproductions or 0,
+            "controls": len(record.controls or []), "seconds": record.seconds or 0.0,
             "env_built": built or failed_build, "env_failed": failed_build,
-            "env_seconds": env.get("build_seconds", 0.0), "installed": record.get("installed") or {},
-            "python": record.get("python"), "exclude_newer": record.get("exclude_newer")}
+            "env_seconds": env.get("build_seconds", 0.0), "installed": record.installed or {},
+            "python": record.python, "exclude_newer": record.exclude_newer}
 
 
 @contextmanager

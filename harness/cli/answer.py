@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from harness import matrix, osv
 from harness.errors import UsageError
+from harness.record import pinned_versions
 from harness.registry import Bug
 from harness.story import normal_name, pinned, version_key
 from harness.verdict import (
@@ -71,7 +72,7 @@ def fixed_in(bug: Bug) -> Fix | None:
     except UsageError:  # a broken matrix file: the run's answer stands without the fix
         return None
     declared = [{"bug": bug.id, "role": "trigger", "verdict": e.expect[0],
-                 "installed": pinned({"pins": e.cell.pins})}
+                 "installed": pinned_versions(e.cell.pins)}
                 for e in entry["cells"]
                 if len(e.expect) == 1 and bug.variants[e.cell.variant].role == "trigger"
                 and not matrix.tracks_latest(e)]

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from harness.bisect import git as git_bisect
@@ -28,6 +29,7 @@ from harness.envs.requirements import check_date, requirement_name
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.progress import Progress
+from harness.record import CellRecord, strength
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
@@ -189,8 +191,8 @@ def cmd_bisect(args) -> int:
     progress = Progress(enabled=not args.quiet)
     unwritten = []
 
-    def on_record(record: dict) -> None:
-        if not keep_result(args, {**record, "bisect": bug.id}):
+    def on_record(record: CellRecord) -> None:
+        if not keep_result(args, replace(record, bisect=bug.id)):
             unwritten.append(record)
     axes = []
     if package:
@@ -225,19 +227,19 @@ def cmd_bisect(args) -> int:
 
 
 def _tested_points(reports: list, bug: str, variant: str, package: str | None) -> list[dict]:
-    """Each tested point of the bisect, from the verdict cache or run now, as a row of the verdict table."""
-    rows = []
+    """Each tested point of the bisect, from the verdict cache or run now, as a line of the verdict
+    table (table.line): the point's record, and its strength with "(cached)" where it was."""
+    lines = []
     for report in reports:
         for row in (r for r in report["timeline"] if r["tested"]):
-            said = (f"{row['reproductions']}/{row['attempts']} reproduced" if row["verdict"] == PRESENT
-                    else f"{row['attempts']} attempts")
-            rows.append({"bug": bug, "variant": variant, "role": "trigger", "python": row.get("python"),
-                         "python_requested": report.get("python") or row.get("python") or "?",
-                         "pins": [f"{package}=={row['point']}"] if package else [],
-                         "installed": row.get("installed") or {}, "verdict": row["verdict"],
-                         "attempts": row["attempts"], "reason": row["reason"],
-                         "strength": said + (" (cached)" if row.get("cached") else "")})
-    return rows
+            point = CellRecord(bug=bug, variant=variant, role="trigger", python=row.get("python"),
+                               python_requested=report.get("python") or row.get("python") or "?",
+                               pins=[f"{package}=={row['point']}"] if package else [],
+                               installed=row.get("installed") or {}, verdict=row["verdict"],
+                               attempts=row["attempts"], reproductions=row["reproductions"], reason=row["reason"])
+            said = strength(point) if point.verdict == PRESENT else f"{point.attempts} attempts"
+            lines.append({**point.to_json(), "strength": said + (" (cached)" if row.get("cached") else "")})
+    return lines
 
 
 # ---------------------------------------------------------------- repro check
@@ -287,11 +289,11 @@ def _check(args) -> int:
         print(f"repro check: cannot test this revision: {exc}", file=sys.stderr)
         return CHECK_SKIP
     record, = run_cells([cell], options, progress=progress)
-    code = check_exit_codes(args.find_fix).get(record["verdict"], CHECK_SKIP)
+    code = check_exit_codes(args.find_fix).get(record.verdict, CHECK_SKIP)
     # Two commits of one version string are told apart by the source they were built from.
-    record.update({"source": source, "check": {"find_fix": args.find_fix, "exit_code": code}})
+    record.source, record.check = source, {"find_fix": args.find_fix, "exit_code": code}
     emit(args, record)
-    print(f"repro check {bug.id}: {record['verdict']} -> exit {code}", file=sys.stderr)
+    print(f"repro check {bug.id}: {record.verdict} -> exit {code}", file=sys.stderr)
     return code
 
 

@@ -103,7 +103,7 @@ def plan_refresh(entry: dict) -> list[dict]:
     return plans
 
 
-def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, results_path: Path) -> list[dict]:
+def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, results_path: Path) -> list:
     """Run the planned cells (each trigger variant), each as of its release's date; keep each record."""
     cells = [matrix.resolve(matrix.Expected(Cell(bug_id, variant, planned["python"], planned["pins"]), (),
                                             "release", "history"))  # no expectation: refresh measures one
@@ -112,20 +112,21 @@ def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, r
                      keep=lambda record: results.append(results_path, record))
 
 
-def entry_text(planned: dict, records: list[dict], today: str) -> str:
-    """The [[cells]] entries of what was measured, one per verdict (variants measured alike share one)."""
-    by_verdict: dict[str, list[dict]] = {}
+def entry_text(planned: dict, records: list, today: str) -> str:
+    """The [[cells]] entries of what was measured (CellRecords), one per verdict (variants measured
+    alike share one)."""
+    by_verdict: dict[str, list] = {}
     for record in records:
-        by_verdict.setdefault(record["verdict"], []).append(record)
+        by_verdict.setdefault(record.verdict, []).append(record)
     text = ""
     for verdict, members in by_verdict.items():
-        reason = members[0]["reason"].splitlines()[0][:160]
+        reason = members[0].reason.splitlines()[0][:160]
         note = f"added by `repro matrix refresh` on {today}: measured {verdict} ({reason})"
         text += ("\n[[cells]]\n"
                  f"note = {json.dumps(note)}\n"
                  f"python = [{json.dumps(planned['python'])}]\n"
                  f"pins = [{', '.join(json.dumps(p) for p in planned['pins'])}]\n"
-                 f"variants = [{', '.join(json.dumps(r['variant']) for r in members)}]\n"
+                 f"variants = [{', '.join(json.dumps(r.variant) for r in members)}]\n"
                  'exclude_newer = "release"\n'
                  f"expect = {json.dumps(verdict)}\n"
                  'tier = "history"\n')
@@ -162,12 +163,12 @@ def cmd_refresh(args) -> int:
             path = _matrix_file(bug_id, args.matrix_dir)
             for planned in plan["cells"]:
                 records = _run(bug_id, planned, args.attempts, progress, args.results)
-                kept = [r for r in records if r["verdict"] in WRITTEN]
+                kept = [r for r in records if r.verdict in WRITTEN]
                 for record in records:
-                    if record["verdict"] not in WRITTEN:
+                    if record.verdict not in WRITTEN:
                         unmeasured += 1
-                        print(f"  not written: {record['variant']} on {planned['release']}: {record['verdict']}: "
-                              f"{record['reason']}")
+                        print(f"  not written: {record.variant} on {planned['release']}: {record.verdict}: "
+                              f"{record.reason}")
                 if kept:
                     _append(path, entry_text(planned, kept, today))
     return 1 if unmeasured else 0

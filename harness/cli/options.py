@@ -229,11 +229,12 @@ def keep_result(args, record: dict) -> bool:
         return False
 
 
-def emit(args, record: dict) -> bool:
-    """Keep the record and, with --json, print it; False if it could not be written (then it is on stdout)."""
+def emit(args, record) -> bool:
+    """Keep the record and, with --json, print it as it was written; False if it could not be
+    written (then it is on stdout)."""
     written = keep_result(args, record)
     if args.json and written:
-        print_line(args, json.dumps(record, default=str))
+        print_line(args, results.encode(record))
     return written
 
 

@@ -79,7 +79,7 @@ def cmd_verify(args) -> int:
         checks.extend(_check(replace(base, variant=c.name), ABSENT) for c in bug.controls)
     records = run_cells(checks, options, progress=Progress(enabled=not args.quiet),
                         keep=lambda record: emit(args, record))
-    failed = sum(record["verdict"] not in check.expect for record, check in zip(records, checks))
+    failed = sum(record.verdict not in check.expect for record, check in zip(records, checks))
     if not args.quiet:
         print_table(records)
     print(f"verify {bug.id}: {len(checks) - failed} of {len(checks)} checks hold", file=sys.stderr)
