@@ -209,7 +209,7 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
     procs.become_subreaper()  # orphans of the attempt re-parent to us: findable by ancestry
     guardian.start()          # before taking stock of our children: it is not the attempt's
     before = procs.own_children()
-    proc = tree = reader = None
+    proc = tree = reader = handoff = None  # a Ctrl-C may come between any two of the steps below
     try:
         namespace = command.containment() == pidns.NAME
         try:
@@ -241,11 +241,16 @@ def run_attempt(bug: Bug, variant: Variant, command: ChildCommand, *, timeout: f
         # a second Ctrl-C cannot cut this short before the SIGKILL step.
         with procs.signals_deferred():
             if proc is not None:
-                handoff.stop()
-                tree.kill(kill_grace)
+                if handoff is not None:
+                    handoff.stop()
+                if tree is not None:
+                    tree.kill(kill_grace)
+                else:
+                    proc.kill()
                 _reap(proc, reader)
                 command.cleanup(proc.pid)
-                handoff.release()
+                if handoff is not None:
+                    handoff.release()
             shutil.rmtree(attempt_dir, ignore_errors=True)
 
 
@@ -290,13 +295,14 @@ class _GuardianHandoff(threading.Thread):
             guardian.unwatch(pid)
 
 
-def _reap(proc: subprocess.Popen, reader: _TailReader) -> None:
+def _reap(proc: subprocess.Popen, reader: _TailReader | None) -> None:
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
-    reader.stop()  # never blocks: it does not wait for the pipe's end of file
+    if reader is not None:  # None when Ctrl-C came before the reader started
+        reader.stop()  # never blocks: it does not wait for the pipe's end of file
     if proc.stdout:
         proc.stdout.close()
 

@@ -25,12 +25,11 @@ the attempt falls back to process groups and the guardian (harness/procs.py).
 """
 from __future__ import annotations
 
+import _signal as signal  # signal without its enums: the launcher starts with every attempt
 import ctypes
 import os
 import select
 import sys
-
-import _signal as signal  # signal without its enums: the launcher starts with every attempt
 
 NAME = "pid-namespace"   # the containment, as the record names it
 CLONE_NEWNS = 0x00020000

@@ -412,8 +412,12 @@ def test_an_attempt_in_its_namespace_gets_the_same_verdicts(variant, verdict):
     record = run_cell(Cell("synthetic-faults", variant, "current"), Options(max_attempts=1, control_attempts=0))
     assert (record["verdict"], record["executor"]["containment"]) == (verdict, "pid-namespace"), record["reason"]
     for attempt in record["evidence"]:  # the child was pid 2 of a namespace of its own
-        seen = {str(pid): inner for pid, inner in attempt["evidence"]["namespace_pids"].items()}
-        assert seen[str(attempt["evidence"]["child_pid"])] == pidns.CHILD_PID
+        evidence = attempt["evidence"]
+        if "child_pid" not in evidence:  # a child that ended before the first walk saw it is named by no one
+            assert variant != "native-hang", evidence  # a hung one is always seen: its stacks need its pid
+            continue
+        seen = {str(pid): inner for pid, inner in evidence["namespace_pids"].items()}
+        assert seen[str(evidence["child_pid"])] == pidns.CHILD_PID
 
 
 def test_the_docker_executor_keeps_its_own_container():

@@ -149,8 +149,8 @@ class DockerExecutor(Executor):
 
     def describe(self) -> dict:
         """For the result record: where the attempts ran."""
-        return {"kind": "docker", "containment": "container", "image": self.image, "image_id": self.image_id, "python_from": self.python_from,
-                "memory": self.memory, "cpus": self.cpus, "pids": self.pids}
+        return {"kind": "docker", "containment": "container", "image": self.image, "image_id": self.image_id,
+                "python_from": self.python_from, "memory": self.memory, "cpus": self.cpus, "pids": self.pids}
 
     def find_interpreter(self, wanted: str) -> interpreters.Interpreter:
         """The host's interpreter when the container can mount it (and python_from allows),
