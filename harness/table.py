@@ -122,32 +122,37 @@ WHOLE = ("Python", "verdict", "expected")  # never shortened: the others give wa
 
 def verdict_table(records: list[dict], expected=None, width: int | None = None):
     """A rich renderable: the table and its summary line, fitted to `width` columns."""
-    from rich.console import Console, Group
-    from rich.measure import Measurement
+    from rich.console import Group
     from rich.text import Text
 
     table_rows = rows(records, expected)
     dropped: list[str] = []
-    table = _table(table_rows, dropped)
-    if width:
-        console = Console(width=100_000)  # measures what each column wants, not what it is given
-        for step in NARROWING:
-            if Measurement.get(console, console.options, table).maximum <= width:
-                break
-            dropped.append(step)
-            table = _table(table_rows, dropped)
-        table = _table(table_rows, dropped, width)
+    headers, grid = _grid(table_rows, dropped)
+    for step in NARROWING if width else ():
+        if _fits(_natural(headers, grid), width):
+            break
+        dropped.append(step)
+        headers, grid = _grid(table_rows, dropped)
     wrong = any(judged(r) and r["verdict"] not in r["expected"] for r in table_rows)
-    return Group(table, Text(summary(table_rows), style="bold red" if wrong else "bold"))
+    return Group(_table(headers, grid, width), Text(summary(table_rows), style="bold red" if wrong else "bold"))
+
+
+def _natural(headers: list[str], grid: list[list]) -> list[int]:
+    """Each column's width when nothing is shortened: its longest cell or its header."""
+    return [max([len(str(cells[column])) for cells in grid] + [len(name)]) for column, name in enumerate(headers)]
+
+
+def _fits(natural: list[int], width: int) -> bool:
+    gaps = 3 * (len(natural) - 1)  # SIMPLE_HEAD: one space of divider and one of padding each side
+    return sum(natural) + gaps <= width
 
 
 def _fit(headers: list[str], natural: list[int], width: int | None) -> list:
     """Column widths within `width`: WHOLE columns keep theirs, the others share what is left
     (none narrower than 6); None where everything fits as it is."""
-    gaps = 3 * (len(headers) - 1)  # SIMPLE_HEAD: one space of divider and one of padding each side
-    if not width or sum(natural) + gaps <= width:
+    if not width or _fits(natural, width):
         return [None] * len(headers)
-    left = width - gaps - sum(n for h, n in zip(headers, natural) if h in WHOLE)
+    left = width - 3 * (len(headers) - 1) - sum(n for h, n in zip(headers, natural) if h in WHOLE)
     fitted = {i: n for i, (h, n) in enumerate(zip(headers, natural)) if h in WHOLE}
     shrinking = sorted((n, i) for i, (h, n) in enumerate(zip(headers, natural)) if h not in WHOLE)
     for count, (want, column) in enumerate(shrinking):  # the narrowest first: what it leaves goes to the rest
@@ -157,14 +162,12 @@ def _fit(headers: list[str], natural: list[int], width: int | None) -> list:
     return [fitted[i] for i in range(len(headers))]
 
 
-def _table(table_rows: list[dict], dropped: list[str], width: int | None = None):
-    from rich import box
-    from rich.table import Table
+def _grid(table_rows: list[dict], dropped: list[str]) -> tuple[list[str], list[list]]:
+    """The headers and the cells of each row, without the `dropped` NARROWING steps' columns."""
     from rich.text import Text
 
     with_expectations = any(r["expected"] for r in table_rows)
     names = [n for n in ("bug", "variant", "Python", "releases", "verdict", "strength") if n not in dropped]
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
     grid = []
     for r in table_rows:
         fields = {"bug": r["bug"], "variant": r["variant"], "Python": r["python"], "releases": r["releases"],
@@ -176,9 +179,15 @@ def _table(table_rows: list[dict], dropped: list[str], width: int | None = None)
                 said = "NO"
             cells.append(Text(said or "-", style="green" if said == "yes" else ("bold red" if said else "dim")))
         grid.append(cells)
-    headers = names + (["expected"] if with_expectations else [])
-    natural = [max([len(str(row[column])) for row in grid] + [len(name)]) for column, name in enumerate(headers)]
-    for name, fitted in zip(headers, _fit(headers, natural, width)):
+    return names + (["expected"] if with_expectations else []), grid
+
+
+def _table(headers: list[str], grid: list[list], width: int | None):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    for name, fitted in zip(headers, _fit(headers, _natural(headers, grid), width)):
         table.add_column(name, no_wrap=True, overflow="ellipsis", width=fitted)
     for cells in grid:
         table.add_row(*cells)
