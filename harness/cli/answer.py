@@ -19,11 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from harness import matrix, osv
+from harness import matrix, osv, story
 from harness.errors import UsageError
-from harness.record import pinned_versions
+from harness.record import as_cell, normal_name, pinned_versions, version_key
 from harness.registry import Bug
-from harness.story import normal_name, pinned, version_key
 from harness.verdict import (
     ABSENT,
     CLEAN,
@@ -93,9 +92,7 @@ def upstream_fix(bug: Bug) -> str | None:
 
 
 def _releases(record: dict, bug: Bug) -> str:
-    installed = {normal_name(k): v for k, v in (record.get("installed") or {}).items() if v}
-    versions = {**pinned(record), **installed}
-    named = [f"{p} {versions[normal_name(p)]}" for p in bug.packages if versions.get(normal_name(p))]
+    named = [f"{package} {version}" for package, version in story.releases(as_cell(record), bug.packages)]
     python = record.get("python") or record.get("python_requested")
     return ", ".join(named + [f"Python {python}"])
 
@@ -125,14 +122,13 @@ def controls_line(record: dict) -> str | None:
 
 
 def _installed_version(record: dict, package: str) -> str | None:
-    installed = {normal_name(k): v for k, v in (record.get("installed") or {}).items() if v}
-    return {**pinned(record), **installed}.get(normal_name(package))
+    return dict(story.releases(as_cell(record), [package])).get(package)
 
 
 def present_advice(record: dict, bug: Bug) -> str:
     """What to do about a present bug: the release that fixed it, or why none is named."""
-    fix = fixed_in(bug)
-    upstream = f"; upstream: {upstream_fix(bug)}" if upstream_fix(bug) else ""
+    fix, said = fixed_in(bug), upstream_fix(bug)
+    upstream = f"; upstream: {said}" if said else ""
     if fix is None:
         return f"no fixed release is known: no cell of its matrix declares a release with the bug{upstream}"
     if fix.first_clean is None:
