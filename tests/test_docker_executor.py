@@ -213,6 +213,22 @@ def test_a_runner_killed_with_sigkill_leaves_its_container_to_cleanup(executor, 
     assert command._containers(runner.pid) == [] and leftovers(executor) == []
 
 
+def test_containers_a_run_left_behind_are_swept_at_its_exit(executor):
+    """A removal cut short (a signal in the middle of it) leaves a container: the executor's
+    sweep at the harness's exit removes every container carrying its id, also after Ctrl-C."""
+    script = ("import sys\n"
+              "from harness.executors.docker.executor import DockerExecutor\n"
+              "ex = DockerExecutor()\n"
+              "ex.engine.containers.create(ex.image_id, ['true'], labels=ex._labels('env-build'))\n"
+              "print(ex.id, flush=True)\n"
+              "raise KeyboardInterrupt\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "KeyboardInterrupt" in done.stderr, done.stderr
+    left = executor.engine.containers.list(
+        all=True, filters={"label": f"{docker_engine.LABEL}.executor={done.stdout.strip()}"})
+    assert done.stdout.strip() and left == []
+
+
 def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600,
                           cwd=ROOT, env={**os.environ, **(env or {})})

@@ -12,6 +12,9 @@ A container is not in the attempt's process session, so the attempt's argv is a 
 parent-side runner (harness/executors/docker/runner.py) that creates the container, streams its output,
 forwards its exit status or signal, and kills and removes it when the attempt kills the
 runner. For a runner killed with SIGKILL, `cleanup` removes what it left behind, by label.
+Every container of a run carries the executor's id, and the executor sweeps them at the
+harness's exit (atexit: a normal end, an error or Ctrl-C), so a container whose removal a
+signal interrupted is not left behind either.
 On a hang, `processes` gives the container's processes (host pids) for their thread
 counts, and `native_stacks` dumps them with py-spy run inside the container's namespaces.
 
@@ -22,6 +25,7 @@ then built in a container of the image, and the child runs the image's own inter
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -133,6 +137,19 @@ class DockerExecutor(Executor):
         self.cpus = cpus or float(os.cpu_count() or 1)
         self.python_from = python_from
         self.id = uuid.uuid4().hex[:12]   # labels this run's containers for cleanup
+        atexit.register(self.sweep)
+
+    def sweep(self) -> None:
+        """Remove every container of this executor still there (none, unless a signal cut a removal short)."""
+        try:
+            left = self.engine.containers.list(all=True, filters={"label": f"{LABEL}.executor={self.id}"})
+        except Exception:  # noqa: BLE001 - an engine gone away leaves nothing to remove
+            return
+        for container in left:
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already being removed, or gone
+                pass
 
     def _check_image(self) -> str:
         """The image's id, pulled first if the engine lacks it."""

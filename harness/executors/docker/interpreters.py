@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import procs
 from harness.envs import uvbin, venv
 from harness.envs.interpreters import Interpreter, version_matches
 from harness.errors import EnvBuildError, UsageError
@@ -173,7 +171,7 @@ def run_container(engine, image_id: str, argv: list, *, labels: dict, env: dict 
     """Run a short container to its end: (exit status or None on timeout, stdout, stderr)."""
     container = None
     try:
-        with _stop_deferred():  # a container being created when Ctrl-C comes would be left behind
+        with procs.signals_deferred():  # a container being created when Ctrl-C comes would be left behind
             container = engine.containers.create(
                 image_id, argv, entrypoint=entrypoint, environment=env or {}, network_mode=network,
                 volumes={host: {"bind": inside, "mode": mode} for host, inside, mode in mounts or []},
@@ -193,24 +191,6 @@ def run_container(engine, image_id: str, argv: list, *, labels: dict, env: dict 
                 container.remove(force=True)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-
-
-@contextmanager
-def _stop_deferred():
-    """SIGINT and SIGTERM wait until the block ends, then act (main thread only: where handlers run)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = {signum: signal.signal(signum, lambda number, frame: caught.append(number))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if caught:
-            os.kill(os.getpid(), caught[0])  # delivered again, to the handler now in place
 
 
 def _uv_cache_dir() -> Path:
