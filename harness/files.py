@@ -43,6 +43,14 @@ def write_atomically(path, text, durable=True, mode=None):
             os.close(dir_fd)
 
 
+
+def write_published(path, text, mode=0o644):
+    """A file of a report or a page: its directories made, written whole or not at all, with
+    `mode` (world-readable by default: a web server must read it); not synced, as it can be
+    written again from the results."""
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    write_atomically(path, text, durable=False, mode=mode)
+
 @contextmanager
 def locked(path):
     """Hold an exclusive lock on `path` (created if missing) for the block: one builder among

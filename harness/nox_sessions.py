@@ -35,8 +35,8 @@ import nox
 from harness import __version__, paths
 from harness import matrix as matrix_module
 from harness.envs import interpreters
-from harness.report import safe_name
 from harness.results import REQUIRED
+from harness.text import safe_name
 
 HARNESS_PYTHON = "%d.%d" % sys.version_info[:2]
 

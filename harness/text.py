@@ -1,8 +1,9 @@
 """Text for one-line messages (the telling end of a log, an exception on one line, unknown keys,
-a duration) and record text kept inert inside Markdown."""
+a duration), record text kept inert inside Markdown, and text made a file name."""
 from __future__ import annotations
 
 import difflib
+import re
 
 
 def last_lines(text: str, lines: int = 3, limit: int = 500) -> str:
@@ -62,3 +63,8 @@ def inline(value, limit: int = 300) -> str:
     for char in "\\`*_[]()<>|!#~":
         text = text.replace(char, "\\" + char)
     return text.replace("@", "@\u200b")  # a zero-width space after @: shown as written, notifies nobody
+
+
+def safe_name(text: str) -> str:
+    """`text` as one file name: every run of other characters than letters, digits and `._=-` is one `_`."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")

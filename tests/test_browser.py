@@ -12,6 +12,8 @@ import pytest
 
 from harness import report
 from harness.cell import Cell, Options, run_cell
+from harness.outputs.badges import badge
+from harness.record import record_order
 from report_records import delta_history, hang_with_workers, wrangler_history
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +47,7 @@ def site(tmp_path_factory):
     try:
         hang = run_cell(Cell("synthetic-hang", "trigger", "current"), Options(attempts=1, control_attempts=0))
         hang["expected"] = ["present"]
-        records = sorted(delta_history() + wrangler_history() + [hang_with_workers(), hang], key=report.record_order)
+        records = sorted(delta_history() + wrangler_history() + [hang_with_workers(), hang], key=record_order)
         out = tmp_path_factory.mktemp("site")
         report.write_all(records, out, None)
     finally:
@@ -87,7 +89,7 @@ def test_the_index_shows_every_bug_at_a_glance(page, site):
     assert glance.count() == 4
     delta = page.locator("table.bugs tr[data-bug='delta-already-borrowed']")
     assert delta.is_visible() and in_viewport(page, delta)
-    said = report.badge("delta-already-borrowed", delta_history())  # the badge JSON's words, on the page
+    said = badge("delta-already-borrowed", delta_history())  # the badge JSON's words, on the page
     assert delta.locator(".badge").inner_text().split("\n") == [said["label"], said["message"]]
     assert delta.locator(".newest").inner_text().startswith(
         "deltalake 1.6.6: absent on Python 3.10.13, 3.11.7, 3.12.1, 3.13.0")

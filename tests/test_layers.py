@@ -35,7 +35,9 @@ LAYERS = [
     # what is built on runs: bisect, reports, benchmarks
     ["harness.bisect", "harness.bisect.search", "harness.bisect.points", "harness.bisect.cache",
      "harness.bisect.run", "harness.bisect.git",
-     "harness.story", "harness.report", "harness.table", "harness.osv", "harness.watch", "harness.bench"],
+     "harness.story", "harness.osv", "harness.outputs", "harness.outputs.readme", "harness.outputs.badges",
+     "harness.outputs.junit", "harness.outputs.pages", "harness.report", "harness.table", "harness.watch",
+     "harness.bench"],
     # the command line
     ["harness.cli", "harness.cli.options", "harness.cli.answer", "harness.cli.run", "harness.cli.bisect",
      "harness.cli.matrix", "harness.cli.main", "harness.pytest_plugin", "harness.nox_sessions"],

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness import osv, report
+from harness.outputs.readme import README_END, README_START
 
 SCHEMA = Path(__file__).parent / "osv" / "schema.json"
 DELTA_INDEX = ["0.20.0", "0.20.1", "0.21.0", "0.23.1", "0.23.2", "0.25.1", "0.25.2", "1.1.0", "1.1.1", "1.1.2",
@@ -97,9 +98,9 @@ def test_report_writes_the_osv_files_and_the_readme_badges(validator, tmp_path, 
     for record in delta_history() + [cell("delta-already-borrowed", "1.1.1", "present")]:
         results.append(tmp_path / "r.jsonl", record)
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{osv.BADGES_START}\nold\n{osv.BADGES_END}\n{report.README_START}\n{report.README_END}\n")
+    readme.write_text(f"# x\n{osv.BADGES_START}\nold\n{osv.BADGES_END}\n{README_START}\n{README_END}\n")
     monkeypatch.delenv("REPRO_PAGES_URL", raising=False)
-    written = report.write_all(report.collect([tmp_path / "r.jsonl"])[0], tmp_path / "out", readme)
+    written = report.write_all(results.collect([tmp_path / "r.jsonl"])[0], tmp_path / "out", readme)
     entry = json.loads(written["osv:delta-already-borrowed-deltalake"].read_text())
     assert list(validator.iter_errors(entry)) == []
     badge = json.loads(written["badge:delta-already-borrowed"].read_text())
@@ -107,6 +108,6 @@ def test_report_writes_the_osv_files_and_the_readme_badges(validator, tmp_path, 
     text = readme.read_text()
     assert "old" not in text and "https://img.shields.io/badge/delta--already--borrowed-fixed%20since%201.1.2" in text
     monkeypatch.setenv("REPRO_PAGES_URL", "https://example.github.io/repro")
-    report.write_all(report.collect([tmp_path / "r.jsonl"])[0], tmp_path / "out", readme)
+    report.write_all(results.collect([tmp_path / "r.jsonl"])[0], tmp_path / "out", readme)
     badge = "https%3A%2F%2Fexample.github.io%2Frepro%2Fbadges%2Fdelta-already-borrowed.json"
     assert f"img.shields.io/endpoint?url={badge}" in readme.read_text()

@@ -192,7 +192,7 @@ DEFAULT = {"free_threaded_build": False, "abiflags": "", "enabled": True}
 
 def test_an_extension_that_re_enabled_the_gil_is_its_own_fact():
     from harness.cell import gil_summary
-    from harness.report import python_label as _python_label
+    from harness.record import python_label as _python_label
 
     assert gil_summary([_attempt(FT_OFF), _attempt(FT_OFF)])["state"] == "off"
     re_enabled = gil_summary([_attempt(FT_OFF), _attempt(FT_ON)])

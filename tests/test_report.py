@@ -10,6 +10,7 @@ import pytest
 
 from harness import report, results
 from harness.cell import Cell, Options, run_cell
+from harness.outputs.readme import README_END, README_START, markdown, update_readme
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_newest_record_of_a_cell_wins(records, tmp_path):
     older = [json.loads(line) for line in records.read_text().splitlines()][0]
     older["started_at"], older["verdict"] = "2000-01-01T00:00:00+00:00", "error"
     results.append(tmp_path / "old.jsonl", older)
-    merged, skipped = report.collect([records, tmp_path / "old.jsonl"])
+    merged, skipped = results.collect([records, tmp_path / "old.jsonl"])
     assert len(merged) == 4 and skipped == []
     trigger = next(r for r in merged if r["variant"] == "trigger" and r["bug"] == "synthetic-faults")
     assert trigger["verdict"] == "present"
@@ -42,15 +43,15 @@ def test_newest_record_of_a_cell_wins(records, tmp_path):
 
 def test_readme_section_is_replaced(records, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nold table\n{report.README_END}\noutro\n")
-    report.update_readme(readme, report.markdown(report.collect([records])[0]))
+    readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
+    update_readme(readme, markdown(results.collect([records])[0]))
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| synthetic-hang | segfault |" in text and "**crash** (expected present)" in text
 
 
 def test_badges_and_junit(records, tmp_path):
-    written = report.write_all(report.collect([records])[0], tmp_path, None)
+    written = report.write_all(results.collect([records])[0], tmp_path, None)
     badge = json.loads(Path(written["badge:synthetic-hang"]).read_text())
     assert badge["schemaVersion"] == 1 and badge["color"] == "red" and "1 unexpected" in badge["message"]
     assert json.loads(Path(written["badge:synthetic-faults"]).read_text())["color"] == "orange"
@@ -83,7 +84,7 @@ def with_bad_records(records, tmp_path):
 @pytest.mark.fault("one line: a bad results file or report")
 def test_a_record_without_a_key_is_left_out_naming_file_and_line(records, tmp_path):
     path = with_bad_records(records, tmp_path)
-    merged, skipped = report.collect([path])
+    merged, skipped = results.collect([path])
     assert len(merged) == 4
     assert skipped == [f"{path}:5: cell record without 'verdict': left out",
                        f"{path}:6: cell record without 'variant': left out"]
@@ -93,7 +94,7 @@ def test_a_record_without_a_key_is_left_out_naming_file_and_line(records, tmp_pa
 def test_a_torn_line_is_named_too(records, tmp_path):
     path = tmp_path / "torn.jsonl"
     path.write_text(records.read_text() + '{"schema": 1, "kind": "cell", "bug": "synth\n')
-    merged, skipped = report.collect([path])
+    merged, skipped = results.collect([path])
     assert len(merged) == 4 and len(skipped) == 1 and skipped[0].startswith(f"{path}:5: not a whole result record")
 
 
@@ -154,7 +155,7 @@ def test_html_grid_in_headless_chromium(records, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
-    written = report.write_all(report.collect([records])[0], tmp_path / "site", None)
+    written = report.write_all(results.collect([records])[0], tmp_path / "site", None)
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from harness import report, results, story, table
+from harness.outputs.readme import README_END, README_START
 from harness.progress import Progress
+from harness.record import record_order
 from report_records import delta_history, hang_with_workers, record, wrangler_history
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +73,7 @@ def test_grid_rows_and_collect_follow_versions(tmp_path):
     path = tmp_path / "results.jsonl"
     for cell in wrangler_history():
         results.append(path, cell)
-    merged, skipped = report.collect([path])
+    merged, skipped = results.collect([path])
     assert skipped == [] and [r["pins"][0] for r in merged] == [
         "awswrangler==2.14.0", "awswrangler==3.2.0", "awswrangler==3.11.0", "awswrangler==3.12.0",
         "awswrangler==3.17.1"]
@@ -121,7 +123,7 @@ def site(tmp_path):
     cells = delta_history() + wrangler_history() + [hang_with_workers()]
     old = os.umask(0o077)  # a strict umask must not make the pages unreadable to a web server
     try:
-        written = report.write_all(sorted(cells, key=report.record_order), tmp_path / "site", None)
+        written = report.write_all(sorted(cells, key=record_order), tmp_path / "site", None)
     finally:
         os.umask(old)
     return tmp_path / "site", written
@@ -387,7 +389,7 @@ def test_the_readme_keeps_its_mode_when_the_report_rewrites_it(tmp_path):
     from harness import osv
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{osv.BADGES_START}\n{osv.BADGES_END}\n{report.README_START}\n{report.README_END}\n")
+    readme.write_text(f"intro\n{osv.BADGES_START}\n{osv.BADGES_END}\n{README_START}\n{README_END}\n")
     readme.chmod(0o664)
     report.write_all(delta_history(), tmp_path / "site", readme)
     text = readme.read_text()

@@ -185,15 +185,15 @@ def test_every_record_field_stays_inside_its_readme_table_cell(tmp_path):
 
 
 def test_a_readme_with_a_second_results_marker_is_refused_before_anything_is_written(tmp_path):
-    from harness import report
+    from harness.outputs.readme import check_readme
 
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n| a | <!-- results:end --> |\n<!-- results:end -->\nkept\n")
     with pytest.raises(ValueError, match="one <!-- results:start --> followed by one"):
-        report.check_readme(readme)
+        check_readme(readme)
     readme.write_text("<!-- results:end -->\n<!-- results:start -->\n")
     with pytest.raises(ValueError, match="followed by"):
-        report.check_readme(readme)
+        check_readme(readme)
 
 
 @pytest.mark.fault("untrusted: a record from the code under test")

@@ -221,7 +221,7 @@ def cmd_watch(args) -> int:
 
 
 def _summary(path: Path, records: list[dict], payloads: list[dict]) -> None:
-    from harness.report import markdown
+    from harness.outputs.readme import markdown
 
     lines = ["## Verdicts", "", markdown(records)]
     if payloads:

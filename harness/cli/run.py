@@ -92,17 +92,18 @@ def _check(cell: Cell, want: str) -> Planned:
 
 def _default_readme() -> Path | None:
     """./README.md if it has the results section; a project's README without one is left alone."""
-    from harness import report
+    from harness.outputs.readme import check_readme
 
     try:
-        report.check_readme(Path("README.md"))
+        check_readme(Path("README.md"))
     except (OSError, ValueError):
         return None
     return Path("README.md")
 
 
 def cmd_report(args) -> int:
-    from harness import report
+    from harness import report, results
+    from harness.outputs.readme import check_readme
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
@@ -110,8 +111,8 @@ def cmd_report(args) -> int:
     readme = None if args.no_readme else (args.readme or _default_readme())
     try:
         if readme is not None:
-            report.check_readme(readme)  # before anything is written: the README is written last
-        records, skipped = report.collect(args.paths)
+            check_readme(readme)  # before anything is written: the README is written last
+        records, skipped = results.collect(args.paths)
     except (OSError, ValueError) as exc:  # an unreadable README or results file
         raise UsageError(str(exc)) from None
     if not records:
