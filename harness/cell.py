@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import errno
 import platform
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from harness import __version__, stats, verdict
 from harness.attempt import Attempt, child_env, run_attempt
+from harness.envs import gitref
 from harness.envs.interpreters import image_python
 from harness.envs.requirements import merge_requirements, requirement_name
 from harness.errors import EnvBuildError, UsageError
@@ -33,6 +36,9 @@ class Cell:
     python: str = "3.11"
     pins: tuple = ()              # requirement overrides, e.g. ("deltalake==0.20.1",)
     exclude_newer: str | None = None
+    # Where a `NAME @ git:REF` pin's repository is (the declaring matrix file's directory; None: the
+    # current directory). Not part of the cell's identity: the same pins are the same cell.
+    origin: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -97,6 +103,30 @@ def not_applicable(variant: Variant, installed: dict) -> str | None:
     return None
 
 
+def _own_package_from_index(bug: Bug, requirements: list, warn) -> None:
+    """A maintainer's bug installs their own package from the index only when asked for by version.
+
+    The index's newest release of that name may be a stranger's project (or not theirs yet): an
+    unpinned requirement of it is refused (UsageError) with the ways to name their code; an exact
+    release (`NAME==1.2.0`) is installed, and `warn(text)` says it came from the index."""
+    own = bug.own_package
+    for requirement in requirements:
+        if own is None or requirement_name(requirement) != own or "@" in requirement:
+            continue
+        ways = (f"'{own} @ git:REF' (this repository at a tag, branch or commit), '{own} @ file:///PATH' "
+                f"or repro check --source DIR")
+        if "==" not in requirement:
+            raise UsageError(f"{bug.id} would install {requirement!r} from the package index, which may be "
+                             f"another project of that name, not the code of the project {bug.path.name} lives in "
+                             f"({own}): pin it as {ways}, or an index release as {own}==VERSION")
+        warn(f"warning: {requirement} comes from the package index, not from this repository; "
+             f"your code at a ref: {ways}")
+
+
+def _warn(text: str) -> None:
+    print(f"repro: {text}", file=sys.stderr, flush=True)
+
+
 def executor_for(python: str, executor: Executor, note=None) -> Executor:
     """The executor of a cell of `python`: `executor` itself, but for the Python of an image recipe
     (debian-trixie:3.13t, 3.13t): the docker executor with the recipe's image, built on first use
@@ -128,7 +158,9 @@ def run_cell(cell: Cell, options: Options, progress=None) -> CellRecord:
     except UsageError as exc:
         return _skipped(record, verdict.NO_INTERPRETER, str(exc), started, bug)
     try:
-        requirements = requirements_for(bug, variant, cell.pins)
+        requirements, record.source = gitref.built(requirements_for(bug, variant, cell.pins),
+                                                   Path(cell.origin or "."), interpreter)
+        _own_package_from_index(bug, requirements, progress.note if progress and progress.enabled else _warn)
         env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
                                   progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from harness.cell import Cell, pins_not_applied
-from harness.envs import interpreters, package_index
+from harness.envs import gitref, interpreters, package_index
 from harness.envs.requirements import check_date, check_requirement
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
@@ -165,6 +165,11 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     except UsageError as exc:
         raise _fail(path, name, str(exc)) from None
     for pin in pins:
+        if gitref.is_git_ref(pin):  # an unknown ref breaks the file now, not the cell when it runs
+            try:
+                gitref.check(pin, path.parent)
+            except UsageError as exc:
+                raise _fail(path, name, str(exc)) from None
         if package_index.LATEST in pin and not LATEST_PIN_RE.match(pin):
             raise _fail(path, name, f"{pin!r}: the newest release is pinned as NAME=={package_index.LATEST}")
     variants = entry.get("variants", list(bug.variants))
@@ -198,7 +203,8 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
     for python in pythons:
         for variant in variants:
             role_expect = expect if bug.variants[variant].role == "trigger" else (ABSENT,)
-            cell = Cell(bug.id, variant, python, pins, None if rule == "release" else rule)
+            cell = Cell(bug.id, variant, python, pins, None if rule == "release" else rule,
+                        origin=str(path.parent.resolve()))  # where a git: pin's repository is
             out.append(Expected(cell, role_expect, rule, tier))
     return out
 

@@ -202,8 +202,12 @@ def posarg(args, name: str) -> str | None:
 
 
 def _pin_param(pin: str) -> tuple[str, str]:
-    name = pin.split("==")[0] if "==" in pin else pin
-    return name, pin.split("==", 1)[1] if "==" in pin else pin
+    """(name, what) of a pin for a session id: deltalake='0.20.1', tinylib='git:v0.1.0'."""
+    for separator in ("==", "@"):
+        if separator in pin:
+            name, what = pin.split(separator, 1)
+            return name.strip(), what.strip()
+    return pin, pin
 
 
 def _group_params(entry: dict) -> list:

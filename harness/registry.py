@@ -8,9 +8,12 @@ repro replaces a shipped one of the same id.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
+import re
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -60,6 +63,12 @@ class Bug:
     variants: dict
     notes: str = ""
 
+    @property
+    def own_package(self) -> str | None:
+        """The package of the project the repro lives in (the [project] name of the nearest
+        pyproject.toml above it, normalized), or None: a maintainer's bug of their own code."""
+        return project_name(self.path.resolve().parent)
+
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
             raise UsageError(f"bug {self.id} has no variant {name!r}; it has: {', '.join(self.variants)}"
@@ -97,6 +106,22 @@ class Bug:
         centre = p + z * z / (2 * n)
         margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
         return max(1e-6, (centre - margin) / (1 + z * z / n))
+
+
+@functools.lru_cache(maxsize=None)
+def project_name(directory: Path) -> str | None:
+    """The normalized [project] name of the nearest pyproject.toml at or above `directory`."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    for each in (directory, *directory.parents):
+        try:
+            name = tomllib.loads((each / "pyproject.toml").read_text()).get("project", {}).get("name")
+        except (OSError, ValueError):
+            continue
+        return re.sub(r"[-_.]+", "-", name).lower() if isinstance(name, str) else None
+    return None
 
 
 def _z(confidence: float) -> float:

@@ -33,6 +33,7 @@ examples:
                                                with the dependencies of that release's date
   repro run delta-already-borrowed --variant control-uri --attempts 20 --measure --json
   repro run mylib-write-race --with "mylib @ file:///path/to/mylib"      your own checkout
+  repro run mylib-write-race --with "mylib @ git:v1.2.0"    this repository at a tag (or branch, commit)
 
 exit codes (for scripts: "is the bug in these versions?"):
   0  absent: every cell came out absent (the bug did not show, with the wanted confidence)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import results
 from harness.cell import Options
-from harness.envs import interpreters, package_index
+from harness.envs import gitref, interpreters, package_index
 from harness.envs.requirements import check_date, check_requirement, requirement_name
 from harness.errors import UsageError
 from harness.executors.base import Executor
@@ -54,8 +54,10 @@ def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None 
     return [
         what.add_argument("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'"),
         what.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
-                          help="requirement override, e.g. deltalake==0.20.1, or your own checkout: "
-                               "'mylib @ file:///path/to/mylib' (repeatable)"),
+                          help="requirement override, e.g. deltalake==0.20.1; your own checkout: "
+                               "'mylib @ file:///path/to/mylib'; this repository at a git tag, branch or "
+                               "commit: 'mylib @ git:v1.2.0' (built from that commit, never the working tree; "
+                               "repeatable)"),
         what.add_argument("--exclude-newer", **(exclude_newer or EXCLUDE_NEWER)),
         what.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                           help="variant parameter override (JSON value), e.g. threads=8"),
@@ -134,7 +136,9 @@ def check_pins(pins: list[str]) -> list[str]:
     if twice:
         raise UsageError(f"--with pins {', '.join(twice)} more than once: give one requirement per package")
     for pin in checked:
-        if "==" in pin:
+        if gitref.is_git_ref(pin):  # the current directory's repository at that ref
+            gitref.check(pin, Path.cwd())
+        elif "==" in pin:
             name, version = requirement_name(pin), pin.split("==", 1)[1]
             package_index.check_pin(name, version)
     return checked

@@ -115,23 +115,35 @@ def commit_date(source: Path) -> str:
 def exported(source: Path):
     """A private copy of the tree at `source` to build in (see the module's text); yields the
     copy's counterpart of `source`, and removes the copy afterwards."""
-    parent = Path(tempfile.mkdtemp(prefix="repro-build-source-"))
-    copy, top = parent / "tree", None
-    try:
-        if _in_git(source) and _has_commit(source):
-            top = Path(git(source, "rev-parse", "--show-toplevel"))
-            tree, prefix = _written_tree(source)
-            git(top, "worktree", "add", "--detach", "--no-checkout", "-q", str(copy), "HEAD")
-            git(copy, "read-tree", "--reset", "-u", tree)  # files and index: the hashed content
+    if _in_git(source) and _has_commit(source):
+        tree, prefix = _written_tree(source)
+        with exported_commit(Path(git(source, "rev-parse", "--show-toplevel")), "HEAD", tree) as copy:
             yield copy / prefix
-        else:
-            shutil.copytree(source, copy, symlinks=True,
-                            ignore=lambda _, names: [n for n in names if n in SKIP_DIRS or n.endswith(".egg-info")])
-            yield copy
+        return
+    parent = Path(tempfile.mkdtemp(prefix="repro-build-source-"))
+    try:
+        shutil.copytree(source, parent / "tree", symlinks=True,
+                        ignore=lambda _, names: [n for n in names if n in SKIP_DIRS or n.endswith(".egg-info")])
+        yield parent / "tree"
     finally:
         shutil.rmtree(parent, ignore_errors=True)
-        if top is not None:  # the worktree's entry in the repository's git dir; a failure here is no build's
-            subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True, timeout=60)
+
+
+@contextmanager
+def exported_commit(top: Path, commit: str, tree: str | None = None):
+    """A detached `git worktree` of `commit` of the repository at `top`, its files and index set to
+    `tree` (default: the commit's own), in a private directory removed (and pruned) afterwards:
+    never the user's working tree, and git metadata (a version from tags) as at that commit."""
+    parent = Path(tempfile.mkdtemp(prefix="repro-build-source-"))
+    copy = parent / "tree"
+    try:
+        git(top, "worktree", "add", "--detach", "--no-checkout", "-q", str(copy), commit)
+        git(copy, "read-tree", "--reset", "-u", tree or f"{commit}^{{tree}}")
+        yield copy
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+        # the worktree's entry in the repository's git dir; a failure here is no build's
+        subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True, timeout=60)
 
 
 def _has_commit(source: Path) -> bool:
@@ -142,13 +154,12 @@ def _has_commit(source: Path) -> bool:
     return True
 
 
-def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None) -> Path:
+def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None, export=None) -> Path:
     """A wheel of the tree at `source` (content hash `tree`), built once per tree content;
-    EnvBuildError if it does not build."""
+    EnvBuildError if it does not build. `export(source)`: the private copy to build in (default
+    `exported`: the working tree as it is; harness/envs/gitref.py passes a commit's)."""
     if not source.is_dir():
         raise UsageError(f"no source directory {source}")
-    if not any((source / f).exists() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
-        raise EnvBuildError(f"{source} has no pyproject.toml, setup.py or setup.cfg at this revision")
     out = cache_dir() / "checkout-wheels" / f"{interpreter.version}-{tree or tree_hash(source)}"
     found = sorted(out.glob("*.whl")) if out.is_dir() else []
     if found:
@@ -157,7 +168,9 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out.parent))
     try:
-        with exported(source) as copy:  # the build's build/ and *.egg-info stay out of the user's tree
+        with (export or exported)(source) as copy:  # build/ and *.egg-info stay out of the user's tree
+            if not any((copy / f).exists() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
+                raise EnvBuildError(f"{source} has no pyproject.toml, setup.py or setup.cfg at this revision")
             done = subprocess.run([uv, "build", "--wheel", "--python", interpreter.path, "--out-dir", str(tmp),
                                    str(copy)], capture_output=True, text=True, timeout=3600,
                                   env={**os.environ, "UV_NO_PROGRESS": "1"})
