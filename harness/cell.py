@@ -7,6 +7,7 @@ the cell's record.
 from __future__ import annotations
 
 import errno
+import math
 import platform
 import sys
 import time
@@ -51,6 +52,9 @@ class Options:
     confidence: float = 0.99
     max_attempts: int = 30
     attempts: int | None = None   # a fixed budget instead of the confidence rule
+    # a per-attempt rate an `absent` must exclude (harness/stats.py): plans enough attempts for it,
+    # past max_attempts (a partly fixed release reproduces at a lower rate than the known-bad one)
+    exclude_rate: float | None = None
     measure: bool = False         # run every attempt (trigger-rate measurement), no early stop
     control_attempts: int = 1
     timeout: float | None = None  # overrides the variant's timeout
@@ -62,10 +66,14 @@ class Options:
 
 
 def plan_attempts(rate_bound: float, options: Options) -> int:
-    """The attempt budget: as many as an `absent` needs at this trigger rate, within the cap."""
+    """The attempt budget: as many as an `absent` needs at this trigger rate, within the cap, and
+    at least as many as excluding `options.exclude_rate` needs (29 for 0.10), whatever the cap."""
     if options.attempts:
         return options.attempts
-    return min(stats.attempts_needed(rate_bound, options.confidence), options.max_attempts)
+    planned = min(stats.attempts_needed(rate_bound, options.confidence), options.max_attempts)
+    if options.exclude_rate:
+        planned = max(planned, stats.attempts_to_exclude(options.exclude_rate))
+    return planned
 
 
 def _defaults(bug: Bug, variant) -> list:
@@ -252,6 +260,9 @@ def _finish(record: CellRecord, decision: Decision, attempts, started, rate_meas
     record.trigger_rate_assumed = round(decision.rate_bound, 4)
     record.trigger_rate_measured = rate_measured
     record.confidence = round(decision.confidence, 6) if decision.confidence is not None else None
+    # rounded up: a bound rounded down would claim a rate the attempts do not exclude
+    record.excludes_rate = (math.ceil(decision.excludes_rate * 1e6) / 1e6
+                            if decision.excludes_rate is not None else None)
     record.evidence = _evidence(attempts)
     record.installed = next((a.versions for a in attempts if a.versions), None) or record.installed
     record.gil = gil_summary(attempts) or None

@@ -25,8 +25,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import stats
 from harness.files import write_atomically
-from harness.record import CellRecord, cells
+from harness.record import CellRecord, cells, weakest_exclusion
 
 SCHEMA_VERSION = "1.7.5"  # of the OSV schema tests/osv/schema.json was taken from
 BADGES_START, BADGES_END = "<!-- badges:start -->", "<!-- badges:end -->"
@@ -93,6 +94,18 @@ def verdicts_by_release(bug: str, package: str, records: list) -> dict[str, str]
     return {v: ("present" if "present" in seen[v] else "absent") for v in sorted(seen, key=_version_key)}
 
 
+def absent_exclusions(bug: str, package: str, records: list) -> dict[str, float]:
+    """{release: rate}: for each release of the package with absent trigger cells, the weakest rate
+    they exclude (record.weakest_exclusion; an absent is a statistical claim: the OSV text and the
+    badges say it in stats.exclusion_words)."""
+    by_release: dict[str, list] = {}
+    for record in cells(records):
+        version = releases_of(record).get(package)
+        if record.bug == bug and record.role == "trigger" and version:
+            by_release.setdefault(version, []).append(record)
+    return {v: rate for v, members in by_release.items() if (rate := weakest_exclusion(members)) is not None}
+
+
 def ranges(timeline: dict[str, str], index: list[str] | None = None) -> list[list[dict]]:
     """OSV ECOSYSTEM events, one list per affected stretch of the timeline. `index`: the package's
     final releases, oldest first, to tell a `fixed` from a `last_affected` (None: unknown)."""
@@ -142,12 +155,16 @@ def entries(records: list, bugs: dict, index_of=None, now: str | None = None) ->
             found = ranges(timeline, index_of(package) if index_of else None) if timeline else []
             if not found:
                 continue
-            tested = ", ".join(f"{v} {verdict}" for v, verdict in timeline.items())
+            said = absent_exclusions(bug_id, package, records)
+            tested = ", ".join(f"{v} {verdict}" + (f" ({stats.exclusion_words(said[v])})"
+                                                   if verdict == "absent" and v in said else "")
+                               for v, verdict in timeline.items())
             out.append({
                 "schema_version": SCHEMA_VERSION, "id": f"x_repro-{bug_id}-{package}", "modified": now,
                 "summary": bug.title if bug else bug_id,
                 "details": f"Verified by repro-harness: the bug's trigger run in fresh processes on each release. "
-                           f"Releases tested: {tested}.",
+                           f"Releases tested: {tested}. An absent release's clean attempts exclude a "
+                           f"per-attempt rate at or above the one given, at 95%.",
                 "affected": [{"package": {"ecosystem": "PyPI", "name": package, "purl": f"pkg:pypi/{package}"},
                               "ranges": [{"type": "ECOSYSTEM", "events": events} for events in found],
                               "database_specific": {"verdicts": timeline}}],
@@ -182,7 +199,11 @@ def badge(bug: str, records: list, index_of=None) -> dict | None:
         index = (index_of or _index)(package)
         since = f"fixed since {fixed}" if _adjacent(last_bad, fixed, index) else f"fixed after {last_bad}, by {fixed}"
         named = f"{package} " if len(packages) > 1 else ""  # which library, where the cells pin several
-        return {"message": f"{named}{since} · newest {newest} ok", "color": "brightgreen"}
+        claims = absent_exclusions(bug, package, records)
+        weakest = max((claims[v] for v in (fixed, newest) if v in claims), default=None)
+        said = f" ({stats.exclusion_words(weakest)})" if weakest is not None else ""
+        return {"message": f"{named}{since} · newest {newest} ok{said}",
+                "color": "brightgreen"}
     return None
 
 

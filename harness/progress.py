@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+from harness import stats
+
 TICK = 0.5  # seconds between redraws of the live line
 
 
@@ -103,5 +105,7 @@ class Progress:
         """The cell's verdict line (`record`: a harness.record.CellRecord)."""
         self._set_live(None)
         extra = f", confidence {record.confidence:.4f}" if record.confidence else ""
+        if record.excludes_rate is not None:
+            extra += f", {stats.exclusion_words(record.excludes_rate)}"
         self._write(f"  = {record.verdict.upper()} ({record.attempts} attempts{extra}; "
                     f"{record.seconds:.1f}s): {record.reason[:200]}")

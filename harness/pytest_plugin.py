@@ -9,10 +9,12 @@ registers its markers only then. Disable it with `-p no:harness.pytest_plugin`.
 `pytest matrix/` (or plain `pytest` where nothing else is collected) collects every cell of the
 default tier whose Python is the running interpreter's (`--all-pythons`: every Python;
 `--tier all`: the history cells too), runs it through the engine and fails when the verdict
-differs from the expected one. Node ids are `matrix/<file>::<cell group>::<variant>`, so the
-JUnit classname carries the cell. Results go to `<results dir>/<worker>.jsonl` (one file per
-xdist worker). A broken matrix file is one failing item, `matrix/<file>::load`, with its
-one-line problem: the other files' cells still run. The run ends with the verdict table.
+differs from the expected one. A trigger of a history cell plans enough attempts to exclude a
+per-attempt rate of stats.LOW_RATE (10%: 29 clean attempts for `absent`). Node ids are
+`matrix/<file>::<cell group>::<variant>`, so the JUnit classname carries the cell. Results go to
+`<results dir>/<worker>.jsonl` (one file per xdist worker). A broken matrix file is one failing
+item, `matrix/<file>::load`, with its one-line problem: the other files' cells still run.
+The run ends with the verdict table.
 """
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ def pytest_addoption(parser):
                          "holds the bugs. Without paths, pytest collects DIR")
     group.addoption("--bug", action="append", default=[], help="only cells of this bug (repeatable)")
     group.addoption("--attempts", type=_attempt_budget, default=None, help="fixed attempts per cell (at least 1)")
+    group.addoption("--exclude-rate", type=_rate, default=None, metavar="R",
+                    help="plan enough attempts that `absent` excludes a per-attempt rate >= R at 95%% "
+                         "(default: 0.1 for the triggers of history cells, else the confidence rule alone)")
     group.addoption("--pins", action="append", default=[], help="only cells with exactly these pins")
     group.addoption("--pins-none", action="store_true", help="only cells without pins")
     group.addoption("--all-pythons", action="store_true", help="collect cells of every Python, not just this one")
@@ -68,6 +73,34 @@ def _attempt_budget(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("--attempts must be at least 1")
     return value
+
+
+def _rate(text: str) -> float:
+    """--exclude-rate: a rate strictly between 0 and 1."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise argparse.ArgumentTypeError(f"--exclude-rate must be between 0 and 1 (exclusive), not {text!r}")
+    return value
+
+
+def exclude_rate(config, expected, bug) -> float | None:
+    """The rate a cell's `absent` must exclude: --exclude-rate, else stats.LOW_RATE for a trigger of
+    the history tier (the releases around a fix, where a partly fixed one must not pass as fixed),
+    else none. A fixed --attempts budget plans without it."""
+    from harness import stats
+
+    if config.option.attempts:
+        return None
+    if config.option.exclude_rate is not None:
+        return config.option.exclude_rate
+    trigger = bug.variants[expected.cell.variant].role == "trigger"
+    return stats.LOW_RATE if trigger and expected.tier == "history" else None
 
 
 def matrix_dir(config) -> Path | None:
@@ -193,7 +226,9 @@ class CellItem(pytest.Item):
                           position=self._position())
         progress = self._progress()
         try:
-            record, = run_cells([planned], Options(attempts=self.config.option.attempts), progress=progress,
+            options = Options(attempts=self.config.option.attempts,
+                              exclude_rate=exclude_rate(self.config, self.expected, self.bug))
+            record, = run_cells([planned], options, progress=progress,
                                 services=_service_pool(self.config))
         finally:
             if progress:

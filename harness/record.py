@@ -18,7 +18,7 @@ For callers written against the dict the record used to be, a record is also a r
 its JSON (`record["verdict"]`); the harness itself reads attributes.
 
 Also here: the record's identity (`cell_key`), the words every output uses for it (`python_label`,
-`pin_label`, `strength`) and its expectation (`expected_verdicts`, `unexpected`, `mismatch`), and
+`pin_label`, `strength`, `excluded`) and its expectation (`expected_verdicts`, `unexpected`, `mismatch`), and
 `plain_name`, the rule for a field that becomes a file name.
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 
 from packaging.version import InvalidVersion, Version
 
+from harness import stats
 from harness.verdict import ABSENT, PRESENT, VERDICTS
 
 SCHEMA = 1  # the version of the results format; a record of a newer one is refused, an older one read leniently
@@ -212,7 +213,8 @@ class AttemptRecord(_JsonView):
 FIELD_TYPES = {"kind": TEXT, "bug": TEXT, "variant": TEXT, "role": TEXT, "python_requested": TEXT,
                "python": TEXT, "reason": TEXT, "verdict": TEXT, "skip_kind": TEXT,
                "started_at": TEXT, "host": TEXT, "exclude_newer": TEXT, "failure_kind": TEXT,
-               "attempts": INTEGER, "reproductions": INTEGER, "confidence": NUMBER, "seconds": NUMBER,
+               "attempts": INTEGER, "reproductions": INTEGER, "confidence": NUMBER, "excludes_rate": NUMBER,
+               "seconds": NUMBER,
                "pins": LIST, "requirements": LIST, "durations": LIST, "expected": TEXT + LIST,
                "installed": MAPPING, "environment": MAPPING, "imported": MAPPING, "interpreter": MAPPING,
                "env": MAPPING, "executor": MAPPING, "harness": MAPPING, "gil": MAPPING, "outcomes": MAPPING,
@@ -259,6 +261,8 @@ class CellRecord(_JsonView):
     attempts: int | None = None               #: attempts run (or counted) for the verdict
     reproductions: int | None = None          #: attempts that showed the bug
     confidence: float | None = None           #: for an absent verdict: the chance a present bug would have shown
+    excludes_rate: float | None = None        #: for an absent verdict: the smallest per-attempt rate its clean
+                                              #: attempts exclude at 95% (2 clean: 0.776); None in older records
     trigger_rate_assumed: float | None = None  #: the trigger-rate lower bound the budget and verdict used
     trigger_rate_measured: dict | None = None  #: the measurement behind it: {"reproduced", "attempts"}
     outcomes: dict | None = None              #: {outcome: count} over the attempts
@@ -289,6 +293,8 @@ class CellRecord(_JsonView):
                               if isinstance(data, dict) else data, "record")
         for name, types in FIELD_TYPES.items():
             _check(name, known.get(name), types, ITEM_TYPES.get(name))
+        if known.get("excludes_rate") is not None and not 0 < known["excludes_rate"] <= 1:
+            raise RecordError("excludes_rate", "is not a rate between 0 and 1")
         if known.get("verdict") is not None and known["verdict"] not in VERDICTS:
             raise RecordError("verdict", "is not a known verdict")
         if any(not isinstance(v, (str, type(None))) for v in (known.get("installed") or {}).values()):
@@ -330,12 +336,30 @@ def pin_label(record: CellRecord) -> str:
     return " ".join(record.pins or ()) or "default"
 
 
+def excluded(record: CellRecord) -> float | None:
+    """The smallest per-attempt rate an absent record's clean attempts exclude at 95% (None: not
+    absent). A record of a harness before `excludes_rate` says it by its attempts: absent means
+    every one was clean, so the bound is the same function of their count."""
+    if record.verdict != ABSENT:
+        return None
+    return record.excludes_rate if record.excludes_rate is not None else stats.excluded_rate(record.attempts or 0)
+
+
+def weakest_exclusion(records) -> float | None:
+    """The weakest exclusion (the largest rate) among the absent records, or None: what an output
+    that sums several absent cells up (a badge, an OSV release) must still say."""
+    rates = [rate for rate in map(excluded, cells(records)) if rate is not None]
+    return max(rates) if rates else None
+
+
 def strength(record: CellRecord) -> str:
-    """How strong the verdict is: reproductions of attempts, or the confidence of a clean run."""
+    """How strong the verdict is: reproductions of attempts, or what a clean run claims: the
+    confidence against the known-bad rate and the smallest rate it excludes at 95%."""
     if record.verdict == PRESENT:
         return f"{record.reproductions or 0}/{record.attempts} reproduced"
     if record.verdict == ABSENT:
-        return f"{record.attempts} clean, conf {record.confidence or 0:.3f}"
+        confidence = f"conf {record.confidence:.3f}, " if record.confidence is not None else ""
+        return f"{record.attempts} clean, {confidence}{stats.exclusion_words(excluded(record))}"
     return f"{record.attempts} attempts"
 
 

@@ -7,9 +7,9 @@ An attempt's outcome: reproduced (the bug's oracle saw the bug), clean, hang (th
 out), crash (a signal), other-failure (a failure without the bug's signature), error (the child
 could not run, or ran in the wrong env).
 A cell's verdict: present (the bug reproduced), absent (enough clean attempts for the wanted
-confidence), hang / crash / other-failure (the trigger failed, but not with this bug's
-signature), error (a control failed, or the harness or the env broke), skipped (the cell could
-not run here: see the skip kinds).
+confidence; it also says the smallest per-attempt rate they exclude: harness.stats), hang / crash /
+other-failure (the trigger failed, but not with this bug's signature), error (a control failed,
+or the harness or the env broke), skipped (the cell could not run here: see the skip kinds).
 """
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ class Decision:
     reproductions: int
     rate_bound: float                # the lower bound of the trigger rate the plan and `absent` used
     confidence: float | None = None  # `absent` only: a present bug would have shown with this probability
+    excludes_rate: float | None = None  # `absent` only: the smallest per-attempt rate the clean attempts exclude
     skip_kind: str | None = None     # `skipped` only: one of SKIP_KINDS
 
 
@@ -83,8 +84,8 @@ def decide(role: str, attempts: list[AttemptOutcome], rate_bound: float, wanted:
     n = len(attempts)
     hits = sum(a.shows_bug for a in attempts)
 
-    def decision(verdict: str, reason: str, confidence: float | None = None) -> Decision:
-        return Decision(verdict, reason, n, hits, rate_bound, confidence)
+    def decision(verdict: str, reason: str, confidence: float | None = None, excludes: float | None = None) -> Decision:
+        return Decision(verdict, reason, n, hits, rate_bound, confidence, excludes)
 
     if n == 0:  # never `absent` on no evidence: a bad budget must not pass for a clean cell
         return decision(ERROR, "no attempt ran (the attempt budget was 0): no verdict can rest on nothing")
@@ -101,12 +102,14 @@ def decide(role: str, attempts: list[AttemptOutcome], rate_bound: float, wanted:
         worst = Counter(a.outcome for a in failures).most_common(1)[0][0]
         return decision(worst, f"{len(failures)} of {n} attempts failed without the bug's signature: "
                                f"{failures[0].reason}")
-    confidence = stats.confidence_of(rate_bound, n)
+    # Two claims: against the known-bad rate, and against any rate (a partly fixed release's is lower).
+    confidence, excludes = stats.confidence_of(rate_bound, n), stats.excluded_rate(n)
     reason = (f"{n} clean attempts; with trigger rate >= {rate_bound:.3f} a present bug would have shown "
               f"with probability {confidence:.4f}")
     if confidence < wanted:
         reason += f" (below the wanted {wanted}: attempts were capped)"
-    return decision(ABSENT, reason, confidence)
+    reason += f"; {stats.exclusion_words(excludes)} per attempt (at {stats.EXCLUSION_LEVEL:.0%})"
+    return decision(ABSENT, reason, confidence, excludes)
 
 
 def skipped(kind: str, reason: str, rate_bound: float) -> Decision:
@@ -129,4 +132,4 @@ CANNOT_INSTALL = (NOT_INSTALLABLE, ENV_BROKEN)
 
 def overruled_by_control(decision: Decision, reason: str) -> Decision:
     """A trigger's verdict when a control failed: the repro itself is in doubt."""
-    return replace(decision, verdict=ERROR, reason=reason, confidence=None)
+    return replace(decision, verdict=ERROR, reason=reason, confidence=None, excludes_rate=None)

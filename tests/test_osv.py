@@ -14,7 +14,8 @@ DELTA_INDEX = ["0.20.0", "0.20.1", "0.21.0", "0.23.1", "0.23.2", "0.25.1", "0.25
 
 def cell(bug, version, verdict, package="deltalake", python="3.11", variant="trigger", **installed):
     return {"kind": "cell", "bug": bug, "variant": variant, "role": "trigger", "python_requested": python,
-            "pins": [f"{package}=={version}"], "verdict": verdict, "attempts": 1, "reason": "r",
+            "pins": [f"{package}=={version}"], "verdict": verdict, "reason": "r",
+            "attempts": 2 if verdict == "absent" else 1,
             "installed": {package: version, **installed}, "started_at": "2026-12-01T00:00:00+00:00"}
 
 
@@ -66,9 +67,10 @@ def test_a_bug_back_in_the_newest_release_is_an_open_range_and_a_red_badge(valid
                                                                    "color": "red"}
     # 1.1.1 was not tested: the fix lies between 1.1.0 and 1.1.2
     assert osv.badge("delta-already-borrowed", delta_history(), index) == {
-        "message": "fixed after 1.1.0, by 1.1.2 · newest 1.6.6 ok", "color": "brightgreen"}
+        "message": "fixed after 1.1.0, by 1.1.2 · newest 1.6.6 ok (excludes >= 78%)", "color": "brightgreen"}
     tested = delta_history() + [cell("delta-already-borrowed", "1.1.1", "present")]
-    assert osv.badge("delta-already-borrowed", tested, index)["message"] == "fixed since 1.1.2 · newest 1.6.6 ok"
+    assert osv.badge("delta-already-borrowed", tested, index)["message"] == \
+        "fixed since 1.1.2 · newest 1.6.6 ok (excludes >= 78%)"
 
 
 def test_a_package_whose_release_does_not_decide_the_verdict_gets_no_range():
@@ -82,7 +84,20 @@ def test_a_package_whose_release_does_not_decide_the_verdict_gets_no_range():
     # the badge names the library that decides, since the cells pin two
     index = {"deltalake": ["0.22.3", "0.23.0"]}.get
     assert osv.badge("delta-s3-silent-data-loss", records, index)["message"] == \
-        "deltalake fixed since 0.23.0 · newest 0.23.0 ok"
+        "deltalake fixed since 0.23.0 · newest 0.23.0 ok (excludes >= 78%)"
+
+
+def test_an_absent_release_says_the_rate_it_excludes():
+    records = delta_history()
+    records.append({**cell("delta-already-borrowed", "1.6.6", "absent", python="3.12"), "attempts": 29})
+    [entry] = entries(records)
+    # 1.6.6 is absent on 3.11 (2 clean) and 3.12 (29 clean): the weaker claim is the one said
+    assert "0.23.2 absent (excludes >= 78%)" in entry["details"]
+    assert "1.6.6 absent (excludes >= 78%)" in entry["details"]
+    newest = next(i for i, r in enumerate(records) if r["pins"] == ["deltalake==1.6.6"])
+    records[newest] = {**records[newest], "attempts": 30}
+    [entry] = entries(records)
+    assert "1.6.6 absent (excludes >= 10%)" in entry["details"]
 
 
 def test_the_invalid_is_seen(validator):
@@ -104,7 +119,8 @@ def test_report_writes_the_osv_files_and_the_readme_badges(validator, tmp_path, 
     entry = json.loads(written["osv:delta-already-borrowed-deltalake"].read_text())
     assert list(validator.iter_errors(entry)) == []
     badge = json.loads(written["badge:delta-already-borrowed"].read_text())
-    assert badge["message"] == "fixed since 1.1.2 · newest 1.6.6 ok" and badge["color"] == "brightgreen"
+    assert badge["message"] == "fixed since 1.1.2 · newest 1.6.6 ok (excludes >= 78%)"
+    assert badge["color"] == "brightgreen"
     text = readme.read_text()
     assert "old" not in text and "https://img.shields.io/badge/delta--already--borrowed-fixed%20since%201.1.2" in text
     monkeypatch.setenv("REPRO_PAGES_URL", "https://example.github.io/repro")

@@ -31,7 +31,9 @@ def test_absent_is_exit_0(tmp_path):
     out, lines = run(tmp_path, "synthetic-faults", "--python", "current", "--variant", "control", "--confidence", "0.9")
     assert out.returncode == 0, out.stderr
     assert lines[-3].startswith("answer: ABSENT: synthetic-faults[control]")
-    assert lines[-1] == "next: nothing to do for these versions [exit 0: absent]"
+    assert lines[-1] == ("next: nothing to do for these versions if the bug is fully fixed in them: 2 clean attempts "
+                         "leave a per-attempt rate below 78% possible (a partly fixed release); --exclude-rate 0.1 "
+                         "runs 29 attempts, excludes >= 10% [exit 0: absent]")
 
 
 @pytest.mark.parametrize("variant, verdict", [("segfault", "CRASH"), ("other-exception", "OTHER-FAILURE")])

@@ -57,7 +57,9 @@ def inputs_of(bug, cell, options) -> dict:
         "python": cell.python, "pins": sorted(cell.pins), "exclude_newer": cell.exclude_newer,
         "repro": file_digest(bug.path), "confidence": options.confidence, "attempts": options.attempts,
         "max_attempts": options.max_attempts, "timeout": options.timeout, "params": options.params,
-        "controls": options.control_attempts}))
+        "controls": options.control_attempts,
+        # only when asked for: the keys of the entries written before it stay the same
+        **({"exclude_rate": options.exclude_rate} if options.exclude_rate else {})}))
 
 
 def key_of(inputs: dict) -> str:

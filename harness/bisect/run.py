@@ -3,6 +3,10 @@
 Verdicts are cached per (bug, variant, interpreter, pins, deps date, repro file, options, harness
 version), and an entry is used only when it verifies (harness/bisect/cache.py); a point whose entry
 is missing or ignored is tested again.
+
+An `absent` point next to a transition is tested again until its clean attempts exclude a per-attempt
+rate of stats.LOW_RATE (29 attempts for 10%), and the search goes on from what it says: the first
+"fixed" release is where a partly fixed one would pass as fixed on a few attempts.
 """
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import math
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 
+from harness import stats
 from harness.bisect import cache
 from harness.bisect.points import NOT_A_RELEASE, Point
 from harness.bisect.search import (
@@ -84,20 +90,42 @@ class Tester:
         self.bug, self.points, self.options = bug, points, options
         self.use_cache, self.on_record, self.progress = use_cache, on_record, progress
         self.services = services
-        self.counts = {"tested": 0, "from_cache": 0, "env_builds": 0, "env_build_failures": 0, "attempts": 0}
+        self.counts = {"tested": 0, "from_cache": 0, "env_builds": 0, "env_build_failures": 0, "attempts": 0,
+                       "confirmed": 0, "confirmed_from_cache": 0}
 
     def __call__(self, i: int) -> str:
+        state = self._test(i, self.options, self.counts["tested"] + 1, "from_cache")
+        self.counts["tested"] += 1
+        return state
+
+    def strict(self) -> Options | None:
+        """The options of a point next to a transition: excluding stats.LOW_RATE; None when the run's
+        own already do (a lower --exclude-rate) or a fixed --attempts budget was asked for."""
+        if self.options.attempts or (self.options.exclude_rate or 1.0) <= stats.LOW_RATE:
+            return None
+        return replace(self.options, exclude_rate=stats.LOW_RATE)
+
+    def confirm(self, i: int) -> str:
+        """Test an absent point again with the strict options (see the module's text); its state."""
+        strict = self.strict()
+        if strict is None:
+            return self.points[i].result["state"]
+        self.counts["confirmed"] += 1
+        return self._test(i, strict, self.counts["tested"], "confirmed_from_cache")
+
+    def _test(self, i: int, options: Options, position: int, cache_count: str) -> str:
+        """Run point i with `options` (or read its verdict from the cache: counted as `cache_count`)."""
         point = self.points[i]
-        inputs = cache.inputs_of(self.bug, point.cell, self.options)
+        inputs = cache.inputs_of(self.bug, point.cell, options)
         entry = cache.read(inputs) if self.use_cache else None
         if entry is not None:
-            self.counts["from_cache"] += 1
+            self.counts[cache_count] += 1
             point.result = {**entry, "cached": True}
         else:
             deps_as_of = point.cell.exclude_newer or "today"
             planned = Planned(point.cell, label=f"{point.cell.label} (deps as of {deps_as_of})",
-                              position=(self.counts["tested"] + 1, len(self.points)))
-            record, = run_cells([planned], self.options, progress=self.progress, keep=self.on_record,
+                              position=(position, len(self.points)))
+            record, = run_cells([planned], options, progress=self.progress, keep=self.on_record,
                                 services=self.services)
             entry = summary_of(record)
             if _cacheable(record):
@@ -106,7 +134,6 @@ class Tester:
             self.counts["env_build_failures"] += entry["env_failed"]
             self.counts["attempts"] += entry["attempts"] + entry["controls"]
             point.result = {**entry, "cached": False}
-        self.counts["tested"] += 1
         return point.result["state"]
 
 
@@ -129,12 +156,30 @@ def run_bisect(bug: Bug, points: list[Point], mode: str, options: Options, strid
     tester = Tester(bug, points, options, use_cache, on_record, progress, services)
     probe = Probe(len(points), tester)
     with wheels_only():
-        if mode == "map":
-            map_history(probe, stride)
-            outcome = {}
-        else:
-            outcome = first_transition(probe, *MODES[mode])
+        outcome, confirmed = _search(probe, mode, stride), set()
+        while _confirm_transitions(probe, tester, confirmed):  # a confirmation that turned present moves the search
+            outcome = _search(probe, mode, stride)
     return _report(bug, points, probe, mode, stride, outcome, tester.counts, time.monotonic() - started)
+
+
+def _search(probe: Probe, mode: str, stride: int) -> dict:
+    if mode == "map":
+        map_history(probe, stride)
+        return {}
+    return first_transition(probe, *MODES[mode])
+
+
+def _confirm_transitions(probe: Probe, tester: Tester, confirmed: set) -> bool:
+    """Test each absent point next to a transition again, strictly (once each: `confirmed` holds
+    those done); whether any came out otherwise (the search must then go on)."""
+    changed = False
+    for a, b in transitions(probe):
+        for i in (a, b):
+            if probe.states[i] == ABSENT and i not in confirmed:
+                confirmed.add(i)
+                probe.states[i] = tester.confirm(i)
+                changed |= probe.states[i] != ABSENT
+    return changed
 
 
 def _transition(points, probe, a, b) -> dict:
@@ -259,6 +304,8 @@ def render(report: dict, axis: str, left_out: list | None = None) -> str:
             note = "" if row["state"] != SKIP else _short_reason(row["reason"])
             if row["state"] == PRESENT:
                 note = f"reproduced in {row['reproductions']} of {row['attempts']}"
+            elif row["state"] == ABSENT:  # every attempt clean: the bound is a function of their count
+                note = stats.exclusion_words(stats.excluded_rate(row["attempts"]))
             lines.append(f"  {row['point']:12} {row['date'] or '':10}  {verdict:16} {row['attempts']:>8}  "
                          f"{row['order']:>3}  {note}")
         else:
@@ -279,7 +326,11 @@ def render(report: dict, axis: str, left_out: list | None = None) -> str:
     c = report["counts"]
     lines.append(f"tested {c['tested']} of {report['points']} ({c['from_cache']} from the verdict cache); "
                  f"env builds {c['env_builds']} ({c['env_build_failures']} failed); "
-                 f"attempts {c['attempts']}; wall {duration(report['wall_seconds'])}")
+                 f"attempts {c['attempts']}"
+                 + (f"; {c['confirmed']} absent next to a transition tested again to exclude "
+                    f">= {stats.percent(stats.LOW_RATE)} ({c.get('confirmed_from_cache', 0)} from the cache)"
+                    if c.get("confirmed") else "")
+                 + f"; wall {duration(report['wall_seconds'])}")
     if report.get("budget_without_skips"):
         lines.append(f"budget without skips: ceil(log2 {report['points']}) + 2 = {report['budget_without_skips']}")
     lines.append(f"note: {report['note']}")

@@ -50,8 +50,15 @@ def _middle(candidates: list[int], lo: int, hi: int) -> int:
 
 
 def bisect_pair(probe: Probe, lo: int, hi: int) -> tuple[int, int]:
-    """Narrow judged lo < hi with different states to two judged points with only skips between."""
+    """Narrow judged lo < hi with different states to two judged points with only skips between.
+    Points already judged between them count (a point tested again may have changed its state)."""
     while True:
+        for i in (j for j in probe.judged() if lo < j < hi):
+            if probe.states[i] == probe.states[lo]:
+                lo = i
+            else:
+                hi = i
+                break
         inner = probe.untested(lo, hi)
         if not inner:
             return lo, hi

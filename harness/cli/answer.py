@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from harness import matrix, osv, story
+from harness import matrix, osv, stats, story
 from harness.errors import UsageError
-from harness.record import as_cell, normal_name, pinned_versions, version_key
+from harness.record import as_cell, excluded, normal_name, pinned_versions, version_key
 from harness.registry import Bug
 from harness.verdict import (
     ABSENT,
@@ -163,6 +163,12 @@ def cannot_tell_advice(record: dict) -> str:
 def absent_advice(record: dict) -> str:
     if "below the wanted" in record["reason"]:  # verdict.decide: the attempts were capped
         return "the attempts were capped below the wanted confidence: allow more with --max-attempts"
+    rate = excluded(as_cell(record))
+    if rate is not None and rate > stats.LOW_RATE:  # a partly fixed release could still have it
+        return (f"nothing to do for these versions if the bug is fully fixed in them: {record['attempts']} clean "
+                f"attempts leave a per-attempt rate below {stats.percent(rate)} possible (a partly fixed release); "
+                f"--exclude-rate {stats.LOW_RATE:g} runs {stats.attempts_to_exclude(stats.LOW_RATE)} attempts, "
+                f"{stats.exclusion_words(stats.excluded_rate(stats.attempts_to_exclude(stats.LOW_RATE)))}")
     return "nothing to do for these versions"
 
 

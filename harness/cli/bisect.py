@@ -34,7 +34,7 @@ from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
 from harness.table import print_table
-from harness.verdict import PRESENT
+from harness.verdict import ABSENT, PRESENT
 
 PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+
 
@@ -237,7 +237,7 @@ def _tested_points(reports: list, bug: str, variant: str, package: str | None) -
                                pins=[f"{package}=={row['point']}"] if package else [],
                                installed=row.get("installed") or {}, verdict=row["verdict"],
                                attempts=row["attempts"], reproductions=row["reproductions"], reason=row["reason"])
-            said = strength(point) if point.verdict == PRESENT else f"{point.attempts} attempts"
+            said = strength(point) if point.verdict in (PRESENT, ABSENT) else f"{point.attempts} attempts"
             lines.append({**point.to_json(), "strength": said + (" (cached)" if row.get("cached") else "")})
     return lines
 

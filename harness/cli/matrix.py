@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import github, matrix, results, watch
+from harness import github, matrix, results, stats, watch
 from harness.cell import Cell, Options
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import requirement_name
@@ -108,7 +108,9 @@ def _run(bug_id: str, planned: dict, attempts: int | None, progress: Progress, r
     cells = [matrix.resolve(matrix.Expected(Cell(bug_id, variant, planned["python"], planned["pins"]), (),
                                             "release", "history"))  # no expectation: refresh measures one
              for variant in planned["variants"]]
-    return run_cells(cells, Options(attempts=attempts), progress=progress,
+    # the cells go into the history tier: their absent excludes what the history tier's does
+    options = Options(attempts=attempts, exclude_rate=None if attempts else stats.LOW_RATE)
+    return run_cells(cells, options, progress=progress,
                      keep=lambda record: results.append(results_path, record))
 
 

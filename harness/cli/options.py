@@ -71,6 +71,10 @@ def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None 
         how_long.add_argument("--attempts", type=int, help="fixed number of attempts (default: from --confidence)"),
         how_long.add_argument("--confidence", type=float, default=DEFAULTS.confidence,
                               help=f"wanted confidence of `absent` (default: {DEFAULTS.confidence})"),
+        how_long.add_argument("--exclude-rate", type=float, metavar="R",
+                              help="plan enough attempts that `absent` excludes a per-attempt rate >= R at 95%% "
+                                   "(0.1: 29 attempts), even past --max-attempts: a partly fixed release "
+                                   "reproduces less often than the known-bad one"),
         how_long.add_argument("--max-attempts", type=int, default=DEFAULTS.max_attempts,
                               help="at most this many attempts when --attempts is not given "
                                    f"(default: {DEFAULTS.max_attempts})"),
@@ -168,11 +172,24 @@ def build_options(args, bug: Bug, **extra) -> Options:
     check_at_least(extra.get("control_attempts"), 0, "--control-attempts")
     if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):
         raise UsageError("--confidence must be between 0 and 1 (exclusive)")
+    check_exclude_rate(args.exclude_rate, args.attempts)
     check_seconds(args.timeout, "--timeout")
     check_python(args.python)
     check_results(args.results)
     return Options(confidence=args.confidence, max_attempts=args.max_attempts, attempts=args.attempts,
-                   timeout=args.timeout, params=parse_params(bug, args.param), executor=build_executor(args), **extra)
+                   exclude_rate=args.exclude_rate, timeout=args.timeout, params=parse_params(bug, args.param),
+                   executor=build_executor(args), **extra)
+
+
+def check_exclude_rate(rate: float | None, attempts: int | None) -> None:
+    """--exclude-rate (None: not asked) is a rate strictly between 0 and 1, and plans the attempts
+    itself: a fixed --attempts beside it would say two budgets."""
+    if rate is None:
+        return
+    if not (math.isfinite(rate) and 0 < rate < 1):
+        raise UsageError("--exclude-rate must be between 0 and 1 (exclusive), e.g. 0.1")
+    if attempts is not None:
+        raise UsageError("--exclude-rate plans the attempts itself: give it or --attempts, not both")
 
 
 def check_seconds(value: float | None, option: str) -> None:

@@ -2,8 +2,8 @@
 cells' verdicts, or where a package's releases decide it, the range harness.osv verified."""
 from __future__ import annotations
 
-from harness import osv
-from harness.record import cells, unexpected
+from harness import osv, stats
+from harness.record import cells, unexpected, weakest_exclusion
 from harness.verdict import ABSENT, PRESENT
 
 # the badge's colour names, as the pages paint them
@@ -17,7 +17,9 @@ def badge(bug: str, records: list) -> dict:
     absent = sum(r.verdict == ABSENT for r in triggers)
     surprises = sum(unexpected(r) for r in records if r.bug == bug)
     colour = "red" if surprises else ("orange" if present else "brightgreen")
-    message = f"present {present} / absent {absent}" + (f" / {surprises} unexpected" if surprises else "")
+    weakest = weakest_exclusion(triggers)
+    message = (f"present {present} / absent {absent}" + (f" ({stats.exclusion_words(weakest)})" if weakest else "")
+               + (f" / {surprises} unexpected" if surprises else ""))
     ranged = osv.badge(bug, records)  # where a package's releases decide it: fixed since / newest release
     if ranged:
         message = ranged["message"] + (f" · {surprises} unexpected" if surprises else "")

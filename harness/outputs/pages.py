@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from datetime import datetime, timezone
 
-from harness import __version__, story
+from harness import __version__, stats, story
 from harness.outputs import badges
 from harness.paths import PACKAGE, source_commit
 from harness.record import (
@@ -18,6 +18,7 @@ from harness.record import (
     AttemptRecord,
     CellRecord,
     cells,
+    excluded,
     expected_verdicts,
     mismatch,
     pin_label,
@@ -146,6 +147,7 @@ def record_view(r: CellRecord) -> dict:
             "outcomes": ", ".join(f"{n} {o}" for o, n in (r.outcomes or {}).items()) or "none",
             "durations": ", ".join(f"{d:.2f}s" for d in r.durations or []) or "-",
             "seconds": r.seconds, "confidence": r.confidence,
+            "excludes": stats.exclusion_words(excluded(r)) if excluded(r) is not None else "",
             "evidence": [evidence_view(ev) for ev in r.evidence or []],
             "controls": [control_view(c) for c in r.controls or []],
             "controls_note": _controls_note(r), "env": env_view(r)}
