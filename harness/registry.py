@@ -85,9 +85,25 @@ class Bug:
             return self.controls
         return [self.variants[name] for name in variant.controls]
 
+    def validated_by(self, control: Variant) -> list:
+        """The triggers a control validates: those that name it, and those that name none."""
+        return [v for v in self.variants.values() if v.role == "trigger" and control in self.controls_for(v)]
+
     def rate_of(self, variant: Variant | None = None) -> dict:
-        """The measured trigger rate of a variant: its own if it has one, else the bug's."""
-        return variant.trigger_rate if variant is not None and variant.trigger_rate else self.trigger_rate
+        """The measured trigger rate a variant's attempts are planned and judged by: a trigger's own if
+        it has one, else the bug's (its weakest trigger's). A control's `absent` says its workaround
+        avoids the bug its triggers show, so it is planned by the weakest rate among the triggers it
+        validates (Athena's serialised control by the library-level trigger's 50 of 50, not by
+        read-sql's 14 of 20)."""
+        if variant is None:
+            return self.trigger_rate
+        if variant.trigger_rate:
+            return variant.trigger_rate
+        if variant.role == "control":
+            rates = [self.rate_of(t) for t in self.validated_by(variant)]
+            if rates:
+                return min(rates, key=lambda rate: _lower_bound(rate, 0.95))
+        return self.trigger_rate
 
     def trigger_rate_lower_bound(self, confidence: float = 0.95, variant: Variant | None = None) -> float:
         """One-sided lower confidence bound of the measured per-attempt trigger rate.
@@ -96,16 +112,20 @@ class Bug:
         repros are tuned to; otherwise a Wilson bound. Using the bound instead of k/n keeps
         an `absent` verdict honest when the rate was measured on few attempts.
         """
-        rate = self.rate_of(variant)
-        k, n = rate["reproduced"], rate["attempts"]
-        alpha = 1 - confidence
-        if k == n:
-            return alpha ** (1 / n)
-        z = 1.6448536269514722 if abs(confidence - 0.95) < 1e-9 else _z(confidence)
-        p = k / n
-        centre = p + z * z / (2 * n)
-        margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-        return max(1e-6, (centre - margin) / (1 + z * z / n))
+        return _lower_bound(self.rate_of(variant), confidence)
+
+
+def _lower_bound(rate: dict, confidence: float) -> float:
+    """Bug.trigger_rate_lower_bound of a measured rate {"reproduced": k, "attempts": n}."""
+    k, n = rate["reproduced"], rate["attempts"]
+    alpha = 1 - confidence
+    if k == n:
+        return alpha ** (1 / n)
+    z = 1.6448536269514722 if abs(confidence - 0.95) < 1e-9 else _z(confidence)
+    p = k / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(1e-6, (centre - margin) / (1 + z * z / n))
 
 
 @functools.lru_cache(maxsize=None)
