@@ -31,6 +31,7 @@ examples:
   repro run wrangler-athena-cache-race --with awswrangler==3.10.0       is the bug in my release?
   repro run delta-already-borrowed --with deltalake==0.20.1 --exclude-newer release
                                                with the dependencies of that release's date
+  repro run delta-already-borrowed --with-requirements uv.lock     the versions your lock file pins
   repro run delta-already-borrowed --variant control-uri --attempts 20 --measure --json
   repro run mylib-write-race --with "mylib @ file:///path/to/mylib"      your own checkout
   repro run mylib-write-race --with "mylib @ git:v1.2.0"    this repository at a tag (or branch, commit)
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
                       help="variant to run (repeatable; default: trigger)")
     what._group_actions[:0] = [what._group_actions.pop(), what._group_actions.pop()][::-1]  # bug, --variant first
+    what.add_argument("--with-requirements", type=Path, metavar="FILE",
+                      help="pin the releases a requirements file, uv.lock or pylock.toml pins, of the "
+                           "distributions the variant installs (--with wins for a name it pins)")
     how_long.add_argument("--measure", action="store_true",
                           help="run every attempt, also after a reproduction: measure the trigger rate")
     how_long.add_argument("--control-attempts", type=int, default=DEFAULTS.control_attempts,

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from harness import results
-from harness.cell import Options
-from harness.envs import gitref, interpreters, package_index
+from harness.cell import Cell, Options, requirements_for
+from harness.envs import gitref, interpreters, lockfiles, package_index
 from harness.envs.requirements import check_date, check_requirement, requirement_name
 from harness.errors import UsageError
 from harness.executors.base import Executor
@@ -26,6 +26,7 @@ from harness.text import did_you_mean
 
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
 DEFAULTS = Options()  # the one place the run defaults live: harness/cell.py Options
+DEFAULT_PYTHON = Cell.python  # and the cell's Python
 DEFAULT_RESULTS = Path("results") / "results.jsonl"
 # The longest deadline any seconds-valued option accepts: a week, and never more than the
 # threading module can wait for (a larger value kills the watchdog thread with OverflowError).
@@ -52,7 +53,7 @@ def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None 
     EXCLUDE_NEWER)."""
     what, how_long, where = (parser.add_argument_group(title) for title in (WHAT, HOW_LONG, WHERE))
     return [
-        what.add_argument("--python", default="3.11", help="interpreter version (3.11, 3.11.7) or 'current'"),
+        what.add_argument("--python", default=DEFAULT_PYTHON, help="interpreter version (3.11, 3.11.7) or 'current'"),
         what.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
                           help="requirement override, e.g. deltalake==0.20.1; your own checkout: "
                                "'mylib @ file:///path/to/mylib'; this repository at a git tag, branch or "
@@ -146,6 +147,33 @@ def check_pins(pins: list[str]) -> list[str]:
             name, version = requirement_name(pin), pin.split("==", 1)[1]
             package_index.check_pin(name, version)
     return checked
+
+
+def involved(bug: Bug, variants) -> list[str]:
+    """The distributions whose releases matter to these variants of the bug: what they install, and the
+    bug's packages (a variant that installs nothing, a bare interpreter, involves none)."""
+    names = []
+    for variant in variants:
+        installs = [requirement_name(r) for r in requirements_for(bug, variant, ())]
+        names += installs + (list(bug.packages) if installs else [])
+    return list(dict.fromkeys(names))
+
+
+def pins_from_file(path: Path, bug: Bug, variants, given: list[str]) -> list[str]:
+    """`--with-requirements FILE`: the file's releases of the distributions the variants involve, but
+    for a name `--with` pins itself (`given` wins). UsageError when the file cannot be read or pins
+    none of them: the run would answer about other versions than the file's."""
+    names = involved(bug, variants)
+    mine = {requirement_name(p) for p in given}
+    pins = lockfiles.read(path).pins(n for n in names if requirement_name(n) not in mine)
+    if not names:
+        raise UsageError(f"--with-requirements {path}: the variant installs nothing (a bare interpreter): "
+                         f"no release of the file applies to it")
+    about = {requirement_name(p) for p in pins} | mine
+    if not about & {requirement_name(p) for p in bug.packages}:
+        raise UsageError(f"--with-requirements {path}: it pins none of {', '.join(bug.packages)} (the packages "
+                         f"of {bug.id}): the run would not be about the file's versions")
+    return pins
 
 
 def check_python(version: str) -> None:

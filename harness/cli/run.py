@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.cell import Cell, executor_for, pins_not_applied
 from harness.cli import answer
-from harness.cli.options import build_options, check_pins, emit, resolve_exclude_newer
+from harness.cli.options import build_options, check_pins, emit, pins_from_file, resolve_exclude_newer
 from harness.errors import UsageError
 from harness.progress import Progress
 from harness.registry import get_bug
@@ -47,11 +47,12 @@ def cmd_run(args) -> int:
     options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
     # No such interpreter (or an image recipe whose image cannot be built): a usage error, before anything runs.
     executor_for(args.python, options.executor, _log).find_interpreter(args.python)
+    requested = list(args.pins) + _file_pins(args, bug, variants)
     for name in variants:
-        not_applied = pins_not_applied(bug, bug.variant(name), args.pins)
+        not_applied = pins_not_applied(bug, bug.variant(name), requested)
         if not_applied:
             raise UsageError(f"--with {not_applied}")
-    pins = check_pins(args.pins)
+    pins = check_pins(requested)
     exclude_newer = resolve_exclude_newer(bug, args.exclude_newer, pins)
     cells = [Cell(bug.id, name, args.python, tuple(pins), exclude_newer) for name in variants]
     unwritten = []
@@ -62,6 +63,19 @@ def cmd_run(args) -> int:
     for line in answer.answer_lines(records, bug, args.results, written=not unwritten):
         print(line, file=sys.stderr)
     return answer.exit_code(records, written=not unwritten)
+
+
+def _file_pins(args, bug, variants: list[str]) -> list[str]:
+    """The pins of --with-requirements FILE (none without it), said on stderr: which releases of the
+    file the run takes, as only those the variants install matter."""
+    path = getattr(args, "with_requirements", None)
+    if path is None:
+        return []
+    pins = pins_from_file(path, bug, [bug.variant(name) for name in variants], args.pins)
+    if not args.quiet:
+        _log(f"from {path}: {' '.join(pins) or '(none beyond --with)'} (what {bug.id} installs; "
+             f"the file's other releases do not matter to it)")
+    return pins
 
 
 def cmd_verify(args) -> int:
