@@ -12,6 +12,8 @@ seen without it (or the oldest tested); the end of a range is `fixed` when the f
 directly follows the last affected one on the index, else `last_affected` (releases in between were
 not tested); a range still open at the newest release on the index has no end.
 
+Whether one release falls in a timeline's verified ranges (`repro audit`): standing().
+
 Record fields are untrusted (results.py): only an installed package whose name is a distribution
 name (PEP 508) and whose version is a version (PEP 440) is published, as a file name, an OSV
 package or a badge; any other is left out of ranges and badges, with a warning.
@@ -122,6 +124,38 @@ def ranges(timeline: dict[str, str], index: list[str] | None = None) -> list[lis
         newest = index[-1] if index else None
         out.append([{"introduced": start}] + ([] if newest == last_bad else [{"last_affected": last_bad}]))
     return out
+
+
+AFFECTED, NOT_AFFECTED, UNKNOWN = "affected", "not affected", "unknown"
+
+
+def standing(timeline: dict[str, str], version: str) -> tuple[str, str]:
+    """Whether `version` falls in the verified ranges of a timeline ({release: verdict}, oldest first):
+    (AFFECTED | NOT_AFFECTED | UNKNOWN, why). A tested release has its verdict; one between two tested
+    releases of the same verdict shares it (as an OSV range covers the releases between its events);
+    one between releases of two verdicts, older than the oldest tested, or newer than a newest tested
+    that has the bug, is not verified either way."""
+    releases = sorted(timeline, key=_version_key)
+    if version in timeline:
+        return _word(timeline[version]), f"{version} is verified {timeline[version]}"
+    key = _version_key(version)
+    older = [v for v in releases if _version_key(v) < key]
+    newer = [v for v in releases if _version_key(v) > key]
+    if not older:
+        return UNKNOWN, f"older than {releases[0]}, the oldest release tested ({timeline[releases[0]]})"
+    below = older[-1]
+    if not newer:
+        if timeline[below] == "absent":
+            return NOT_AFFECTED, f"newer than {below}, the newest release verified without it"
+        return UNKNOWN, f"newer than {below}, the newest release tested, which has it"
+    above = newer[0]
+    if timeline[below] == timeline[above]:
+        return _word(timeline[below]), f"between {below} and {above}, both verified {timeline[below]}"
+    return UNKNOWN, f"between {below} ({timeline[below]}) and {above} ({timeline[above]}): not tested"
+
+
+def _word(verdict: str) -> str:
+    return AFFECTED if verdict == "present" else NOT_AFFECTED
 
 
 def _adjacent(older: str, newer: str, index: list[str] | None) -> bool:

@@ -20,7 +20,7 @@ LAYERS = [
      "harness.progress", "harness.record", "harness.results", "harness.text", "harness.github"],
     # the facts: bugs, requirements, interpreters, the index
     ["harness.registry", "harness.skeleton", "harness.envs", "harness.envs.requirements",
-     "harness.envs.uvbin", "harness.envs.interpreters", "harness.envs.package_index"],
+     "harness.envs.lockfiles", "harness.envs.uvbin", "harness.envs.interpreters", "harness.envs.package_index"],
     # building envs, running one attempt
     ["harness.envs.holds", "harness.envs.integrity", "harness.envs.venv", "harness.envs.checkout",
      "harness.envs.gitref", "harness.attempt"],
@@ -40,8 +40,8 @@ LAYERS = [
      "harness.outputs.junit", "harness.outputs.pages", "harness.report", "harness.table", "harness.watch",
      "harness.bench"],
     # the command line
-    ["harness.cli", "harness.cli.options", "harness.cli.answer", "harness.cli.run", "harness.cli.bisect",
-     "harness.cli.matrix", "harness.cli.main", "harness.pytest_plugin", "harness.nox_sessions"],
+    ["harness.cli", "harness.cli.options", "harness.cli.answer", "harness.cli.run", "harness.cli.audit",
+     "harness.cli.bisect", "harness.cli.matrix", "harness.cli.main", "harness.pytest_plugin", "harness.nox_sessions"],
     ["harness.__main__"],
 ]
 LAYER_OF = {module: number for number, modules in enumerate(LAYERS) for module in modules}

@@ -63,20 +63,32 @@ class Fix:
     first_clean: str | None    # the oldest release declared absent after it; None: still present
 
 
-def fixed_in(bug: Bug) -> Fix | None:
-    """The fix of the first of the bug's packages whose releases decide its verdict in the matrix
-    (exact pins of trigger cells with one expectation); None when no matrix cell declares it present."""
+def declared_timelines(bug: Bug) -> dict[str, dict]:
+    """{package: {release: "present" | "absent"}} of each of the bug's packages whose releases decide
+    its verdict in its matrix file (the cells CI verifies: exact pins of trigger cells with one
+    expectation, not the ones that follow the index), oldest release first, as osv.py reads records;
+    empty without a matrix file, or with a broken one (an answer stands without it)."""
     try:
         entry = matrix.for_bug(bug.id) or {"cells": []}
-    except UsageError:  # a broken matrix file: the run's answer stands without the fix
-        return None
+    except UsageError:
+        return {}
     declared = [{"bug": bug.id, "role": "trigger", "verdict": e.expect[0],
                  "installed": pinned_versions(e.cell.pins)}
                 for e in entry["cells"]
                 if len(e.expect) == 1 and bug.variants[e.cell.variant].role == "trigger"
                 and not matrix.tracks_latest(e)]
+    timelines = {}
     for package in bug.packages:
-        timeline = osv.verdicts_by_release(bug.id, normal_name(package), declared) or {}
+        timeline = osv.verdicts_by_release(bug.id, normal_name(package), declared)
+        if timeline:
+            timelines[package] = timeline
+    return timelines
+
+
+def fixed_in(bug: Bug) -> Fix | None:
+    """The fix of the first of the bug's packages whose releases decide its verdict in the matrix
+    (declared_timelines); None when no matrix cell declares it present."""
+    for package, timeline in declared_timelines(bug).items():
         present = [v for v, verdict in timeline.items() if verdict == PRESENT]
         if present:
             after = list(timeline)[list(timeline).index(present[-1]) + 1:]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness import __version__
+from harness.cli import audit as audit_cli
 from harness.cli import bisect as bisect_cli
 from harness.cli import matrix as matrix_cli
 from harness.cli.options import DEFAULTS, HOW_LONG, WHAT, group_of, options_parser
@@ -49,6 +50,30 @@ exit codes (for scripts: "is the bug in these versions?"):
   repro run BUG --with PKG==VERSION --quiet; case $? in 0) echo fine;; 1) echo upgrade;; *) echo look;; esac
 """
 
+AUDIT_DESCRIPTION = """\
+For each known bug, whether the versions given fall in the releases its matrix file verifies:
+affected (a release verified with the bug, or between two such), not affected (verified without
+it, between or after releases verified without it, or none of its packages installed) or unknown
+(not verified either way: the line says why). The versions: a requirements file, a uv.lock or a
+pylock.toml, or without FILE the distributions of the current environment (the active virtualenv,
+else the harness's own). Each bug it concerns comes with the `repro run` command that verifies
+the answer for real; --run runs them."""
+
+AUDIT_EPILOG = """\
+examples:
+  repro audit uv.lock                       which known bugs does my lock file have?
+  repro audit requirements.txt --run        ... and run each bug's cell to be sure
+  repro audit                               the current environment (the active virtualenv)
+  repro audit pylock.toml --with deltalake==1.6.6 --json       as if deltalake were upgraded
+
+exit codes:
+  0  none affected, none unknown
+  1  a bug is affected (with --run: a run reproduced one)
+  2  usage error (no such file, a file that cannot be parsed, ...): nothing ran
+  3  none affected, some unknown (with --run: none present, some run could not tell)
+  4  with --run: the results file could not be written (the records are on stdout)
+"""
+
 VERIFY_EPILOG = """\
 exit codes: 0 every check holds, 1 a check does not (the table says which), 2 usage error
 (unknown bug, no [verify] cells in its matrix file).
@@ -84,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     what = group_of(verify, WHAT)
     what.add_argument("bug", help="the bug's id (`repro list` shows them)")
     what._group_actions.insert(0, what._group_actions.pop())  # the bug first
+    audit = sub.add_parser("audit", parents=[options_parser()], help="which known bugs affect these versions (a lock "
+                           "file, or the current env)?", description=AUDIT_DESCRIPTION, epilog=AUDIT_EPILOG,
+                           formatter_class=bisect_cli.HelpFormatter)
+    what = group_of(audit, WHAT)
+    what.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                      help="a requirements file, uv.lock or pylock.toml (default: the current environment)")
+    what._group_actions.insert(0, what._group_actions.pop())  # FILE first
+    what.add_argument("--run", action="store_true",
+                      help="run each bug's verifying command (its cells, for real) and exit as those runs do")
+    audit.set_defaults(python=None)  # the env's Python, or the run's default for a file (its own parent's copy)
+    group_of(audit, HOW_LONG).description = "with --run, and in each verifying command"
     bisect_cli.add_parsers(sub, common)
     matrix_cli.add_parsers(sub)
     report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML")
@@ -119,7 +155,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     try:
         commands = {"list": cmd_list, "run": cmd_run, "verify": cmd_verify, "report": cmd_report, "new": cmd_new,
-                    "bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check, "matrix": matrix_cli.cmd_matrix}
+                    "bisect": bisect_cli.cmd_bisect, "check": bisect_cli.cmd_check, "matrix": matrix_cli.cmd_matrix,
+                    "audit": audit_cli.cmd_audit}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"repro: {exc}", file=sys.stderr)
