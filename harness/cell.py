@@ -12,7 +12,8 @@ import platform
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,6 +64,45 @@ class Options:
     service_env: dict = field(default_factory=dict)
     # where the attempts run: interpreter, env and child command (harness/executors/base.py)
     executor: Executor = field(default_factory=LocalExecutor)
+
+
+@dataclass(frozen=True)
+class ControlRun:
+    """A control's attempts as one cell ran them (as records), and that cell's label."""
+    label: str
+    attempts: tuple
+
+
+class ControlLedger:
+    """The controls run so far in a run, by env and control (and what decides their attempts: the
+    parameters, the deadline). A control validates the repro in an env, so each runs once per env
+    and control in a run, and every cell of the same env reuses its result, saying from which cell:
+    a present trigger after the control's own cell, or a second trigger that shares the control."""
+
+    def __init__(self):
+        self._runs: dict[str, ControlRun] = {}
+
+    @staticmethod
+    def key(executor: Executor, env, control: Variant, options: Options) -> str:
+        import json
+
+        return json.dumps([executor.describe(), env.python, env.installed, control.name, options.params,
+                           options.timeout], sort_keys=True, default=str)
+
+    def find(self, key: str, wanted: int) -> ControlRun | None:
+        """The run of the control under `key` if it says as much as `wanted` attempts would: that many
+        or more, or fewer that ended in a failure (a control stops at its first)."""
+        done = self._runs.get(key)
+        if done is None or not done.attempts:
+            return None
+        if len(done.attempts) >= wanted or verdict.failed(done.attempts[-1].outcome):
+            return done
+        return None
+
+    def keep(self, key: str, label: str, attempts: list) -> None:
+        """Keep a control's attempts (records), unless one could not run (that says nothing of the repro)."""
+        if attempts and all(a.outcome != ERROR for a in attempts):
+            self._runs.setdefault(key, ControlRun(label, tuple(attempts)))
 
 
 def plan_attempts(rate_bound: float, options: Options) -> int:
@@ -148,8 +188,10 @@ def executor_for(python: str, executor: Executor, note=None) -> Executor:
     return recipe_executor(python, executor, note)
 
 
-def run_cell(cell: Cell, options: Options, progress=None) -> CellRecord:
-    """Run the cell to a verdict; returns the result record (also for skipped/error cells)."""
+def run_cell(cell: Cell, options: Options, progress=None, ledger: ControlLedger | None = None) -> CellRecord:
+    """Run the cell to a verdict; returns the result record (also for skipped/error cells).
+    `ledger`: the controls this run has run so far (a fresh one: none), reused and added to."""
+    ledger = ledger if ledger is not None else ControlLedger()
     started = time.monotonic()
     bug = get_bug(cell.bug)
     variant = bug.variant(cell.variant)
@@ -199,8 +241,11 @@ def run_cell(cell: Cell, options: Options, progress=None) -> CellRecord:
         # The controls validate a failure of the trigger: that it needs the trigger's conditions (the
         # workaround avoids it) and that the setup itself is sound. A clean trigger (absent) claims
         # nothing they could invalidate, so they run only when the trigger did not come out clean.
+        shared = _Shared(ledger, lambda control: ControlLedger.key(executor, env, control, options), cell.label)
+        if variant.role == "control":
+            shared.keep(variant, [AttemptRecord.of(a, variant=variant.name) for a in attempts])
         if variant.role == "trigger" and options.control_attempts and decision.verdict not in (ABSENT, ERROR):
-            failed = _run_controls(bug, variant, command, options, record, progress, env.installed)
+            failed = _run_controls(bug, variant, command, options, record, progress, env.installed, shared)
             if failed:
                 decision = verdict.overruled_by_control(decision, failed)
         elif variant.role == "trigger":
@@ -208,23 +253,55 @@ def run_cell(cell: Cell, options: Options, progress=None) -> CellRecord:
         return _finish(record, decision, attempts, started, bug.rate_of(variant))
 
 
-def _run_controls(bug, variant, command, options, record: CellRecord, progress, installed) -> str | None:
-    """Run each control of the trigger that applies; the reason of the first failure, or None."""
+@dataclass(frozen=True)
+class _Shared:
+    """The ledger as one cell sees it: the key of each control in its env, and its own label."""
+    ledger: ControlLedger
+    key_of: Callable[[Variant], str]
+    label: str
+
+    def find(self, control: Variant, wanted: int) -> ControlRun | None:
+        return self.ledger.find(self.key_of(control), wanted)
+
+    def keep(self, control: Variant, attempts: list) -> None:
+        self.ledger.keep(self.key_of(control), self.label, attempts)
+
+
+def _run_controls(bug, variant, command, options, record: CellRecord, progress, installed,
+                  shared: _Shared) -> str | None:
+    """Each control of the trigger that applies, run here or reused from the cell of this run and env
+    that ran it (record.controls says which); the reason of the first failure, or None."""
     record.controls = []
     for control in bug.controls_for(variant):
         inapplicable = not_applicable(control, installed)
         if inapplicable:
             record.controls.append(AttemptRecord(variant=control.name, outcome=SKIPPED, reason=inapplicable))
             continue
-        for k in range(options.control_attempts):
-            if progress:
-                progress.attempt(control.name, k + 1, options.control_attempts)
-            attempt = run_attempt(bug, control, command, timeout=options.timeout, params=options.params,
-                                  kill_grace=options.kill_grace)
-            record.controls.append(AttemptRecord.of(attempt, variant=control.name))
-            if verdict.failed(attempt.outcome):
-                return f"control {control.name!r} was not clean ({attempt.outcome}: {attempt.reason})"
+        done = shared.find(control, options.control_attempts)
+        if done is not None:
+            runs = [replace(a, reused_from=done.label) for a in done.attempts]
+        else:
+            runs = _run_control(bug, control, command, options, progress)
+            shared.keep(control, runs)
+        record.controls.extend(runs)
+        failed = next((a for a in runs if verdict.failed(a.outcome)), None)
+        if failed is not None:
+            return f"control {control.name!r} was not clean ({failed.outcome}: {failed.reason})"
     return None
+
+
+def _run_control(bug, control, command, options, progress) -> list[AttemptRecord]:
+    """Up to options.control_attempts attempts of the control, to its first failure."""
+    runs = []
+    for k in range(options.control_attempts):
+        if progress:
+            progress.attempt(control.name, k + 1, options.control_attempts)
+        attempt = run_attempt(bug, control, command, timeout=options.timeout, params=options.params,
+                              kill_grace=options.kill_grace)
+        runs.append(AttemptRecord.of(attempt, variant=control.name))
+        if verdict.failed(attempt.outcome):
+            break
+    return runs
 
 
 def _run_attempts(bug, variant, command, options, progress, planned: int) -> list[Attempt]:

@@ -197,7 +197,10 @@ class CellGroup(pytest.Collector):
         self.bug = bug
 
     def collect(self):
-        for expected in self.members:
+        # the controls' own cells first: a present trigger of the same env then reuses their attempts
+        # (harness/runner.py) instead of running its controls once more
+        controls_first = sorted(self.members, key=lambda e: self.bug.variants[e.cell.variant].role != "control")
+        for expected in controls_first:
             item = CellItem.from_parent(self, name=expected.cell.variant, expected=expected, bug=self.bug)
             item.add_marker(getattr(pytest.mark, self.bug.id.replace("-", "_")))
             item.add_marker(getattr(pytest.mark, self.bug.failure_kind.replace("-", "_")))
@@ -229,7 +232,7 @@ class CellItem(pytest.Item):
             options = Options(attempts=self.config.option.attempts,
                               exclude_rate=exclude_rate(self.config, self.expected, self.bug))
             record, = run_cells([planned], options, progress=progress,
-                                services=_service_pool(self.config))
+                                services=_service_pool(self.config), ledger=_control_ledger(self.config))
         finally:
             if progress:
                 progress.stop()  # no live line may outlive the cell (its ticker writes past capture)
@@ -335,6 +338,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write(render(cells, colour=writer.hasmarkup,
                                         width=writer.fullwidth if writer.hasmarkup else PLAIN_WIDTH))
     return result
+
+
+def _control_ledger(config):
+    """One ledger of the controls run per pytest process (xdist: per worker), as for the services."""
+    ledger = getattr(config, "_repro_controls", None)
+    if ledger is None:
+        from harness.cell import ControlLedger
+
+        ledger = config._repro_controls = ControlLedger()
+    return ledger
 
 
 def _service_pool(config):

@@ -181,6 +181,8 @@ class AttemptRecord(_JsonView):
     versions: dict | None = None                #: {package: version} the child found installed
     attempt: int | None = None                  #: which attempt of the cell (1-based); None for a control
     variant: str | None = None                  #: the control's variant; None for an attempt of the cell
+    reused_from: str | None = None              #: a control run once by another cell of the same env and
+                                                #: run (its label), reused here, not run again
     extra: dict = field(default_factory=dict)   #: keys this harness does not know, kept as they came
     nulls: frozenset = field(default=frozenset(), repr=False, compare=False)  #: fields that came as null: written so
 
@@ -191,7 +193,7 @@ class AttemptRecord(_JsonView):
     def from_json(cls, data, where: str = "evidence") -> AttemptRecord:
         known, extra, nulls = _split(cls, data, where)
         for name, types in (("outcome", TEXT), ("reason", TEXT), ("duration", NUMBER), ("versions", MAPPING),
-                            ("attempt", INTEGER), ("variant", TEXT)):
+                            ("attempt", INTEGER), ("variant", TEXT), ("reused_from", TEXT)):
             _check(name, known.get(name), types)
         if known.get("evidence") is not None:
             try:

@@ -90,10 +90,12 @@ def test_run_writes_json_lines_with_schema(tmp_path):
                 "--confidence", "0.9", "--results", str(results), "--json")
     assert out.returncode == 1, out.stderr  # present
     records = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r["verdict"] for r in records] == ["present", "absent"]
+    # the control's cell runs first (harness/runner.py: controls paid once), the trigger reuses it
+    assert [(r["variant"], r["verdict"]) for r in records] == [("control", "absent"), ("trigger", "present")]
+    assert {c["reused_from"] for c in records[1]["controls"]} == {"synthetic-faults[control] pycurrent"}
     assert all(r["schema"] == 1 for r in records)
     assert "attempt 1 of" in out.stderr  # progress is shown
-    assert [json.loads(line)["verdict"] for line in out.stdout.splitlines()] == ["present", "absent"]
+    assert [json.loads(line)["verdict"] for line in out.stdout.splitlines()] == ["absent", "present"]
 
 
 def _find_child(parent: int, marker: str, timeout: float = 30):

@@ -58,7 +58,8 @@ def summary_of(record: CellRecord) -> dict:
     failed_build = _not_installable(record)
     return {"verdict": record.verdict, "state": state_of(record.verdict), "reason": record.reason,
             "attempts": record.attempts or 0, "reproductions": record.reproductions or 0,
-            "controls": len(record.controls or []), "seconds": record.seconds or 0.0,
+            "controls": sum(not c.reused_from for c in record.controls or []),  # run here, not reused
+            "seconds": record.seconds or 0.0,
             "env_built": built or failed_build, "env_failed": failed_build,
             "env_seconds": env.get("build_seconds", 0.0), "installed": record.installed or {},
             "python": record.python, "exclude_newer": record.exclude_newer}

@@ -126,10 +126,12 @@ def controls_line(record: dict) -> str | None:
     for name in dict.fromkeys(r["variant"] for r in runs):
         outcomes = [r["outcome"] for r in runs if r["variant"] == name]
         clean = outcomes.count(CLEAN)
+        reused = next((r.get("reused_from") for r in runs if r["variant"] == name and r.get("reused_from")), None)
         if outcomes == [SKIPPED]:
             parts.append(f"{name} not applicable here")
         else:
-            parts.append(f"{name} clean in {clean} of {len(outcomes)} attempts")
+            parts.append(f"{name} clean in {clean} of {len(outcomes)} attempts"
+                         + (f" (run once, by {reused}, in this env)" if reused else ""))
     return "controls: " + ", ".join(parts)
 
 

@@ -194,7 +194,7 @@ def stacks_view(detail: AttemptEvidence) -> list[dict]:
 
 def control_view(c: AttemptRecord) -> dict:
     return {"variant": c.variant, "outcome": c.outcome, "reason": "" if c.reason is None else c.reason,
-            "duration": c.duration}
+            "duration": c.duration, "reused_from": c.reused_from or ""}
 
 
 def env_view(r: CellRecord) -> list[tuple]:

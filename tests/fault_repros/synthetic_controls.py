@@ -18,6 +18,10 @@ BUG = {
         "trigger": {"role": "trigger", "run": "reproduce", "timeout": 20, "controls": ["control-serialised"],
                     "trigger_rate": {"reproduced": 50, "attempts": 50},
                     "params": {"counter": "", "name": "trigger"}},
+        # a second trigger of the same env that the same control validates
+        "library-twin": {"role": "trigger", "run": "reproduce", "timeout": 20, "controls": ["control-serialised"],
+                         "trigger_rate": {"reproduced": 50, "attempts": 50},
+                         "params": {"counter": "", "name": "library-twin"}},
         "read-sql": {"role": "trigger", "run": "reproduce", "timeout": 20, "controls": ["control-no-cache"],
                      "params": {"counter": "", "name": "read-sql"}},
         "control-serialised": {"role": "control", "run": "clean", "timeout": 20,
