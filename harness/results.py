@@ -22,6 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from harness import seal
 from harness.record import SCHEMA, CellRecord, RecordError, cell_key, plain_name, record_order
 
 NAMED = ("bug", "variant")  # the record fields that become file names, anchors and table cells
@@ -53,8 +54,11 @@ class ResultWriteError(Exception):
 
 def encode(record) -> str:
     """One line of JSON: a CellRecord's to_json(), or a dict (a bisect report) with the schema version."""
-    data = record.to_json() if isinstance(record, CellRecord) else {"schema": SCHEMA, **record}
-    return json.dumps(data, default=str, sort_keys=True)
+    return json.dumps(_json(record), default=str, sort_keys=True)
+
+
+def _json(record) -> dict:
+    return record.to_json() if isinstance(record, CellRecord) else {"schema": SCHEMA, **record}
 
 
 def check_writable(path: Path) -> None:
@@ -78,8 +82,9 @@ def check_writable(path: Path) -> None:
 
 
 def append(path: Path, record: dict) -> None:
-    """Append one record as one line, under a lock, synced: whole or not at all."""
-    line = encode(record)
+    """Append one record as one line, under a lock, synced: whole or not at all; sealed with this
+    process's key (harness/seal.py), which is disclosed for `path` when the process ends."""
+    line = json.dumps(seal.seal(_json(record), path), default=str, sort_keys=True)
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -119,15 +124,17 @@ def _write_all(fd: int, data: bytes, size: int) -> None:
         raise
 
 
-def read(path: Path, problems: list | None = None) -> list[dict]:
+def read(path: Path, problems: list | None = None, sealed: bool = False) -> list[dict]:
     """Every complete record of a results file. A line that is not a record (torn by a killed
     writer or a full disk) is stepped over and, if `problems` is given, named there."""
-    return [record for _, record in read_numbered(path, problems)]
+    return [record for _, record in read_numbered(path, problems, sealed)]
 
 
-def read_numbered(path: Path, problems: list | None = None) -> list[tuple[int, dict]]:
-    """Like read(), with the line number of each record (for messages that point at it)."""
+def read_numbered(path: Path, problems: list | None = None, sealed: bool = False) -> list[tuple[int, dict]]:
+    """Like read(), with the line number of each record (for messages that point at it). With
+    `sealed`, a record whose seal does not verify under the keys disclosed for `path` is left out."""
     records = []
+    verifier = seal.Verifier(path) if sealed else None
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             line = raw.decode("utf-8", "replace").strip()
@@ -141,10 +148,11 @@ def read_numbered(path: Path, problems: list | None = None) -> list[tuple[int, d
                 _name(problems, f"{path}:{number}: not a whole result record of schema {SCHEMA} "
                                 f"(torn or foreign line, skipped): {line[:80]!r}")
                 continue
-            wrong = problem(record)
+            wrong = problem(record) or (verifier and verifier.problem(record))
             if wrong:
                 _name(problems, f"{path}:{number}: record whose {wrong}: left out")
                 continue
+            record.pop(seal.FIELD, None)  # the seal is the line's, checked above when asked: not a field
             records.append((number, record))
     return records
 
@@ -154,17 +162,17 @@ def _name(problems: list | None, message: str) -> None:
         problems.append(message)
 
 
-def collect(paths: list) -> tuple[list[CellRecord], list[str]]:
+def collect(paths: list, sealed: bool = False) -> tuple[list[CellRecord], list[str]]:
     """The newest cell record per cell from every *.jsonl under the given files or directories,
-    and one line per line left out ("file:line: ..."): torn, refused by problem(), or a cell record
-    without a field the outputs need (REQUIRED)."""
+    and one line per line left out ("file:line: ..."): torn, refused by problem(), without a valid
+    seal (with `sealed`), or a cell record without a field the outputs need (REQUIRED)."""
     files = []
     for path in paths:
         files.extend(sorted(Path(path).rglob("*.jsonl")) if Path(path).is_dir() else [Path(path)])
-    newest: dict[tuple, CellRecord] = {}
+    found = []
     skipped = []
     for file in files:
-        for line, data in read_numbered(file, skipped):
+        for line, data in read_numbered(file, skipped, sealed):
             if data.get("kind") != "cell":
                 continue
             record = CellRecord.from_json(data)  # read_numbered left out what it refuses
@@ -172,7 +180,15 @@ def collect(paths: list) -> tuple[list[CellRecord], list[str]]:
             if missing:
                 skipped.append(f"{file}:{line}: cell record without {', '.join(map(repr, missing))}: left out")
                 continue
-            key = cell_key(record)
-            if key not in newest or (record.started_at or "") >= (newest[key].started_at or ""):
-                newest[key] = record
-    return sorted(newest.values(), key=record_order), skipped
+            found.append(record)
+    return newest_per_cell(found), skipped
+
+
+def newest_per_cell(records) -> list[CellRecord]:
+    """The newest record (by started_at; a later one of the same time wins) of each cell, in table order."""
+    newest: dict[tuple, CellRecord] = {}
+    for record in records:
+        key = cell_key(record)
+        if key not in newest or (record.started_at or "") >= (newest[key].started_at or ""):
+            newest[key] = record
+    return sorted(newest.values(), key=record_order)

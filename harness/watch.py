@@ -195,7 +195,14 @@ def plan_requests(payloads: list[dict], open_issues: list[dict], repo: str) -> l
     return calls
 
 
-def newest_records(paths: list) -> list[CellRecord]:
-    """The newest record of each cell under the given result files or directories (none for none)."""
+def newest_records(paths: list, sealed: bool = False, problems: list | None = None) -> list[CellRecord]:
+    """The newest record of each cell under the given result files or directories (none for none);
+    with `sealed`, only records whose seal verifies (harness/seal.py). What is left out is named
+    in `problems`."""
     existing = [Path(p) for p in paths if Path(p).exists()]
-    return results.collect(existing)[0] if existing else []
+    if not existing:
+        return []
+    records, skipped = results.collect(existing, sealed)
+    if problems is not None:
+        problems.extend(skipped)
+    return records

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness import results
+from harness import results, seal
 from harness.record import SCHEMA, AttemptEvidence, AttemptRecord, CellRecord, RecordError
 from report_records import delta_history, hang_with_workers, record, wrangler_history
 
@@ -97,5 +97,7 @@ def test_a_cell_run_by_the_engine_is_written_and_read_back_to_the_same_record(tm
     [line] = path.read_text().splitlines()
     [data] = results.read(path)
     assert data == json.loads(results.encode(ran))
-    assert results.encode(CellRecord.from_json(data)) == line, "read and written again: the same bytes"
+    assert results.encode(CellRecord.from_json(data)) == seal.canonical(json.loads(line)), \
+        "read and written again: the same bytes, but the line's seal"
+    assert set(json.loads(line)) - set(data) == {seal.FIELD}
     assert {"exclude_newer", "confidence"} <= set(data) and data["evidence"][0]["evidence"]["pid"] > 0

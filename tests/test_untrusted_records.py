@@ -1,6 +1,7 @@
 """Records are untrusted data: the code under test writes reasons and notes, and a results file can be
 edited. What a record holds must stay text in the tracking issues (no way out of a code fence, no
 @mention, no table cell split) and never name a path outside where the report writes."""
+import json
 import re
 
 import pytest
@@ -73,6 +74,78 @@ def test_a_record_whose_bug_is_a_path_writes_nothing_outside_out_and_is_named(tm
     assert not list(tmp_path.rglob("escaped*")), "no file named by the record outside --out (or anywhere)"
     assert "not a plain name" in out.stderr and out.stderr.count("left out") >= 2
     assert (results_dir / "site" / "badges" / "delta_already_borrowed.json").exists(), "the good record is reported"
+
+
+def _run_synthetic(results_file, variant: str, *args):
+    from test_cli import repro
+
+    return repro("run", "synthetic-trust", "--variant", variant, "--python", "current", "--quiet",
+                 "--max-attempts", "1", "--results", str(results_file), *args)
+
+
+def _report_step(results_dir, site, *flags):
+    """CI's report job on `results_dir`: the pages and badges, then the watch's merged results."""
+    from test_cli import repro
+
+    out = repro("report", str(results_dir), "--out", str(site), "--no-readme", *flags)
+    assert out.returncode == 0, out.stderr[-2000:]
+    watch = repro("matrix", "watch", str(results_dir), "--published", str(site / "none"), "--payloads",
+                  str(site / "watch.json"), "--publish", str(site / "results.jsonl"), *flags)
+    assert watch.returncode == 0, watch.stderr[-2000:]
+    published = [json.loads(line) for line in (site / "results.jsonl").read_text().splitlines()]
+    [trigger] = [r for r in published if r["bug"] == "synthetic-trust" and r["variant"] == "trigger"]
+    return trigger["verdict"], out.stderr + watch.stderr
+
+
+@pytest.mark.fault("untrusted: a record from the code under test")
+def test_a_record_the_code_under_test_forges_is_not_counted_by_the_report_job(tmp_path):
+    """The child appends to the results file its harness writes: a genuine `present` record turned
+    `absent` and dated later, once with the old seal, once re-sealed under the key disclosed by the
+    earlier run. The report job's reading (--sealed) counts neither; a plain read is fooled."""
+    results_file = tmp_path / "results" / "r.jsonl"
+    first = _run_synthetic(results_file, "trigger")
+    assert '"present"' in results_file.read_text(), first.stderr[-2000:]
+    _run_synthetic(results_file, "forge-record", "--param", f"results={results_file}")
+    assert results_file.read_text().count("forged by the code under test") == 2, "the child did forge"
+
+    fooled, _ = _report_step(results_file.parent, tmp_path / "plain")
+    assert fooled == "absent", "without seals the forged record wins: the attack is real"
+    verdict, warnings = _report_step(results_file.parent, tmp_path / "site", "--sealed")
+    assert verdict == "present", "the forged records are not counted"
+    assert warnings.count("seal does not verify") == 2, warnings  # one from the report, one from the watch
+    assert warnings.count("seal is not among those its key sealed") == 2, warnings
+    badges = {site: json.loads((tmp_path / site / "badges" / "synthetic-trust.json").read_text())
+              for site in ("plain", "site")}
+    assert badges["plain"]["color"] == "brightgreen", badges  # the forgery would have turned the badge
+    assert badges["site"]["color"] == "red" and "has the bug" in badges["site"]["message"], badges
+
+
+@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.parametrize("containment", ["default", "process-groups"])
+def test_the_child_can_read_no_copy_of_the_key_its_harness_seals_with(tmp_path, monkeypatch, containment):
+    """The harness (this process) has sealed a record, so its key exists; a child then reads its
+    environment, every environ and cmdline it can see and every file where the results go."""
+    import sys
+
+    from harness import procs, results, seal
+    from harness.attempt import ChildCommand, child_env, run_attempt
+    from harness.registry import get_bug
+    from report_records import record
+
+    if containment != "default":
+        monkeypatch.setenv(procs.CONTAINMENT_VARIABLE, containment)
+    results_file = tmp_path / "results" / "r.jsonl"
+    results.append(results_file, record("delta_already_borrowed", "trigger", "3.11", "deltalake", "0.20.1", "present"))
+    key = seal._key.hex()
+    spec = get_bug("synthetic-trust")
+    dump = tmp_path / "dump.txt"
+    attempt = run_attempt(spec, spec.variant("read-all"), ChildCommand(sys.executable, child_env({})),
+                          params={"directory": str(results_file.parent), "dump": str(dump)}, kill_grace=1.0)
+    assert attempt.outcome == "clean", attempt.reason
+    seen = dump.read_text(encoding="latin-1")
+    assert "deltalake==0.20.1" in seen and "PATH" in seen, "the child read the results file and environments"
+    assert key not in seen and key.upper() not in seen
+    assert not seal.keys_file(results_file).exists(), "the key is disclosed only when the harness ends"
 
 
 def _good_and_bad(tmp_path, bad_line: str):

@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--readme", type=Path, default=None,
                         help="README with a results section (default: ./README.md if it has one)")
     report.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    report.add_argument("--sealed", action="store_true", help=matrix_cli.SEALED_HELP)
     new = sub.add_parser("new", help="write a commented skeleton of a repro and its matrix entry "
                                      "(./repros/BUG.py, ./matrix/BUG.toml)")
     new.add_argument("bug", help="the new bug's id, e.g. mylib-write-race")

@@ -126,7 +126,7 @@ def cmd_report(args) -> int:
     try:
         if readme is not None:
             check_readme(readme)  # before anything is written: the README is written last
-        records, skipped = results.collect(args.paths)
+        records, skipped = results.collect(args.paths, args.sealed)
     except (OSError, ValueError) as exc:  # an unreadable README or results file
         raise UsageError(str(exc)) from None
     if not records:

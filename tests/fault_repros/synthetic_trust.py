@@ -29,6 +29,8 @@ BUG = {
                      "requirements": ["iniconfig==2.0.0"], "params": {"directory": "", "module": ""}},
         "huge-text": {"role": "trigger", "run": "huge_text", "timeout": 30},
         "environ-probe": {"role": "trigger", "run": "environ_probe", "timeout": 20, "params": {"marker": ""}},
+        "forge-record": {"role": "trigger", "run": "forge_record", "timeout": 20, "params": {"results": ""}},
+        "read-all": {"role": "trigger", "run": "read_all", "timeout": 30, "params": {"directory": "", "dump": ""}},
         "escape-all": {"role": "trigger", "run": "escape_all", "timeout": 60, "params": {"pid_file": ""}},
     },
 }
@@ -216,3 +218,51 @@ def escape_all(ctx):
     with open(ctx.param("pid_file", ""), "a") as handle:
         handle.write("".join("%d\n" % pid for pid in helpers + [daemon]))
     time.sleep(3600)
+
+
+def forge_record(ctx):
+    """Append forged `absent` records of the trigger to the results file the harness writes (as the
+    code under test could find it): a copy of the newest genuine record turned `absent` and dated
+    later, once with its old seal and once re-sealed under every key disclosed for the file so far.
+    Then return a clean observation, as a fixed release would."""
+    import hashlib
+    import hmac
+
+    path = ctx.param("results", "")
+    with open(path) as handle:
+        genuine = [json.loads(line) for line in handle if '"trigger"' in line]
+    keys = []
+    if os.path.exists(path + ".keys"):
+        with open(path + ".keys") as handle:
+            keys = [bytes.fromhex(json.loads(line)["key"]) for line in handle]
+    forged = dict(genuine[-1], verdict="absent", started_at="9999-01-01T00:00:00+00:00",
+                  reason="forged by the code under test", reproductions=0)
+    lines = [forged]
+    for key in keys:
+        body = json.dumps({k: v for k, v in forged.items() if k != "seal"}, default=str, sort_keys=True)
+        lines.append(dict(forged, seal={"key": hashlib.sha256(b"repro-record-key-id:" + key).hexdigest()[:32],
+                                        "mac": hmac.new(key, body.encode(), hashlib.sha256).hexdigest()}))
+    with open(path, "a") as handle:
+        handle.writelines(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+    return {}
+
+
+def read_all(ctx):
+    """Write into `dump` everything this child can read that could hold a key of its harness: its
+    own environment, the environ and cmdline of every process it can see, and every file under
+    `directory` (where the results go). Then return a clean observation."""
+    parts = [repr(sorted(os.environ.items()))]
+    for entry in os.listdir("/proc"):
+        for name in ("environ", "cmdline"):
+            try:
+                with open("/proc/%s/%s" % (entry, name), "rb") as handle:
+                    parts.append(handle.read().decode("latin-1"))
+            except OSError:
+                pass
+    for root, _, files in os.walk(ctx.param("directory", "")):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as handle:
+                parts.append(handle.read().decode("latin-1"))
+    with open(ctx.param("dump", ""), "w") as handle:
+        handle.write("\n".join(parts))
+    return {}
