@@ -7,7 +7,10 @@ service the bugs need (the moto server).
 
 `--matrix` instead times the whole default matrix (`nox`, the default tier of every
 matrix file for every Python found) twice, cold (empty harness, uv and nox caches) and
-warm, and counts the envs and packages the warm run had to install.
+warm, counts the envs and packages each run had to install, and compares the wall time
+with the floor: the attempts the verdicts rest on, each as long as it ran (the child's
+interpreter start, its imports and its workload), controls run in the cells included,
+controls reused from another cell not (`floor_seconds`).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from harness.errors import UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.paths import ROOT
+from harness.record import verdicts_of
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
@@ -115,10 +119,25 @@ def bench_matrix() -> list[str]:
             records = [r for f in (ROOT / "results" / "nox").rglob("*.jsonl") for r in results.read(f)]
             built = sum(1 for r in records if r.get("env") and not r["env"]["reused"])
             verdicts = Counter(r["verdict"] for r in records)
+            expected = sum(bool(r.get("expected")) and r["verdict"] in verdicts_of(r["expected"]) for r in records)
+            floor, cells = floor_seconds(records), sum(r.get("seconds") or 0 for r in records)
             lines.append(f"  whole default matrix, {label}: {seconds / 60:5.1f} min, {len(records)} cells "
-                         f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}), {built} envs built, "
-                         f"{installed} packages installed into nox venvs, nox exit {returncode}")
+                         f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}; {expected} of "
+                         f"{len(records)} as expected), {built} envs built, {installed} packages installed "
+                         f"into nox venvs, nox exit {returncode}")
+            lines.append(f"    wall {seconds:6.1f} s, the cells {cells:6.1f} s, floor {floor:6.1f} s "
+                         f"(the attempts themselves): ratio {seconds / floor if floor else float('nan'):.2f}")
     return lines
+
+
+def floor_seconds(records: list) -> float:
+    """The seconds the verdicts' attempts ran, as JSON records say them: each attempt's wall time,
+    and each control attempt run in the cell (one reused from another cell ran there, not here)."""
+    total = 0.0
+    for record in records:
+        total += sum(record.get("durations") or [])
+        total += sum(c.get("duration") or 0 for c in record.get("controls") or [] if not c.get("reused_from"))
+    return total
 
 
 def _run_nox(env: dict) -> tuple[int, int]:

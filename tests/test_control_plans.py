@@ -99,3 +99,12 @@ def test_reused_from_is_text_on_read(value):
     with pytest.raises(RecordError, match="reused_from"):
         CellRecord.from_json({"kind": "cell", "controls": [{"variant": "c", "outcome": "clean",
                                                             "reused_from": value}]})
+
+
+def test_the_benchmarks_floor_counts_a_reused_control_once(tmp_path):
+    from harness.bench import floor_seconds
+
+    (trigger, control), _ = run_all(tmp_path, ["trigger", "control-serialised"])
+    records = [trigger.to_json(), control.to_json()]
+    ran_here = sum(trigger.durations) + sum(control.durations)  # the trigger's controls are the control cell's
+    assert floor_seconds(records) == pytest.approx(ran_here) and all(c.reused_from for c in trigger.controls)
