@@ -9,10 +9,11 @@
     nox -l --json -t cells                              every cell-group session (the CI job matrix)
     nox -s "delta_already_borrowed(python='3.11', deltalake='0.20.1')"   one cell group
 
-A session's Python is the interpreter the harness runs the cells with; a missing one is
-skipped locally with nox's reason and is an error under CI. A broken matrix file likewise: its
-bug's sessions are left out with a warning, and the `matrix_files` session (run by plain `nox`
-and listed with the cell groups) is skipped with the problem locally and fails under CI.
+A session's Python is the Python of its cells; the harness nox runs with runs them (no session
+venv: one install); a missing interpreter is skipped locally and is an error under CI. A broken
+matrix file likewise: its bug's sessions are left out with a warning, and the `matrix_files`
+session (run by plain `nox` and listed with the cell groups) is skipped with the problem locally
+and fails under CI.
 Another repository gets the matrix sessions with two lines: see harness/nox_sessions.py.
 """
 from __future__ import annotations

@@ -11,9 +11,12 @@
     nox -l --json -t cells                              every cell-group session (the CI job matrix)
     nox -s "delta_already_borrowed(python='3.11', deltalake='0.20.1')"   one cell group
 
-A session's Python is the interpreter the harness runs the cells with (its venv gets the harness
-and runs `pytest matrix/` with harness.pytest_plugin); a missing one is skipped locally with
-nox's reason and is an error under CI. A broken matrix file likewise: its bug's sessions are left
+A session's Python is the Python of the cells it runs (`pytest matrix/ --cell-python X` with
+harness.pytest_plugin). The harness that runs them is the one nox itself runs with (the noxfile
+imports it): one install, no session venv to build or install into, so a cold `nox` pays for the
+cells' envs only. A missing interpreter is skipped locally with the reason and is an error under
+CI. `install(globals(), harness=...)` instead gives each session a venv of its Python with that
+harness installed (a wheel to test, a release). A broken matrix file likewise: its bug's sessions are left
 out with a warning, and the `matrix_files` session (run by plain `nox` and listed with the cell
 groups) is skipped with the problem locally and fails under CI. After the last session, nox's
 process ends with the verdict table of every cell its sessions ran.
@@ -32,9 +35,10 @@ from pathlib import Path
 
 import nox
 
-from harness import __version__, paths
 from harness import matrix as matrix_module
+from harness import paths
 from harness.envs import interpreters
+from harness.errors import UsageError
 from harness.results import REQUIRED
 from harness.text import safe_name
 
@@ -45,7 +49,7 @@ def install(namespace: dict, *, harness: str | None = None) -> None:
     """Define the matrix sessions (and `report`) in the noxfile whose globals() is `namespace`.
 
     harness: what a session venv installs to run the cells (a path, a wheel or a requirement);
-    default: this harness's source tree (editable) when it runs from one, else its release.
+    default: no venv, the harness nox runs with runs the cells (see the module's text).
     """
     root = Path(namespace["__file__"]).resolve().parent
     nox.options.default_venv_backend = "uv"
@@ -55,7 +59,7 @@ def install(namespace: dict, *, harness: str | None = None) -> None:
     entries, broken = matrix_module.discover()
     for problem in broken.values():
         print(f"noxfile: warning: broken matrix file left out: {problem}", file=sys.stderr)
-    runner = _CellRunner(root, _harness_install(root, harness))
+    runner = _CellRunner(root, _harness_install(harness))
     pythons = _pythons(entries)
     _expose_interpreters(root, sorted({*pythons["host"], HARNESS_PYTHON}))
     _print_verdicts_at_exit(runner.results)
@@ -67,12 +71,9 @@ def install(namespace: dict, *, harness: str | None = None) -> None:
     namespace["report"] = _report_session()
 
 
-def _harness_install(root: Path, harness: str | None) -> tuple:
-    """The requirements of a session venv: the harness and pytest-xdist."""
-    if harness is None and (paths.ROOT / "pyproject.toml").is_file():  # a source tree or an editable install
-        harness = "." if paths.ROOT == root else str(paths.ROOT)
-        return ("-e", harness, "pytest-xdist")
-    return (harness or f"repro-harness=={__version__}", "pytest-xdist")
+def _harness_install(harness: str | None) -> tuple | None:
+    """The requirements of a session venv (the harness and pytest-xdist), or None: no venv."""
+    return None if harness is None else (harness, "pytest-xdist")
 
 
 def _pythons(entries: dict) -> dict:
@@ -129,16 +130,48 @@ def _cell_record(line: bytes) -> dict | None:
 
 
 class _CellRunner:
-    """Runs `pytest matrix/` in a session's venv for a selection of cells."""
+    """Runs `pytest matrix/` for a selection of cells: with the harness nox runs with (`wanted` None),
+    or in a session's venv with `wanted` installed."""
 
-    def __init__(self, root: Path, wanted: tuple):
+    def __init__(self, root: Path, wanted: tuple | None):
         self.root, self.wanted = root, wanted
         self.results = root / "results" / "nox"
+
+    def session_kwargs(self, venv_python: str | None = None) -> dict:
+        """How a session of cells is declared: without a venv, or with one of `venv_python` (None: the
+        session's parametrized Python)."""
+        if self.wanted is None:
+            return {"venv_backend": "none"}
+        return {"python": venv_python} if venv_python else {}
+
+    def check_python(self, session: nox.Session, python: str) -> None:
+        """Without a venv nox looks for no interpreter: a missing host Python is skipped here as nox
+        would (an error under CI)."""
+        if self.wanted is not None or interpreters.image_python(python):
+            return
+        try:
+            interpreters.find(python)
+        except UsageError as exc:
+            if os.environ.get("CI"):
+                session.error(f"Python {python}: {exc}")
+            session.skip(f"Python {python} not found: {exc}")
+
+    def pytest(self) -> tuple:
+        """The command of pytest: the session venv's, or this interpreter's (the harness nox imported)."""
+        return ("pytest",) if self.wanted is not None else (sys.executable, "-m", "pytest")
+
+    def env(self) -> dict:
+        """Without a venv, pytest imports the harness this noxfile imported (a source tree's first)."""
+        if self.wanted is not None or not (paths.ROOT / "pyproject.toml").is_file():
+            return {}
+        return {"PYTHONPATH": os.pathsep.join(p for p in (str(paths.ROOT), os.environ.get("PYTHONPATH")) if p)}
 
     def install(self, session: nox.Session) -> None:
         """The harness into the session's venv, once per install spec (and the source tree's
         pyproject.toml): an editable install sees source edits without reinstalling, so skipping
         the no-op reinstall saves seconds per session on warm runs."""
+        if self.wanted is None:
+            return
         stamp = Path(session.virtualenv.location) / ".repro-install"
         metadata = paths.ROOT / "pyproject.toml"
         key = hashlib.sha256((metadata.read_bytes() if metadata.is_file() else b"")
@@ -150,14 +183,15 @@ class _CellRunner:
 
     def run(self, session: nox.Session, *selection: str, allow_none: bool = False,
             cell_python: str | None = None) -> None:
+        self.check_python(session, cell_python or str(session.python))
         self.install(session)
         results = self.results / safe_name(session.name)
         # Exactly the cells declared for the session's Python: a 3.11 session also runs 3.11.7,
         # whose cells have a session of their own.
-        session.run("pytest", "matrix/", "-p", "no:cacheprovider", "-q", "-rs", "--progress", "--results-dir",
+        session.run(*self.pytest(), "matrix/", "-p", "no:cacheprovider", "-q", "-rs", "--progress", "--results-dir",
                     str(results), "--junitxml", str(results / "junit.xml"),
                     "--cell-python", cell_python or str(session.python), *selection, *session.posargs,
-                    success_codes=[0, 5] if allow_none else [0])  # 5: pytest collected no cell
+                    env=self.env(), success_codes=[0, 5] if allow_none else [0])  # 5: pytest collected no cell
 
 
 def _matrix_sessions(runner: _CellRunner, entries: dict, pythons: dict) -> dict:
@@ -171,7 +205,7 @@ def _matrix_sessions(runner: _CellRunner, entries: dict, pythons: dict) -> dict:
             session.skip(f"no cells of the {tier} tier for Python {cell_python or session.python}")
         runner.run(session, "--tier", "default", allow_none=True, cell_python=cell_python)
 
-    @nox.session
+    @nox.session(**runner.session_kwargs())
     @nox.parametrize("python", pythons["host"])
     def matrix(session: nox.Session) -> None:
         """The default tier of the matrix for this Python (`-- --tier all`: every cell)."""
@@ -179,7 +213,7 @@ def _matrix_sessions(runner: _CellRunner, entries: dict, pythons: dict) -> dict:
 
     sessions = {"matrix": matrix}
     if pythons["image"]:
-        @nox.session(python=HARNESS_PYTHON)
+        @nox.session(**runner.session_kwargs(HARNESS_PYTHON))
         @nox.parametrize("cell_python", pythons["image"])
         def matrix_images(session: nox.Session, cell_python: str) -> None:
             """The default tier of the matrix for the Python of an image recipe (`-- --tier all`: every cell)."""
@@ -234,7 +268,7 @@ def _bug_session(runner: _CellRunner, bug: str, entry: dict):
 
     cells.__doc__ = f"Cells of {bug} for one Python and one set of pins."
     session = nox.parametrize("python,pins,cell_python", _group_params(entry))(cells)
-    return nox.session(name=bug.replace("-", "_"), tags=[bug, "cells"])(session)
+    return nox.session(name=bug.replace("-", "_"), tags=[bug, "cells"], **runner.session_kwargs())(session)
 
 
 def _broken_files_session(broken: dict):

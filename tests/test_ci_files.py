@@ -193,3 +193,26 @@ def test_only_the_publishing_jobs_hold_a_write_scoped_token():
         cells = jobs(workflow).get("cells")
         if cells is not None:
             assert permissions_of(cells) == {"contents": "read"}, "the cells job declares read-only itself"
+
+
+def test_a_session_of_a_missing_python_is_skipped_here_and_an_error_under_ci(tmp_path):
+    """The sessions run without a venv (the harness nox runs with runs the cells), so nox looks for no
+    interpreter: the harness does, and a missing one keeps nox's rule."""
+    for name in ("repros", "matrix"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "repros" / "synthetic_far_future.py").write_text(
+        'BUG = {"id": "synthetic-far-future", "title": "t", "failure_kind": "exception", "signature": "x",\n'
+        '       "packages": [], "requirements": [], "trigger_rate": {"reproduced": 1, "attempts": 1},\n'
+        '       "variants": {"trigger": {"role": "trigger", "run": "f", "timeout": 5},\n'
+        '                    "control": {"role": "control", "run": "f", "timeout": 5}}}\n'
+        'def f(ctx):\n    return {}\n')
+    (tmp_path / "matrix" / "synthetic_far_future.toml").write_text(
+        'bug = "synthetic-far-future"\n[[cells]]\npython = ["3.19"]\nexpect = "absent"\n')
+    (tmp_path / "noxfile.py").write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                                         "from harness.nox_sessions import install\ninstall(globals())\n")
+    env = {k: v for k, v in os.environ.items() if k != "REPRO_PATH"}
+    for ci, code, said in (("", 0, "skipped: Python 3.19 not found"), ("1", 1, "aborted: Python 3.19")):
+        out = subprocess.run([sys.executable, "-m", "nox", "-s", "matrix(python='3.19')"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, env={**env, "CI": ci})
+        assert out.returncode == code, out.stderr[-2000:]
+        assert f"Session matrix(python='3.19') {said}" in out.stderr, out.stderr[-2000:]
