@@ -16,11 +16,13 @@ from harness.bisect import run as bisect_run
 from harness.bisect.git import CHECK_ABORT, CHECK_SKIP, check_exit_codes
 from harness.cell import Cell, executor_for, pins_not_applied
 from harness.cli.options import (
+    WHERE,
     add_run_options,
     build_options,
     check_at_least,
     check_pins,
     emit,
+    group_of,
     keep_result,
     resolve_exclude_newer,
 )
@@ -50,10 +52,17 @@ where it was fixed (OLD present, NEW absent):
            git bisect run repro check BUG --source DIR --find-fix
 """
 
+CHECK_DESCRIPTION = """\
+Run the bug's trigger against a source checkout (the package built from DIR's working tree, with
+the dependencies of the checked-out commit's date) to one verdict, and exit as `git bisect run`
+reads it. With --bisect OLD..NEW it runs the whole git bisect itself and names the commit where
+the bug appeared (or, with --find-fix, where it was fixed)."""
+
 CHECK_EPILOG = """\
 exit codes (what `git bisect run` reads): 0 absent, 1 present, 125 this revision cannot be
 tested (skip), 128 usage error or harness failure (stops the bisection); --find-fix swaps 0 and 1.
 
+examples:
 """ + GIT_RECIPES + """
 --bisect checks both ends first and refuses a range whose ends agree or point the other way,
 runs `git bisect run`, prints the first commit of the change with its subject and resets the
@@ -63,7 +72,20 @@ exit 0, NEW 1): git bisect trusts the ends it is given, and with the wrong mode 
 wrong commit without a warning.
 """
 
+BISECT_DESCRIPTION = """\
+Find where a bug's verdict changes: over a package's releases (each installed with the
+dependencies of its own upload date) or over interpreters. --map (the default) tests every K-th
+point, then narrows each change it sees to adjacent points, so a history that is fixed, comes back
+and is fixed again is mapped whole; --first-fixed and --first-bad binary-search one transition.
+Each point's verdict is cached, and its record appended to the results file."""
+
 BISECT_EPILOG = """\
+exit codes:
+  0  the transitions were found (--map: the map is complete)
+  1  none found, a point could not be judged where it mattered, or a record was not written
+  2  usage error (unknown bug, --package needed, a bad range): nothing ran
+  130 interrupted (Ctrl-C, SIGTERM): the points tested so far are cached
+
 examples:
   repro bisect BUG --package PKG --python 3.11 --map            every transition over releases
   repro bisect BUG --package PKG --from A --to B --first-fixed  one transition, binary search
@@ -98,13 +120,14 @@ CHECK_EXCLUDE_NEWER = {
 def _add_check_arguments(check) -> list[argparse.Action]:
     """check's arguments, the run options first (with check's own --exclude-newer); returned for
     the command each bisect step runs."""
+    what = check.add_argument_group("what to check")
     return add_run_options(check, CHECK_EXCLUDE_NEWER) + [
-        check.add_argument("bug"),
-        check.add_argument("--source", type=Path, default=Path("."), help="the package's source directory"),
-        check.add_argument("--variant", default="trigger", help="the trigger variant to run"),
-        check.add_argument("--find-fix", action="store_true", help="look for the fix: exit 0 present, 1 absent "
-                           "(for git's --term-old=broken --term-new=fixed)"),
-        check.add_argument("--bisect", metavar="OLD..NEW",
+        what.add_argument("bug", help="the bug's id (`repro list` shows them)"),
+        what.add_argument("--source", type=Path, default=Path("."), help="the package's source directory"),
+        what.add_argument("--variant", default="trigger", help="the trigger variant to run"),
+        what.add_argument("--find-fix", action="store_true", help="look for the fix: exit 0 present, 1 absent "
+                          "(for git's --term-old=broken --term-new=fixed)"),
+        what.add_argument("--bisect", metavar="OLD..NEW",
                            help="run the whole git bisect over this range of the source's repository: check both "
                                 "ends, refuse a range whose ends agree or that is reversed, name the first commit, "
                                 "reset")]
@@ -112,26 +135,29 @@ def _add_check_arguments(check) -> list[argparse.Action]:
 
 def add_parsers(sub, common) -> None:
     run = sub.add_parser("bisect", parents=[common], help="find where the verdict changes across releases",
-                         formatter_class=HelpFormatter, epilog=BISECT_EPILOG)
-    run.add_argument("bug")
-    run.add_argument("--package", help="the package whose releases are the axis (default: the bug's only one)")
-    run.add_argument("--from", dest="first", metavar="VERSION", help="oldest release to consider")
-    run.add_argument("--to", dest="last", metavar="VERSION", help="newest release to consider")
-    modes = run.add_mutually_exclusive_group()
+                         description=BISECT_DESCRIPTION, formatter_class=HelpFormatter, epilog=BISECT_EPILOG)
+    axis, search = run.add_argument_group("the axis"), run.add_argument_group("the search")
+    axis.add_argument("bug", help="the bug's id (`repro list` shows them)")
+    axis.add_argument("--package", help="the package whose releases are the axis (default: the bug's only one)")
+    axis.add_argument("--from", dest="first", metavar="VERSION", help="oldest release to consider")
+    axis.add_argument("--to", dest="last", metavar="VERSION", help="newest release to consider")
+    modes = search.add_mutually_exclusive_group()
     modes.add_argument("--first-fixed", dest="mode", action="store_const", const="first-fixed",
                        help="binary search: oldest range end present, newest absent (one transition assumed)")
     modes.add_argument("--first-bad", dest="mode", action="store_const", const="first-bad",
                        help="binary search: oldest range end absent, newest present (one transition assumed)")
     modes.add_argument("--map", dest="mode", action="store_const", const="map",
                        help="every transition of a possibly non-monotonic history (the default)")
-    run.add_argument("--stride", type=int, help="--map: test every K-th point first (default: 3 for releases, "
+    search.add_argument("--stride", type=int, help="--map: test every K-th point first (default: 3 for releases, "
                      "1 for interpreters; 1 tests all)")
-    run.add_argument("--python-versions", metavar="LIST|available",
+    axis.add_argument("--python-versions", metavar="LIST|available",
                      help="comma-separated interpreters as the axis (or, with --package, one bisect each)")
-    run.add_argument("--variant", default="trigger", help="the trigger variant to run")
-    run.add_argument("--no-cache", action="store_true", help="ignore cached verdicts (new ones are still stored)")
-    run.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
+    axis.add_argument("--variant", default="trigger", help="the trigger variant to run")
+    search.add_argument("--no-cache", action="store_true", help="ignore cached verdicts (new ones are still stored)")
+    group_of(run, WHERE).add_argument("--report", type=Path, metavar="FILE",
+                                      help="also write the report as JSON to FILE")
     check = sub.add_parser("check", formatter_class=HelpFormatter, epilog=CHECK_EPILOG,
+                           description=CHECK_DESCRIPTION,
                            help="exit 0 absent, 1 present, 125 cannot test: for `git bisect run` "
                                 "(--find-fix swaps 0 and 1; --bisect OLD..NEW runs the whole git bisect)")
     _add_check_arguments(check)

@@ -75,17 +75,95 @@ exit codes:
 """
 
 VERIFY_EPILOG = """\
-exit codes: 0 every check holds, 1 a check does not (the table says which), 2 usage error
-(unknown bug, no [verify] cells in its matrix file).
+examples:
+  repro verify delta-already-borrowed                  does the repro still tell bad from good?
+  repro verify wrangler-athena-cache-race --attempts 5 --json
+
+exit codes:
+  0  every check holds
+  1  a check does not (the table says which)
+  2  usage error (unknown bug, no [verify] cells in its matrix file): nothing ran
+  130 interrupted (Ctrl-C, SIGTERM): the finished cells are kept
+"""
+
+TOP_DESCRIPTION = """\
+Reproduce known concurrency bugs of Python data libraries, and tell whether your versions have
+them. A cell (a bug's variant, one Python, pinned releases) runs in fresh child processes under a
+watchdog, in its own uv env, until the bug shows (present) or enough clean attempts make `absent`
+a statistical claim; a bug's controls check that a failure is the bug. Each command's --help has
+its examples and exit codes."""
+
+TOP_EPILOG = """\
+examples:
+  repro list                                                       the known bugs
+  repro run wrangler-athena-cache-race --with awswrangler==3.10.0  is the bug in my release?
+  repro audit uv.lock                                              which known bugs has my lock file?
+  repro bisect delta-already-borrowed --package deltalake --map    where it came and went
+
+exit codes (every command; its --help says what 1, 3 and 4 mean for it):
+  0  success: absent, every check holds, written
+  1  present, or a check that does not hold
+  2  usage error: one line on stderr, nothing ran or was written
+  130 interrupted (Ctrl-C, SIGTERM)
+"""
+
+LIST_DESCRIPTION = """\
+The known bugs: those shipped with the harness, those in $REPRO_PATH and in ./repros (a
+maintainer's own), each with its failure kind, packages and variants (trigger or control) and a
+line of title. A repro file that cannot be loaded is reported on stderr; the others are listed."""
+
+LIST_EPILOG = """\
+examples:
+  repro list
+  repro list --json | python3 -c 'import json, sys; print([b["id"] for b in json.load(sys.stdin)])'
+
+exit codes:
+  0  listed (a broken repro file is reported on stderr, the others are listed)
+  2  usage error
+"""
+
+REPORT_DESCRIPTION = """\
+Turn result files (JSON lines of cell records, as run, verify, bisect and the matrix write them)
+into what a reader sees: the verdict table between the README's results markers, an HTML page,
+badges, OSV records of the verified ranges and JUnit XML under --out. Every input is checked
+before anything is written, and the README is written last."""
+
+REPORT_EPILOG = """\
+examples:
+  repro report                                    ./results -> ./matrix/reports and README.md
+  repro report results/ ci-results/ --out site --no-readme
+
+exit codes:
+  0  written (the paths are printed)
+  2  usage error (no such result file, no cell records, an unreadable README, an unwritable --out)
+"""
+
+NEW_DESCRIPTION = """\
+Write a commented skeleton of a new bug: ./repros/BUG.py (the trigger, a control, the failure's
+signature) and ./matrix/BUG.toml (the cells and the verdicts they should give), for the package
+of ./pyproject.toml or --package. A file that exists is never overwritten."""
+
+NEW_EPILOG = """\
+examples:
+  repro new mylib-write-race                      in your project's root (its pyproject.toml names it)
+  repro new mylib-write-race --package mylib
+  then: fill in the TODOs, `repro list`, `repro run mylib-write-race --with "mylib @ file://$PWD"`
+
+exit codes:
+  0  written (the files are printed)
+  2  usage error (a bad or known id, no package name, a file of the skeleton already there)
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repro", description="Reproduce known concurrency bugs per cell.")
+    parser = argparse.ArgumentParser(prog="repro", description=TOP_DESCRIPTION, epilog=TOP_EPILOG,
+                                     formatter_class=bisect_cli.HelpFormatter)
     parser.add_argument("--version", action="version", version=f"repro-harness {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="the known bugs and their variants")
-    listing.add_argument("--json", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
+    listing = sub.add_parser("list", help="the known bugs and their variants", description=LIST_DESCRIPTION,
+                             epilog=LIST_EPILOG, formatter_class=bisect_cli.HelpFormatter)
+    listing.add_argument_group("output").add_argument("--json", action="store_true",
+                                                      help="one JSON list of the bugs on stdout")
     common = options_parser()
     run = sub.add_parser("run", parents=[common], help="run one cell to a verdict: is the bug in these versions?",
                          description=RUN_DESCRIPTION, epilog=RUN_EPILOG, formatter_class=bisect_cli.HelpFormatter)
@@ -122,22 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
     group_of(audit, HOW_LONG).description = "with --run, and in each verifying command"
     bisect_cli.add_parsers(sub, common)
     matrix_cli.add_parsers(sub)
-    report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML")
-    report.add_argument("paths", nargs="*", type=Path, default=[Path("results")],
+    report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML",
+                            description=REPORT_DESCRIPTION, epilog=REPORT_EPILOG,
+                            formatter_class=bisect_cli.HelpFormatter)
+    inputs, outputs = report.add_argument_group("what to read"), report.add_argument_group("what to write")
+    inputs.add_argument("paths", nargs="*", type=Path, default=[Path("results")],
                         help="result files or directories of *.jsonl (default: ./results)")
-    report.add_argument("--out", type=Path, default=Path("matrix") / "reports",
-                        help="output directory (default: ./matrix/reports)")
-    report.add_argument("--readme", type=Path, default=None,
-                        help="README with a results section (default: ./README.md if it has one)")
-    report.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    report.add_argument("--sealed", action="store_true", help=matrix_cli.SEALED_HELP)
+    outputs.add_argument("--out", type=Path, default=Path("matrix") / "reports",
+                         help="output directory (default: ./matrix/reports)")
+    outputs.add_argument("--readme", type=Path, default=None,
+                         help="README with a results section (default: ./README.md if it has one)")
+    outputs.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    inputs.add_argument("--sealed", action="store_true", help=matrix_cli.SEALED_HELP)
     new = sub.add_parser("new", help="write a commented skeleton of a repro and its matrix entry "
-                                     "(./repros/BUG.py, ./matrix/BUG.toml)")
-    new.add_argument("bug", help="the new bug's id, e.g. mylib-write-race")
-    new.add_argument("--package", help="the package under test (default: the name in ./pyproject.toml)")
-    new.add_argument("--force", action="store_true",
-                     help="write it even if a repro of this id exists (shipped or elsewhere): the new one "
-                          "replaces it; an existing file of the skeleton is still never overwritten")
+                                     "(./repros/BUG.py, ./matrix/BUG.toml)",
+                         description=NEW_DESCRIPTION, epilog=NEW_EPILOG, formatter_class=bisect_cli.HelpFormatter)
+    what = new.add_argument_group("what to write")
+    what.add_argument("bug", help="the new bug's id, e.g. mylib-write-race")
+    what.add_argument("--package", help="the package under test (default: the name in ./pyproject.toml)")
+    what.add_argument("--force", action="store_true",
+                      help="write it even if a repro of this id exists (shipped or elsewhere): the new one "
+                           "replaces it; an existing file of the skeleton is still never overwritten")
     return parser
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness import github, matrix, results, stats, watch
 from harness.cell import Cell, Options
+from harness.cli.bisect import HelpFormatter
 from harness.envs import interpreters, package_index
 from harness.envs.requirements import requirement_name
 from harness.errors import UsageError
@@ -33,33 +34,86 @@ SEALED_HELP = ("read only records whose seal verifies: written by a harness whos
 WRITTEN = ("present", "absent", "hang", "crash", "other-failure", "skipped")  # measured verdicts worth keeping
 
 
+MATRIX_DESCRIPTION = """\
+Keep the matrix files up with the index (refresh) and watch the newest releases for regressions
+(watch): the two jobs of the scheduled CI run."""
+
+MATRIX_EPILOG = """\
+examples:
+  repro matrix refresh --list                     releases published since each bug's newest cell
+  repro matrix watch results/ --published site/results.jsonl --summary "$GITHUB_STEP_SUMMARY"
+
+exit codes: those of `repro matrix refresh` and `repro matrix watch` (see their --help); 2 usage error.
+"""
+
+REFRESH_DESCRIPTION = """\
+For each bug with a matrix file, find the releases of its package published since the newest one
+its matrix pins, run their cells (each with the dependencies of its date) and append them to the
+history tier with the verdict each run gave: only measured verdicts are written (an error is
+reported, not written), with a note of when and what was measured. The diff is printed, and the
+file must still load."""
+
+REFRESH_EPILOG = """\
+examples:
+  repro matrix refresh --list                     what would run; nothing runs
+  repro matrix refresh delta-already-borrowed --attempts 10
+
+exit codes:
+  0  every new cell was measured and written (or --list)
+  1  some cell gave no verdict worth keeping (error): it was reported, not written
+  2  usage error (no matrix file of a bug, a bad --attempts)
+  130 interrupted (Ctrl-C, SIGTERM)
+"""
+
+WATCH_DESCRIPTION = """\
+Compare this run's results with the last published ones: the tracking issues to open (a cell that
+regressed), update or close (fixed again), as JSON payloads; --post sends them to GitHub, --publish
+writes the merged newest records the next run compares with, --summary appends the verdict table."""
+
+WATCH_EPILOG = """\
+examples:
+  repro matrix watch results/ --published site/results.jsonl --payloads issues.json
+  repro matrix watch results/ --published site/results.jsonl --post --repo OWNER/NAME
+
+exit codes:
+  0  compared (and, with --post, sent)
+  2  usage error (no such result file, --post without GITHUB_TOKEN or --repo)
+"""
+
+
 def add_parsers(sub) -> None:
-    parser = sub.add_parser("matrix", help="refresh the matrix from the index; the regression watch")
-    commands = parser.add_subparsers(dest="matrix_command", required=True)
+    parser = sub.add_parser("matrix", help="refresh the matrix from the index; the regression watch",
+                            description=MATRIX_DESCRIPTION, epilog=MATRIX_EPILOG, formatter_class=HelpFormatter)
+    commands = parser.add_subparsers(dest="matrix_command", required=True, title="commands")
     refresh = commands.add_parser("refresh", help="run the releases published since each bug's newest cell and "
-                                                  "add them to the history tier with the verdicts measured")
-    refresh.add_argument("bugs", nargs="*", help="only these bugs (default: every bug with a matrix file)")
-    refresh.add_argument("--list", action="store_true", help="list the new releases and the cells; run nothing")
-    refresh.add_argument("--matrix-dir", type=Path, default=None,
-                         help="the matrix directory to refresh (default: ./matrix, else the shipped one)")
-    refresh.add_argument("--attempts", type=int, default=None, help="fixed attempts per cell (default: the "
-                                                                      "confidence rule, as in the matrix)")
-    refresh.add_argument("--results", type=Path, default=Path("results") / "refresh.jsonl",
-                         help="JSON lines file the records of the new cells are appended to")
-    refresh.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    track = commands.add_parser("watch", help="compare results with the published ones: tracking-issue payloads")
-    track.add_argument("results", nargs="+", type=Path, help="result files or directories of this run")
-    track.add_argument("--published", type=Path, action="append", default=[],
-                       help="the last published results (missing: nothing published yet)")
-    track.add_argument("--payloads", type=Path, help="write the payloads here as JSON (default: stdout)")
-    track.add_argument("--summary", type=Path, help="append a short Markdown summary (the verdict table) here")
-    track.add_argument("--publish", type=Path, help="write the newest record of each cell, published and new, "
-                                                    "here: the results the next run compares with")
-    track.add_argument("--sealed", action="store_true", help=SEALED_HELP)
-    track.add_argument("--post", action="store_true",
-                       help="open, update or close the issues on GitHub (needs GITHUB_TOKEN; --repo or "
-                            "GITHUB_REPOSITORY)")
-    track.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME of the issues")
+                                                  "add them to the history tier with the verdicts measured",
+                                  description=REFRESH_DESCRIPTION, epilog=REFRESH_EPILOG,
+                                  formatter_class=HelpFormatter)
+    what, where = refresh.add_argument_group("what to run"), refresh.add_argument_group("where results go")
+    what.add_argument("bugs", nargs="*", help="only these bugs (default: every bug with a matrix file)")
+    what.add_argument("--list", action="store_true", help="list the new releases and the cells; run nothing")
+    what.add_argument("--attempts", type=int, default=None, help="fixed attempts per cell (default: the "
+                                                                   "confidence rule, as in the matrix)")
+    where.add_argument("--matrix-dir", type=Path, default=None,
+                       help="the matrix directory to refresh (default: ./matrix, else the shipped one)")
+    where.add_argument("--results", type=Path, default=Path("results") / "refresh.jsonl",
+                       help="JSON lines file the records of the new cells are appended to")
+    where.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    track = commands.add_parser("watch", help="compare results with the published ones: tracking-issue payloads",
+                                description=WATCH_DESCRIPTION, epilog=WATCH_EPILOG, formatter_class=HelpFormatter)
+    inputs, outputs = track.add_argument_group("what to compare"), track.add_argument_group("what to write or send")
+    inputs.add_argument("results", nargs="+", type=Path, help="result files or directories of this run")
+    inputs.add_argument("--published", type=Path, action="append", default=[],
+                        help="the last published results (missing: nothing published yet)")
+    outputs.add_argument("--payloads", type=Path, help="write the payloads here as JSON (default: stdout)")
+    outputs.add_argument("--summary", type=Path, help="append a short Markdown summary (the verdict table) here")
+    outputs.add_argument("--publish", type=Path, help="write the newest record of each cell, published and new, "
+                                                      "here: the results the next run compares with")
+    inputs.add_argument("--sealed", action="store_true", help=SEALED_HELP)
+    outputs.add_argument("--post", action="store_true",
+                         help="open, update or close the issues on GitHub (needs GITHUB_TOKEN; --repo or "
+                              "GITHUB_REPOSITORY)")
+    outputs.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME of the issues")
 
 
 def cmd_matrix(args) -> int:
