@@ -187,7 +187,7 @@ def test_only_the_publishing_jobs_hold_a_write_scoped_token():
         assert top and dict(re.findall(r"^  ([a-z-]+): ([a-z]+)", top.group(1), flags=re.M)) == {"contents": "read"}
         for name, job in jobs(workflow).items():
             writes = {scope for scope, access in permissions_of(job).items() if access == "write"}
-            if name in ("report", "pages"):
+            if name in ("report", "pages", "publish"):  # publish: test_release_publishes_with_trusted_publishing
                 continue
             assert not writes, f"{workflow.name}: job {name} holds {writes}"
         cells = jobs(workflow).get("cells")
@@ -216,3 +216,20 @@ def test_a_session_of_a_missing_python_is_skipped_here_and_an_error_under_ci(tmp
                              capture_output=True, text=True, timeout=300, env={**env, "CI": ci})
         assert out.returncode == code, out.stderr[-2000:]
         assert f"Session matrix(python='3.19') {said}" in out.stderr, out.stderr[-2000:]
+
+
+def test_release_publishes_with_trusted_publishing_only_on_a_tag():
+    """release.yml: build and check once, publish those files from a job that holds the OIDC token and
+    nothing else (no stored token, no secret), only for a version tag."""
+    release = ROOT / ".github" / "workflows" / "release.yml"
+    text = release.read_text()
+    found = jobs(release)
+    assert set(found) == {"build", "publish"}
+    assert re.search(r"^on:\n  push:\n    tags: \[\"v\*\"\]$", text, flags=re.M)
+    assert permissions_of(found["build"]) == {}  # the workflow's read-only default
+    assert permissions_of(found["publish"]) == {"id-token": "write"}
+    assert "if: startsWith(github.ref, 'refs/tags/v')" in found["publish"] and "needs: build" in found["publish"]
+    assert "secrets." not in text and "password" not in text
+    assert "uv publish --trusted-publishing always dist/*" in found["publish"]
+    assert "twine check --strict dist/*" in found["build"] and "python -m build" in found["build"]
+    assert "actions/checkout" not in found["publish"]  # the publishing job runs none of the repository's code
