@@ -21,7 +21,7 @@ from harness import __version__, stats, verdict
 from harness.attempt import Attempt, child_env, run_attempt
 from harness.envs import gitref
 from harness.envs.interpreters import image_python
-from harness.envs.requirements import merge_requirements, requirement_name
+from harness.envs.requirements import merge_requirements
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
@@ -29,6 +29,7 @@ from harness.paths import source_commit
 from harness.record import AttemptRecord, CellRecord
 from harness.registry import Bug, Variant, get_bug
 from harness.verdict import ABSENT, CLEAN, ERROR, SKIPPED, Decision, decide
+from harness.versions import requirement_name
 
 
 @dataclass(frozen=True)

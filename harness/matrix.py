@@ -31,7 +31,6 @@ problems of the broken ones, as `registry.discover()` does for repro files.
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +38,13 @@ from typing import NamedTuple
 
 from harness.cell import Cell, pins_not_applied
 from harness.envs import gitref, interpreters, package_index
-from harness.envs.requirements import check_date, check_requirement
+from harness.envs.requirements import check_date
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
 from harness.registry import all_bugs
 from harness.text import did_you_mean, unknown_keys
 from harness.verdict import ABSENT, PRESENT, VERDICTS
+from harness.versions import LATEST, check_requirement, exact_pin, latest_pin, requirement_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,7 +55,6 @@ MATRIX_DIR = shipped("matrix")  # the shipped matrix (the repository's matrix/ i
 TIERS = ("default", "history")  # the default tier is what plain `nox` runs; history is opt-in
 NEWEST_PYTHON = "newest"        # python = "newest": the newest interpreter found, when the cell runs
 # A pin that tracks the newest release: NAME==latest (extras allowed), resolved from the index.
-LATEST_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*" + package_index.LATEST + "$")
 
 
 @dataclass(frozen=True)
@@ -170,8 +169,8 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
                 gitref.check(pin, path.parent)
             except UsageError as exc:
                 raise _fail(path, name, str(exc)) from None
-        if package_index.LATEST in pin and not LATEST_PIN_RE.match(pin):
-            raise _fail(path, name, f"{pin!r}: the newest release is pinned as NAME=={package_index.LATEST}")
+        if LATEST in pin and not latest_pin(pin):
+            raise _fail(path, name, f"{pin!r}: the newest release is pinned as NAME=={LATEST}")
     variants = entry.get("variants", list(bug.variants))
     if not _strings(variants):
         raise _fail(path, name, "variants must be a list of variant names")
@@ -193,7 +192,7 @@ def _expand(path: Path, name: str, entry: dict, bug) -> list[Expected]:
             check_date(rule if isinstance(rule, str) else repr(rule))
         except UsageError as exc:
             raise _fail(path, name, str(exc)) from None
-    if rule == "release" and not any(package_index.EXACT_PIN_RE.match(p) for p in pins):
+    if rule == "release" and not any(exact_pin(p) or latest_pin(p) for p in pins):  # latest: resolved to one
         raise _fail(path, name, 'exclude_newer = "release" needs a NAME==VERSION pin: the date is its release\'s')
     for variant in variants:  # a record must not name pins its cell did not install
         not_applied = pins_not_applied(bug, bug.variants[variant], pins)
@@ -286,7 +285,7 @@ def for_bug(bug_id: str, directory: Path | None = None) -> dict | None:
 
 def tracks_latest(expected: Expected) -> bool:
     """Whether the cell follows the index: a `NAME==latest` pin or python = "newest"."""
-    return expected.cell.python == NEWEST_PYTHON or any(LATEST_PIN_RE.match(p) for p in expected.cell.pins)
+    return expected.cell.python == NEWEST_PYTHON or any(latest_pin(p) for p in expected.cell.pins)
 
 
 @functools.lru_cache(maxsize=None)
@@ -307,14 +306,14 @@ def concrete_python(python: str) -> str:
 
 def _resolve_pin(pin: str, python: str) -> str:
     """NAME==latest -> NAME==<the newest final release for this Python>; any other pin unchanged."""
-    match = LATEST_PIN_RE.match(pin)
-    if not match:
+    latest = latest_pin(pin)
+    if not latest:
         return pin
     try:
         version = interpreters.find(python).version  # Requires-Python is checked against the full version
     except UsageError:
         version = python  # the cell will be skipped for want of the interpreter; resolve for the record
-    return f"{match.group(1)}{match.group(2) or ''}=={package_index.newest(match.group(1), version)}"
+    return f"{latest}=={package_index.newest(requirement_name(latest), version)}"
 
 
 def resolve(expected: Expected) -> Cell:
@@ -338,9 +337,9 @@ def declared(expected: Expected, cell: Cell) -> dict:
         return {}
     releases = {}
     for declared_pin, pin in zip(expected.cell.pins, cell.pins):
-        match = LATEST_PIN_RE.match(declared_pin)
-        if match:
-            releases[match.group(1).lower()] = pin.split("==", 1)[1]
+        latest = latest_pin(declared_pin)
+        if latest:
+            releases[requirement_name(latest)] = pin.split("==", 1)[1]
     return {"python_requested": expected.cell.python, "pins": list(expected.cell.pins),
             "resolved": {"python": cell.python, "pins": list(cell.pins), "releases": releases}}
 

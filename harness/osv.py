@@ -30,10 +30,11 @@ from pathlib import Path
 from harness import stats
 from harness.files import write_atomically
 from harness.record import CellRecord, cells, weakest_exclusion
+from harness.registry import upstream_reference
+from harness.versions import version_key
 
 SCHEMA_VERSION = "1.7.5"  # of the OSV schema tests/osv/schema.json was taken from
 BADGES_START, BADGES_END = "<!-- badges:start -->", "<!-- badges:end -->"
-UPSTREAM_RE = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(\d+)\s*(.*)$")
 DISTRIBUTION_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]{0,98}[A-Z0-9]", re.IGNORECASE)  # PEP 508
 VERSION_TEXT = re.compile(r"[A-Za-z0-9.!+_-]{1,100}")  # what a version may be written with: no space, no markup
 
@@ -69,15 +70,6 @@ def unpublishable(records: list, limit: int = 20) -> list[str]:
     return lines + ([f"... and {len(found) - limit} more"] if len(found) > limit else [])
 
 
-def _version_key(version: str):
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (0, Version(version))
-    except InvalidVersion:
-        return (-1, version)
-
-
 def verdicts_by_release(bug: str, package: str, records: list) -> dict[str, str] | None:
     """{release: "present" | "absent"} of the package from the bug's trigger cells, oldest first;
     None when the package's release does not decide the verdict (see the module's text)."""
@@ -93,7 +85,7 @@ def verdicts_by_release(bug: str, package: str, records: list) -> dict[str, str]
     for verdicts in seen.values():
         if len(verdicts) == 2 and not verdicts["present"] & verdicts["absent"]:
             return None  # the same release, both verdicts, with other releases of the other packages
-    return {v: ("present" if "present" in seen[v] else "absent") for v in sorted(seen, key=_version_key)}
+    return {v: ("present" if "present" in seen[v] else "absent") for v in sorted(seen, key=version_key)}
 
 
 def absent_exclusions(bug: str, package: str, records: list) -> dict[str, float]:
@@ -135,12 +127,12 @@ def standing(timeline: dict[str, str], version: str) -> tuple[str, str]:
     releases of the same verdict shares it (as an OSV range covers the releases between its events);
     one between releases of two verdicts, older than the oldest tested, or newer than a newest tested
     that has the bug, is not verified either way."""
-    releases = sorted(timeline, key=_version_key)
+    releases = sorted(timeline, key=version_key)
     if version in timeline:
         return _word(timeline[version]), f"{version} is verified {timeline[version]}"
-    key = _version_key(version)
-    older = [v for v in releases if _version_key(v) < key]
-    newer = [v for v in releases if _version_key(v) > key]
+    key = version_key(version)
+    older = [v for v in releases if version_key(v) < key]
+    newer = [v for v in releases if version_key(v) > key]
     if not older:
         return UNKNOWN, f"older than {releases[0]}, the oldest release tested ({timeline[releases[0]]})"
     below = older[-1]
@@ -166,13 +158,8 @@ def _adjacent(older: str, newer: str, index: list[str] | None) -> bool:
 
 
 def _references(upstream: list[str]) -> list[dict]:
-    refs = []
-    for line in upstream:
-        match = UPSTREAM_RE.match(line)
-        if match:
-            kind = "FIX" if re.search(r"\bfix", match.group(3)) else "REPORT" if "report" in match.group(3) else "WEB"
-            refs.append({"type": kind, "url": f"https://github.com/{match.group(1)}/issues/{match.group(2)}"})
-    return refs
+    found = filter(None, map(upstream_reference, upstream))
+    return [{"type": kind, "url": url} for kind, url in found]
 
 
 def entries(records: list, bugs: dict, index_of=None, now: str | None = None) -> list[dict]:

@@ -27,10 +27,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from packaging.version import InvalidVersion, Version
-
 from harness import stats
 from harness.verdict import ABSENT, PRESENT, VERDICTS
+from harness.versions import exact_pin, pinned_versions, requirement_name, version_key
 
 SCHEMA = 1  # the version of the results format; a record of a newer one is refused, an older one read leniently
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -387,31 +386,6 @@ def mismatch(record: CellRecord) -> str:
 
 # ---------------------------------------------------------------- the order of records: releases as versions
 
-PIN_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
-
-
-def version_key(text) -> tuple:
-    """Sorts versions as versions; a text that is no version sorts before them, as text."""
-    try:
-        return (1, Version(str(text)))
-    except InvalidVersion:
-        return (0, str(text))
-
-
-def normal_name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def pinned_versions(pins) -> dict:
-    """{package: version} of the exact pins (`name==version`) among `pins`."""
-    found = {}
-    for pin in pins or ():
-        match = PIN_RE.match(pin)
-        if match:
-            found[normal_name(match.group(1))] = match.group(2)
-    return found
-
-
 def pinned(record) -> dict:
     """{package: version} of the record's exact pins; `record`: a CellRecord or its JSON."""
     return pinned_versions(as_cell(record).pins)
@@ -420,9 +394,9 @@ def pinned(record) -> dict:
 def pins_key(record: CellRecord) -> tuple:
     """Orders cells by their pins as versions, package by package (name first)."""
     parts = []
-    for pin in sorted(record.pins or (), key=lambda p: normal_name(re.split(r"[=<>!~ @;\[]", p)[0])):
-        match = PIN_RE.match(pin)
-        parts.append((normal_name(match.group(1)), version_key(match.group(2))) if match else (pin, (0, "")))
+    for pin in sorted(record.pins or (), key=requirement_name):
+        exact = exact_pin(pin)
+        parts.append((exact[0], version_key(exact[1])) if exact else (pin, (0, "")))
     return tuple(parts)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
 import os
 import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from harness import stats
 from harness.errors import UsageError
 from harness.paths import shipped, unique_paths
 from harness.results import plain_name
@@ -24,6 +24,8 @@ from harness.text import did_you_mean, unknown_keys
 
 FAILURE_KINDS = ("exception", "hang", "data-loss")
 ROLES = ("trigger", "control")
+# A reference in a BUG's upstream entry: `owner/repo#12`, or `#13` of the repository named before it.
+UPSTREAM_RE = re.compile(r"(?:([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+))?#(\d+)")
 
 
 @dataclass(frozen=True)
@@ -106,31 +108,21 @@ class Bug:
         return self.trigger_rate
 
     def trigger_rate_lower_bound(self, confidence: float = 0.95, variant: Variant | None = None) -> float:
-        """One-sided lower confidence bound of the measured per-attempt trigger rate.
-
-        Exact (Clopper-Pearson) for the all-reproduced case k == n, which is what the
-        repros are tuned to; otherwise a Wilson bound. Using the bound instead of k/n keeps
-        an `absent` verdict honest when the rate was measured on few attempts.
-        """
+        """One-sided lower confidence bound of the measured per-attempt trigger rate (stats.rate_lower_bound):
+        the bound instead of k/n keeps an `absent` verdict honest when the rate was measured on few attempts."""
         return _lower_bound(self.rate_of(variant), confidence)
 
 
 def _lower_bound(rate: dict, confidence: float) -> float:
     """Bug.trigger_rate_lower_bound of a measured rate {"reproduced": k, "attempts": n}."""
-    k, n = rate["reproduced"], rate["attempts"]
-    alpha = 1 - confidence
-    if k == n:
-        return alpha ** (1 / n)
-    z = 1.6448536269514722 if abs(confidence - 0.95) < 1e-9 else _z(confidence)
-    p = k / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(1e-6, (centre - margin) / (1 + z * z / n))
+    return stats.rate_lower_bound(rate["reproduced"], rate["attempts"], confidence)
 
 
 @functools.lru_cache(maxsize=None)
 def project_name(directory: Path) -> str | None:
     """The normalized [project] name of the nearest pyproject.toml at or above `directory`."""
+    from packaging.utils import canonicalize_name
+
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -140,14 +132,25 @@ def project_name(directory: Path) -> str | None:
             name = tomllib.loads((each / "pyproject.toml").read_text()).get("project", {}).get("name")
         except (OSError, ValueError):
             continue
-        return re.sub(r"[-_.]+", "-", name).lower() if isinstance(name, str) else None
+        return canonicalize_name(name) if isinstance(name, str) else None
     return None
 
 
-def _z(confidence: float) -> float:
-    from statistics import NormalDist
+def issue_url(repo: str, number: str) -> str:
+    """GitHub's page of an issue or pull request (it redirects an issue number to the pull request)."""
+    return f"https://github.com/{repo}/issues/{number}"
 
-    return NormalDist().inv_cdf(confidence)
+
+def upstream_reference(entry: str) -> tuple[str, str] | None:
+    """(kind, url) of an upstream entry that starts with `owner/repo#N`, else None. The kind is
+    OSV's reference type: FIX if the rest of the entry says fix (fixed, fixes), REPORT if it
+    says report, else WEB."""
+    match = UPSTREAM_RE.match(entry)
+    if not match or not match.group(1):
+        return None
+    rest = entry[match.end():]
+    kind = "FIX" if re.search(r"\bfix", rest) else "REPORT" if "report" in rest else "WEB"
+    return kind, issue_url(match.group(1), match.group(2))
 
 
 def repro_dirs() -> list[Path]:

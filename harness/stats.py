@@ -14,6 +14,9 @@ row happen on a buggy build with probability (1-p)^n. Two claims follow from n c
 
 LOW_RATE is the rate the history tier and the bisect points next to a transition exclude by
 default: a partly fixed release (lancedb 0.32.0's fork trigger hung in 1 of 10) must not pass as fixed.
+
+A measured trigger rate enters as its lower confidence bound (`rate_lower_bound`), not its point
+estimate. The child side imports this module too (harness.attempt.CHILD_CODE): stdlib only.
 """
 from __future__ import annotations
 
@@ -62,3 +65,26 @@ def percent(rate: float) -> str:
 def exclusion_words(rate: float) -> str:
     """What clean attempts exclude, in the words every output uses: "excludes >= 78%"."""
     return f"excludes >= {percent(rate)}"
+
+
+def rate_lower_bound(reproduced: int, attempts: int, confidence: float = 0.95) -> float:
+    """One-sided lower confidence bound of a per-attempt rate measured as `reproduced` of `attempts`.
+
+    Exact (Clopper-Pearson) for the all-reproduced case k == n, which is what the repros are
+    tuned to; otherwise a Wilson bound.
+    """
+    k, n = reproduced, attempts
+    alpha = 1 - confidence
+    if k == n:
+        return alpha ** (1 / n)
+    z = 1.6448536269514722 if abs(confidence - 0.95) < 1e-9 else _z(confidence)
+    p = k / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(1e-6, (centre - margin) / (1 + z * z / n))
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(confidence)

@@ -8,18 +8,21 @@ are records alike, so a map makes the timeline dense and its transitions exact.
 """
 from __future__ import annotations
 
-from harness.record import CellRecord, cells, normal_name, pinned, python_key, version_key
+from packaging.utils import canonicalize_name
+
+from harness.record import CellRecord, cells, pinned, python_key
 from harness.verdict import ABSENT, PRESENT
 from harness.verdict import judged as is_judged
+from harness.versions import version_key
 
 
 def releases(record: CellRecord, packages: list) -> tuple:
     """The record's releases of the bug's packages: what was installed, else what was pinned."""
-    installed = {normal_name(k): v for k, v in (record.installed or {}).items() if v}
+    installed = {canonicalize_name(k): v for k, v in (record.installed or {}).items() if v}
     pins = pinned(record)
     found = []
     for package in packages:
-        version = installed.get(normal_name(package)) or pins.get(normal_name(package))
+        version = installed.get(canonicalize_name(package)) or pins.get(canonicalize_name(package))
         if version:
             found.append((package, version))
     return tuple(found)

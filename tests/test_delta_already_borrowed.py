@@ -4,7 +4,7 @@ import pytest
 from conftest import skip_without_python
 from harness.cell import Cell, Options, run_cell
 from harness.envs import interpreters, package_index
-from harness.envs.package_index import version_key
+from harness.versions import version_key
 
 pytestmark = pytest.mark.slow
 

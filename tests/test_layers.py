@@ -17,7 +17,8 @@ LAYERS = [
     # what everything uses; the child side among them: harness.attempt.CHILD_CODE
     ["harness", "harness.errors", "harness.paths", "harness.files", "harness.stats", "harness.verdict",
      "harness.protocol", "harness.kit", "harness.child", "harness.pidns", "harness.procs", "harness.guardian",
-     "harness.progress", "harness.record", "harness.seal", "harness.results", "harness.text", "harness.github"],
+     "harness.progress", "harness.versions", "harness.record", "harness.seal", "harness.results", "harness.text",
+     "harness.github"],
     # the facts: bugs, requirements, interpreters, the index
     ["harness.registry", "harness.skeleton", "harness.envs", "harness.envs.requirements",
      "harness.envs.lockfiles", "harness.envs.uvbin", "harness.envs.interpreters", "harness.envs.package_index"],

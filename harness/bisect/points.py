@@ -8,6 +8,7 @@ from harness.cell import Cell
 from harness.envs import package_index
 from harness.envs.interpreters import Interpreter
 from harness.registry import Bug
+from harness.versions import version_key
 
 NOT_A_RELEASE = "not a wheel or sdist of a version (eggs, odd file names)"
 
@@ -80,7 +81,7 @@ def release_points(bug: Bug, variant: str, package: str, interpreter: Interprete
         if bound is not None:
             package_index.check_pin(package, bound)
     points, left_out, not_releases = [], [], 0
-    for version in sorted(known, key=package_index.version_key):
+    for version in sorted(known, key=version_key):
         release = known[version]
         try:
             parsed = Version(version)

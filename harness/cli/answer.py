@@ -16,13 +16,14 @@ newest declared `present` (the cells CI verifies), as the badges say it from the
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
 
 from harness import matrix, osv, stats, story
 from harness.errors import UsageError
-from harness.record import as_cell, excluded, normal_name, pinned_versions, version_key
-from harness.registry import Bug
+from harness.record import as_cell, excluded
+from harness.registry import Bug, upstream_reference
 from harness.verdict import (
     ABSENT,
     CLEAN,
@@ -36,6 +37,7 @@ from harness.verdict import (
     SKIPPED,
     judged,
 )
+from harness.versions import pinned_versions, version_key
 
 EXIT_ABSENT, EXIT_PRESENT, EXIT_USAGE, EXIT_CANNOT_TELL, EXIT_NOT_WRITTEN = 0, 1, 2, 3, 4
 EXIT_WORDS = {EXIT_ABSENT: "absent", EXIT_PRESENT: "present", EXIT_CANNOT_TELL: "cannot tell",
@@ -79,7 +81,7 @@ def declared_timelines(bug: Bug) -> dict[str, dict]:
                 and not matrix.tracks_latest(e)]
     timelines = {}
     for package in bug.packages:
-        timeline = osv.verdicts_by_release(bug.id, normal_name(package), declared)
+        timeline = osv.verdicts_by_release(bug.id, canonicalize_name(package), declared)
         if timeline:
             timelines[package] = timeline
     return timelines
@@ -99,7 +101,7 @@ def fixed_in(bug: Bug) -> Fix | None:
 def upstream_fix(bug: Bug) -> str | None:
     """The bug's last upstream line about a fix (the lines run oldest first; OSV's FIX references)."""
     fixes = [line for line in bug.upstream
-             if (match := osv.UPSTREAM_RE.match(line)) and re.search(r"\bfix", match.group(3))]
+             if (found := upstream_reference(line)) and found[0] == "FIX"]
     return fixes[-1] if fixes else None
 
 

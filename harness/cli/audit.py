@@ -27,14 +27,15 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from harness.cli import answer
 from harness.cli.options import DEFAULT_PYTHON, DEFAULTS, involved, options_parser, print_line
 from harness.envs import lockfiles
-from harness.envs.requirements import requirement_name
 from harness.errors import UsageError
 from harness.osv import AFFECTED, NOT_AFFECTED, UNKNOWN, standing
-from harness.record import normal_name, pinned_versions
 from harness.registry import Bug, discover
+from harness.versions import pinned_versions, requirement_name
 
 EXIT_CANNOT_TELL = answer.EXIT_CANNOT_TELL
 SEVERITY = {NOT_AFFECTED: 0, UNKNOWN: 1, AFFECTED: 2}  # a bug's word: the worst of its packages'
@@ -51,7 +52,7 @@ def environment_versions() -> tuple[str, dict[str, str]]:
     for dist in metadata.distributions(path=paths) if paths else metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            found.setdefault(normal_name(name), dist.version)
+            found.setdefault(canonicalize_name(name), dist.version)
     return where, found
 
 
@@ -83,15 +84,15 @@ def judge(bug: Bug, version_of) -> tuple[str, list[str]]:
 
 def _involved(bug: Bug) -> set[str]:
     names = involved(bug, [bug.variant("trigger")]) if "trigger" in bug.variants else bug.packages
-    return {normal_name(n) for n in names}
+    return {canonicalize_name(n) for n in names}
 
 
 def pins_for(bug: Bug, args, version_of) -> list[str]:
     """The --with pins of the bug's verifying run: the releases of what its trigger involves, from the
     env (a file is named whole, with --with-requirements), and the audit's own --with of those names."""
     names = _involved(bug)
-    given = [p for p in args.pins if normal_name(requirement_name(p)) in names]
-    taken = {normal_name(requirement_name(p)) for p in given}
+    given = [p for p in args.pins if canonicalize_name(requirement_name(p)) in names]
+    taken = {canonicalize_name(requirement_name(p)) for p in given}
     mine = [] if args.file else [f"{n}=={version_of(n)}" for n in sorted(names - taken) if version_of(n)]
     return mine + given
 
@@ -129,7 +130,7 @@ def cmd_audit(args) -> int:
     given = pinned_versions(args.pins)  # --with: these releases instead of the file's or the env's
 
     def version_of(name: str) -> str | None:
-        return given.get(normal_name(name)) or found(normal_name(name))
+        return given.get(canonicalize_name(name)) or found(canonicalize_name(name))
 
     bugs, broken = discover()
     for problem in broken.values():

@@ -27,7 +27,7 @@ from harness.cli.options import (
     resolve_exclude_newer,
 )
 from harness.envs import checkout, interpreters
-from harness.envs.requirements import check_date, requirement_name
+from harness.envs.requirements import check_date
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.progress import Progress
@@ -37,6 +37,7 @@ from harness.runner import run_cells
 from harness.services import ServicePool
 from harness.table import print_table
 from harness.verdict import ABSENT, PRESENT
+from harness.versions import requirement_name
 
 PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+
 

@@ -21,12 +21,12 @@ from harness import github, matrix, results, stats, watch
 from harness.cell import Cell, Options
 from harness.cli.bisect import HelpFormatter
 from harness.envs import interpreters, package_index
-from harness.envs.requirements import requirement_name
 from harness.errors import UsageError
 from harness.files import write_atomically
 from harness.progress import Progress
 from harness.registry import get_bug
 from harness.runner import run_cells
+from harness.versions import exact_pin, requirement_name, version_key
 
 SEALED_HELP = ("read only records whose seal verifies: written by a harness whose key was disclosed at its end "
                "for that results file (harness/seal.py); the others are left out with a warning. CI's report job "
@@ -127,11 +127,11 @@ def _newest_pin(entry: dict, package: str):
     best = None
     for expected in entry["cells"]:
         for pin in expected.cell.pins:
-            match = package_index.EXACT_PIN_RE.match(pin)
-            if not match or requirement_name(match.group(1)) != package or match.group(3) == package_index.LATEST:
+            exact = exact_pin(pin)
+            if not exact or exact[0] != package:
                 continue
-            if best is None or package_index.version_key(match.group(3)) > package_index.version_key(best[1]):
-                best = (expected, match.group(3))
+            if best is None or version_key(exact[1]) > version_key(best[1]):
+                best = (expected, exact[1])
     return best
 
 

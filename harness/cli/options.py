@@ -17,12 +17,13 @@ from pathlib import Path
 from harness import results
 from harness.cell import Cell, Options, requirements_for
 from harness.envs import gitref, interpreters, lockfiles, package_index
-from harness.envs.requirements import check_date, check_requirement, requirement_name
+from harness.envs.requirements import check_date
 from harness.errors import UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.registry import Bug
 from harness.text import did_you_mean
+from harness.versions import check_requirement, requirement_name
 
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
 DEFAULTS = Options()  # the one place the run defaults live: harness/cell.py Options

@@ -190,7 +190,9 @@ def build_wheel(source: Path, interpreter: Interpreter, tree: str | None = None,
 
 def wheel_name(wheel: Path) -> str:
     """The distribution name of a wheel file, normalized (PEP 503)."""
-    return wheel.name.split("-")[0].lower().replace("_", "-")
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(wheel.name.split("-")[0])
 
 
 # ---------------------------------------------------------------- git bisect plumbing

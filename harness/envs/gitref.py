@@ -17,14 +17,13 @@ An unknown ref, a directory outside git, or a package of another name at that re
 """
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.envs import checkout
 from harness.envs.interpreters import Interpreter
-from harness.envs.requirements import GIT_REF_RE
 from harness.errors import EnvBuildError, UsageError
+from harness.versions import GIT_REF_RE, requirement_name
 
 
 def is_git_ref(requirement: str) -> bool:
@@ -76,7 +75,7 @@ def build(requirement: str, base: Path, interpreter: Interpreter) -> tuple[str, 
             yield copy / directory
 
     wheel = checkout.build_wheel(top / directory, interpreter, tree, export=at_commit)
-    if checkout.wheel_name(wheel) != _normalized(name):
+    if checkout.wheel_name(wheel) != requirement_name(name):
         raise EnvBuildError(f"{requirement!r}: the repository at {ref} builds {checkout.wheel_name(wheel)}, "
                             f"not {name}", lasting=True)
     return f"{name}{extras} @ {wheel.as_uri()}", {"ref": ref, "commit": commit, "tree": tree,
@@ -96,6 +95,3 @@ def built(requirements: list, base: Path, interpreter: Interpreter) -> tuple[lis
         return out, None
     return sorted(out), {**sources[0], **({"pins": sources} if len(sources) > 1 else {})}
 
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from harness.envs.interpreters import Interpreter
-from harness.envs.requirements import requirement_name
+from harness.versions import requirement_name
 
 STARTUP_FILES = ("sitecustomize.py", "usercustomize.py")  # imported at every start when present
 INTERPRETER_SEEN = ".interpreter-seen.json"  # bin/python's version, cached by its target's stat
@@ -43,14 +43,12 @@ class StaleEnv(Exception):
 def check_env(root: Path, interpreter: Interpreter, installed: dict, requirements: list,
               full: bool = False) -> None:
     """The env at `root` is what was installed there for `requirements`, else StaleEnv."""
-    from packaging.utils import canonicalize_name
-
     check_interpreter(root, interpreter)
     site = site_packages(root)
     dists = _check_distributions(site, installed, requirements)
     _check_pins(requirements, dists)
     _check_shadows(site, dists)
-    for name in sorted({canonicalize_name(requirement_name(r)) for r in requirements}):
+    for name in sorted({requirement_name(r) for r in requirements}):
         if name not in dists:
             raise StaleEnv(f"{name} is required, not installed")
         _check_record_files(site, name, dists)
@@ -200,7 +198,6 @@ def _reference_versions(requirements: list) -> dict:
     a version, so `installed` lacks them; a wheel's file name has it (a source directory's: None, any)."""
     from packaging.utils import (
         InvalidWheelFilename,
-        canonicalize_name,
         parse_wheel_filename,
     )
 
@@ -212,7 +209,7 @@ def _reference_versions(requirements: list) -> dict:
                 version = str(parse_wheel_filename(filename)[1])
             except InvalidWheelFilename:
                 version = None
-            versions[canonicalize_name(requirement_name(requirement))] = version
+            versions[requirement_name(requirement)] = version
     return versions
 
 

@@ -20,8 +20,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from harness.errors import UsageError
-from harness.record import normal_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,11 +44,11 @@ class Locked:
     versions: dict = field(default_factory=dict)
 
     def add(self, name: str, version: str) -> None:
-        self.versions.setdefault(normal_name(name), set()).add(version)
+        self.versions.setdefault(canonicalize_name(name), set()).add(version)
 
     def version_of(self, name: str) -> str | None:
         """The one release of `name` the file pins; None when it pins none; UsageError for several."""
-        found = self.versions.get(normal_name(name), set())
+        found = self.versions.get(canonicalize_name(name), set())
         if len(found) > 1:
             raise UsageError(f"{self.path} locks {name} at {len(found)} versions ({', '.join(sorted(found))}), "
                              f"one per platform or Python: say which with --with {name}==VERSION")
@@ -56,7 +57,7 @@ class Locked:
     def pins(self, names) -> list[str]:
         """`NAME==VERSION` of each of `names` that the file pins, in the order given."""
         found = []
-        for name in dict.fromkeys(normal_name(n) for n in names):
+        for name in dict.fromkeys(canonicalize_name(n) for n in names):
             version = self.version_of(name)
             if version is not None:
                 found.append(f"{name}=={version}")

@@ -11,19 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.errors import UsageError
+from harness.versions import exact_pin, version_key
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
-# An exact pin: name[extras]==version, one version (no wildcard, no range, no `===`, no file reference).
-EXACT_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s,;*=@]+)$")
 
 
 def index_url() -> str:
     return (os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL")
             or "https://pypi.org/simple").rstrip("/")
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass
@@ -39,7 +34,9 @@ class Release:
 @functools.lru_cache(maxsize=None)
 def releases(package: str) -> dict[str, Release]:
     """Every release on the index, keyed by version string; UsageError if the index is unreachable."""
-    url = f"{index_url()}/{normalize(package)}/"
+    from packaging.utils import canonicalize_name
+
+    url = f"{index_url()}/{canonicalize_name(package)}/"
     request = urllib.request.Request(url, headers={"Accept": ACCEPT})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -106,16 +103,6 @@ def _normalized(version: str) -> str:
         return version
 
 
-def version_key(version: str):
-    """A sort key over version strings: PEP 440 versions in their order, after any string that is not one."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (0, Version(version))
-    except InvalidVersion:
-        return (-1, version)
-
-
 def release_date_cutoff(package: str, version: str) -> str:
     """An exclude-newer cutoff for 'the dependency set of this release's date'.
 
@@ -137,11 +124,8 @@ def release_cutoff(pins: Iterable[str]) -> str | None:
     The newest, so every pinned release is installable whatever the pins' order; None when
     no pin is an exact `name==version` (ranges and local file references have no date).
     """
-    exact = [m.group(1, 3) for m in map(EXACT_PIN_RE.match, (p.strip() for p in pins)) if m]
+    exact = list(filter(None, map(exact_pin, pins)))
     return max((release_date_cutoff(name, version) for name, version in exact), default=None)
-
-
-LATEST = "latest"  # a matrix pin `NAME==latest`: the newest release, resolved when the cell runs
 
 
 def final_releases(package: str, python: str | None = None) -> list[str]:

@@ -6,7 +6,6 @@ everything its record holds; the views below are what the templates read.
 from __future__ import annotations
 
 import platform
-import re
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -28,6 +27,7 @@ from harness.record import (
     strength,
     unexpected,
 )
+from harness.registry import UPSTREAM_RE, issue_url
 from harness.text import safe_name
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
@@ -68,9 +68,6 @@ def _metadata(records: list[CellRecord]) -> dict:
     return bugs_of(r.bug for r in records)
 
 
-UPSTREAM_RE = re.compile(r"(?:([\w.-]+/[\w.-]+))?#(\d+)")
-
-
 def upstream_links(entry: str) -> list[dict]:
     """"owner/repo#12 (fix), reported as #13" -> text segments, the references linked to GitHub."""
     parts, repo, at = [], None, 0
@@ -79,7 +76,7 @@ def upstream_links(entry: str) -> list[dict]:
         if repo is None:
             continue
         parts.append({"text": entry[at:match.start()], "href": None})
-        parts.append({"text": match.group(), "href": f"https://github.com/{repo}/issues/{match.group(2)}"})
+        parts.append({"text": match.group(), "href": issue_url(repo, match.group(2))})
         at = match.end()
     parts.append({"text": entry[at:], "href": None})
     return [p for p in parts if p["text"]]
