@@ -16,7 +16,7 @@ import pytest
 
 from harness import matrix
 from harness.cell import Cell, Options, run_cell
-from harness.envs import gitref, interpreters
+from harness.envs import checkout, gitref, interpreters
 from harness.errors import EnvBuildError, UsageError
 from harness.registry import project_name
 
@@ -118,3 +118,17 @@ def test_the_own_package_is_not_taken_from_the_index_unasked(repo):
     with pytest.raises(UsageError) as caught:  # the bug's default requirement, unpinned: the index's tinylib
         run_cell(Cell("tinylib-ref", "trigger", CURRENT), Options(attempts=1, control_attempts=0))
     assert "from the package index" in str(caught.value) and "'tinylib @ git:REF'" in str(caught.value)
+
+
+def test_an_ignored_build_output_directory_is_hashed_and_exported_without_it(repo):
+    # git add fails on an exclude pathspec naming an ignored path that exists (.nox/ after a nox run)
+    (repo / ".gitignore").write_text(".nox/\nbuild/\n")
+    for directory in (".nox", "build"):
+        (repo / directory).mkdir()
+        (repo / directory / "junk.txt").write_text("not source\n")
+    clean = checkout.tree_hash(repo)
+    (repo / ".nox" / "junk.txt").write_text("changed, still not source\n")
+    assert checkout.tree_hash(repo) == clean
+    with checkout.exported(repo) as copy:
+        assert (copy / "tinylib" / "__init__.py").read_text() == 'VERSION = "dirty"\n'
+        assert not (copy / ".nox").exists() and not (copy / "build").exists()

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -172,3 +173,180 @@ def test_the_install_serves_the_local_aws_without_moto_servers_other_dependencie
     out = subprocess.run([str(venv / "bin" / "python"), "-c", SERVES_THE_REPROS], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env=env)
     assert out.returncode == 0 and out.stdout.split()[-1] == "served", out.stderr[-3000:]
+
+
+# ------------------------------------------------------------------ a maintainer's repository, end to end
+
+TOY_PYPROJECT = ('[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+                 '[project]\nname = "tinyrace"\nversion = "{version}"\n[tool.setuptools]\npackages = ["tinyrace"]\n')
+RACY = '''import threading
+import time
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+
+    def add(self):
+        seen = self.value
+        time.sleep(0.001)  # read, then write: another thread's add in between is lost
+        self.value = seen + 1
+'''
+FIXED = '''import threading
+import time
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self):
+        with self._lock:  # read and write as one step
+            seen = self.value
+            time.sleep(0.001)
+            self.value = seen + 1
+'''
+TOY_REPRO = '''"""tinyrace.Counter.add from threads loses updates (its own bug, in its own repository)."""
+
+BUG = {
+    "id": "tinyrace-lost-update", "title": "Counter.add from threads loses updates",
+    "packages": ["tinyrace"], "requirements": ["tinyrace"], "failure_kind": "exception",
+    "signature": r"lost \\d+ of 400 updates", "trigger_rate": {"reproduced": 10, "attempts": 10},
+    "variants": {"trigger": {"role": "trigger", "run": "threads", "timeout": 60},
+                 "control": {"role": "control", "run": "one_thread", "timeout": 60}},
+}
+
+
+def _add(counter, times):
+    for _ in range(times):
+        counter.add()
+
+
+def _check(counter):
+    if counter.value != 400:
+        raise AssertionError(f"lost {400 - counter.value} of 400 updates")
+    return {"value": counter.value}
+
+
+def threads(ctx):
+    import threading
+
+    import tinyrace
+
+    counter = tinyrace.Counter()
+    workers = [threading.Thread(target=_add, args=(counter, 100)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return _check(counter)
+
+
+def one_thread(ctx):
+    import tinyrace
+
+    counter = tinyrace.Counter()
+    _add(counter, 400)  # the workaround: every add from one thread
+    return _check(counter)
+'''
+TOY_MATRIX = f'''bug = "tinyrace-lost-update"
+
+[[cells]]
+note = "the release with the race"
+python = "{CURRENT}"
+pins = ["tinyrace @ git:v0.1.0"]
+expect = "present"
+
+[[cells]]
+note = "the fix"
+python = "{CURRENT}"
+pins = ["tinyrace @ git:v0.2.0"]
+variants = ["trigger"]
+expect = "absent"
+'''
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def _commit(repo: Path, message: str, files: dict, tag: str | None = None) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    _git(repo, "add", *files)
+    _git(repo, "commit", "-q", "-m", message)
+    if tag:
+        _git(repo, "tag", tag)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="module")
+def toy_repo(tmp_path_factory, wheel) -> tuple[Path, list]:
+    """tinyrace: racy at v0.1.0, fixed two commits later, v0.2.0 after that; its repro and matrix
+    file (pinning the repository at both tags) committed with it, the noxfile of two lines beside."""
+    repo = tmp_path_factory.mktemp("maintainer") / "tinyrace"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    commits = [
+        _commit(repo, "tinyrace: a Counter", {".gitignore": "results/\n.nox/\nnoxfile.py\n",
+                                              "pyproject.toml": TOY_PYPROJECT.format(version="0.1.0"),
+                                              "tinyrace/__init__.py": RACY, "repros/tinyrace_lost_update.py": TOY_REPRO,
+                                              "matrix/tinyrace_lost_update.toml": TOY_MATRIX}, tag="v0.1.0"),
+        _commit(repo, "docs: a README", {"README.md": "tinyrace\n"}),
+        _commit(repo, "Counter.add reads and writes under a lock (the fix)", {"tinyrace/__init__.py": FIXED}),
+        _commit(repo, "version 0.2.0", {"pyproject.toml": TOY_PYPROJECT.format(version="0.2.0")}, tag="v0.2.0"),
+    ]
+    (repo / "tinyrace" / "__init__.py").write_text(RACY)  # uncommitted: no cell may build it
+    (repo / "noxfile.py").write_text(f"from harness.nox_sessions import install\n"
+                                     f"install(globals(), harness={str(wheel)!r})\n")
+    return repo, commits
+
+
+def _timed(label: str, call):
+    started = time.monotonic()
+    out = call()
+    print(f"{label}: {time.monotonic() - started:.1f} s")
+    return out
+
+
+def test_plain_pytest_in_a_maintainers_repository_runs_its_refs(venv, toy_repo):
+    repo, commits = toy_repo
+    out = _timed("pytest in the toy repository", lambda: run(
+        venv, "pytest", "-p", "no:cacheprovider", "-q", "--attempts", "3", cwd=repo))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.splitlines()[-2].endswith("3 of 3 as expected"), out.stdout[-3000:]
+    records = [json.loads(line) for line in (repo / "results" / "main.jsonl").read_text().splitlines()]
+    got = sorted((r["pins"][0], r["variant"], r["verdict"], r["source"]["commit"]) for r in records)
+    assert got == [("tinyrace @ git:v0.1.0", "control", "absent", commits[0]),
+                   ("tinyrace @ git:v0.1.0", "trigger", "present", commits[0]),
+                   ("tinyrace @ git:v0.2.0", "trigger", "absent", commits[3])], got
+    assert "lost" in json.dumps([r["evidence"] for r in records if r["verdict"] == "present"])
+
+
+def test_a_two_line_noxfile_runs_the_session_of_a_ref(venv, toy_repo):
+    repo, _ = toy_repo
+    listed = run(venv, "nox", "-l", cwd=repo)
+    session = f"tinyrace_lost_update(python='{CURRENT}', tinyrace='git:v0.2.0')"
+    assert listed.returncode == 0 and session in listed.stdout, listed.stdout + listed.stderr[-3000:]
+    ran = _timed("nox session of v0.2.0", lambda: run(venv, "nox", "-s", session, "--", "--attempts", "3", cwd=repo))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stderr.splitlines()[-1] == "1 cell: 1 absent; 1 of 1 as expected", ran.stderr[-3000:]
+
+
+def test_check_bisect_between_the_tags_finds_the_fix(venv, toy_repo):
+    repo, commits = toy_repo
+    _git(repo, "stash", "-q")  # a bisection refuses uncommitted changes of tracked files
+    try:
+        out = _timed("repro check --bisect v0.1.0..v0.2.0 --find-fix", lambda: run(
+            venv, "harness", "check", "tinyrace-lost-update", "--source", ".", "--bisect", "v0.1.0..v0.2.0",
+            "--find-fix", "--python", CURRENT, "--attempts", "3", cwd=repo))
+    finally:
+        _git(repo, "stash", "pop", "-q")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"first fixed commit {commits[2]} Counter.add reads and writes under a lock" in out.stdout, out.stdout
+    assert "back at main" in out.stdout and _git(repo, "rev-parse", "HEAD") == commits[3]

@@ -34,8 +34,8 @@ from harness.paths import cache_dir
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "build", "dist", "target", ".nox", ".tox"}
 # The same build outputs, as git pathspecs relative to the source directory.
-BUILD_OUTPUTS = [f":(exclude){d}" for d in sorted(SKIP_DIRS - {".git", "__pycache__"})] + [
-    ":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.egg-info/**"]
+OUTPUT_DIRS = sorted(SKIP_DIRS - {".git", "__pycache__"})
+OUTPUT_GLOBS = [":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.egg-info/**"]
 
 
 def git(source: Path, *args: str, env: dict | None = None) -> str:
@@ -71,8 +71,18 @@ def _written_tree(source: Path) -> tuple[str, str]:
         if real.exists():
             shutil.copyfile(real, index)  # its stat cache makes `add` rehash only changed files
         env = {"GIT_INDEX_FILE": str(index)}
-        git(source, "add", "--all", "--", ".", *BUILD_OUTPUTS, env=env)
+        git(source, "add", "--all", "--", ".", *_build_outputs(source), env=env)
         return git(source, "write-tree", env=env), git(source, "rev-parse", "--show-prefix")
+
+
+def _build_outputs(source: Path) -> list[str]:
+    """Exclude pathspecs of the build outputs under `source`. One that .gitignore ignores is left out:
+    `git add` skips it anyway, and fails on a pathspec naming an ignored path that exists, even an
+    exclude (a maintainer's ignored .nox/ after a nox run)."""
+    done = subprocess.run(["git", "check-ignore", "--", *OUTPUT_DIRS], cwd=source, capture_output=True, text=True,
+                          timeout=60)
+    ignored = set(done.stdout.split())
+    return [f":(exclude){d}" for d in OUTPUT_DIRS if d not in ignored] + OUTPUT_GLOBS
 
 
 def _files_digest(source: Path) -> str:
