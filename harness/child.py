@@ -116,7 +116,8 @@ def judge(request, observation):
     """The bug's oracle: map what the variant observed to an outcome.
 
     observation keys (all optional): errors (list of 'Type: message' texts),
-    lost (rows lost silently), hung (bool: the repro saw its own hang),
+    lost (rows lost silently), corrupt (records the repro found wrong, e.g. a unique key stored
+    twice, with corrupt_detail saying how), hung (bool: the repro saw its own hang),
     signal (a sub-process of the repro died by this signal).
     """
     kind = request.failure_kind
@@ -131,10 +132,13 @@ def judge(request, observation):
     if observation.get("signal"):
         return OTHER_FAILURE, "a process of the repro died by signal %s" % observation["signal"]
     if errors:
-        # For data-loss bugs a loud failure is explicitly not the (silent) bug.
+        # For data-loss and corruption bugs a loud failure is explicitly not the (silent) bug.
         return OTHER_FAILURE, "errors not matching the bug's signature: %s" % errors[0][:300]
     if kind == "data-loss" and (observation.get("lost") or 0) > 0:
         return REPRODUCED, "%s rows lost silently" % observation["lost"]
+    if kind == "corruption" and (observation.get("corrupt") or 0) > 0:
+        return REPRODUCED, "%s records corrupt with no error (%s)" % (
+            observation["corrupt"], observation.get("corrupt_detail") or "the repro gave no detail")
     return CLEAN, "no sign of the bug"
 
 

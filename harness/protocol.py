@@ -47,7 +47,7 @@ class Request(_Message):
     variant: str
     run: str                # the name of the variant's function in the repro
     role: str               # trigger or control
-    failure_kind: str       # exception, hang or data-loss: what the oracle looks for
+    failure_kind: str       # exception, hang, data-loss or corruption: what the oracle looks for
     signature: str | None   # an exception bug's regular expression
     packages: list          # the packages under test: their versions and import paths are reported
     params: dict            # the variant's parameters, with the run's overrides

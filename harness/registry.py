@@ -22,7 +22,7 @@ from harness.paths import shipped, unique_paths
 from harness.results import plain_name
 from harness.text import did_you_mean, unknown_keys
 
-FAILURE_KINDS = ("exception", "hang", "data-loss")
+FAILURE_KINDS = ("exception", "hang", "data-loss", "corruption")
 ROLES = ("trigger", "control")
 # A reference in a BUG's upstream entry: `owner/repo#12`, or `#13` of the repository named before it.
 UPSTREAM_RE = re.compile(r"(?:([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+))?#(\d+)")

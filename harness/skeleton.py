@@ -24,7 +24,7 @@ BUG = {{
     "upstream": [],  # e.g. ["owner/repo#123 (report)", "owner/repo#456 (fix)"]
     "packages": ["{package}"],  # the packages under test: the matrix and bisect axes
     "requirements": ["{package}"],  # what an attempt's env installs; --with replaces by name
-    # exception | hang | data-loss. For a hang, call ctx.hang_evidence("...") when the stall
+    # exception | hang | data-loss | corruption. For a hang, call ctx.hang_evidence("...") when the stall
     # begins: a deadline that runs out before that is a hang, but not this bug.
     "failure_kind": "exception",
     "signature": r"TODO: a regular expression matching the bug's error text",

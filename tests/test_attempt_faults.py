@@ -130,3 +130,18 @@ def test_missing_interpreter_is_an_error_not_an_exception():
     command = ChildCommand("/nonexistent/bin/python", child_env({}))
     result = run_attempt(spec, spec.variant("control"), command)
     assert result.outcome == "error" and "cannot start" in result.reason
+
+
+def test_silent_corruption_is_reproduced_with_its_detail():
+    result = attempt("trigger", bug="synthetic-corruption")
+    assert result.outcome == "reproduced", result.reason
+    assert "1 records corrupt" in result.reason and "keys stored twice: [1]" in result.reason
+
+
+def test_corruption_with_an_error_is_a_loud_failure_not_the_bug():
+    result = attempt("loud", bug="synthetic-corruption")
+    assert result.outcome == "other-failure", result.reason
+
+
+def test_no_corrupt_records_is_clean():
+    assert attempt("control", bug="synthetic-corruption").outcome == "clean"
