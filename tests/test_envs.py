@@ -10,6 +10,7 @@ import pytest
 
 from harness.envs import interpreters, venv
 from harness.envs.requirements import merge_requirements
+from harness.envs.seeds import era_seeds
 from harness.errors import EnvBuildError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,9 @@ def test_keys_of_host_envs_are_those_of_the_existing_cache():
     """Keys as the harness has always computed them: a changed key would rebuild every cached env."""
     py = interpreters.Interpreter("/usr/bin/python3.11", "3.11.2")
     assert venv.env_key(py, ["six==1.16.0"], None) == "8113b9882d4da301fa09"
-    assert venv.env_key(py, ["six==1.16.0", "a==1"], "2024-06-01") == "475e095df7f8c6bdf91d"
+    # An env of a past date on <= 3.11 now holds its era's pip and setuptools (harness/envs/seeds.py):
+    # a new key by design, so an old env without them is rebuilt, not reused.
+    assert venv.env_key(py, ["six==1.16.0", "a==1"], "2024-06-01") == "1bbd764b1fd0faed8961"
     # An env's marker records describe(); read back, it names the same interpreter, hence the same key.
     assert interpreters.Interpreter.from_record(py.describe()) == py and py.on_host
 
@@ -262,3 +265,24 @@ def test_a_local_build_is_reused_and_another_release_over_it_is_rebuilt(cache):
     rebuilt, notes = build(requirements)
     assert not rebuilt.reused and "is stale (toylocal 2.0 installed, 1.0 recorded): rebuilding" in notes[0], notes
     assert imported_version(rebuilt, "toylocal") == "1.0"
+
+
+def test_era_seeds_are_those_of_a_venv_of_that_date():
+    assert era_seeds("3.11.7", "2023-08-24", ["apache-beam==2.50.0"]) == ["pip", "setuptools"]
+    assert era_seeds("3.9.18", "2023-08-24", ["setuptools<60", "six"]) == ["pip"]  # a named one wins
+    assert era_seeds("3.12.1", "2023-08-24", ["six"]) == []  # 3.12's venv no longer seeds setuptools
+    assert era_seeds("3.11.7", None, ["six"]) == []  # today's index: what a user gets today
+
+
+@pytest.mark.slow
+def test_an_env_of_a_past_date_has_the_setuptools_and_pip_of_that_date(cache):
+    py = interpreters.find("3.11")
+    env = venv.ensure_env(py, SIX_AND_INICONFIG, "2023-08-24T00:00:00Z")
+    # setuptools 68.1.2 (2023-08-18) and pip 23.2.1 (2023-07-15) were the newest then.
+    assert (env.installed.get("setuptools"), env.installed.get("pip")) == ("68.1.2", "23.2.1"), env.installed
+    done = subprocess.run([env.python, "-c", "import pkg_resources, pip; print(pkg_resources.__file__)"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and str(Path(env.python).parent.parent) in done.stdout, done.stderr
+    again = venv.ensure_env(py, SIX_AND_INICONFIG, "2023-08-24T00:00:00Z")
+    assert again.reused, "an env with its seeds is reused as it is, not rebuilt"
+    assert "setuptools" not in venv.ensure_env(py, SIX_AND_INICONFIG).installed  # today's: bare, as uv makes it

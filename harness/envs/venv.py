@@ -32,6 +32,7 @@ from harness import guardian
 from harness.envs import holds, uvbin
 from harness.envs.integrity import StaleEnv, check_env
 from harness.envs.interpreters import Interpreter
+from harness.envs.seeds import era_seeds
 from harness.errors import EnvBuildError, UsageError
 from harness.files import write_atomically
 from harness.paths import cache_dir, cache_lock
@@ -62,6 +63,9 @@ class Env:
 
 def env_key(interpreter: Interpreter, requirements: list, exclude_newer: str | None) -> str:
     fields = {**interpreter.key_fields(), "requirements": sorted(requirements), "exclude_newer": exclude_newer}
+    seeds = era_seeds(interpreter.version, exclude_newer, requirements)
+    if seeds:  # only then: the keys of envs without seeds stay those of the existing cache
+        fields["seeds"] = seeds
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -188,7 +192,8 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
     if made.returncode != 0:
         raise EnvBuildError(f"uv venv failed: {uv_error(made.stderr)}", lasting=True)
     python = str(root / "bin" / "python")
-    args = ["pip", "install", "--python", python, *requirements]
+    args = ["pip", "install", "--python", python, *requirements,
+            *era_seeds(interpreter.version, exclude_newer, requirements)]
     if exclude_newer:
         args += ["--exclude-newer", exclude_newer]
     if interpreter.wheels_only:
