@@ -80,3 +80,12 @@ def test_the_check_sees_each_way_of_reaching_a_private_name():
     assert violations(sources) == {"harness.c": [
         "line 2: from harness.a import _hidden", "line 7: from harness.pkg.b import _TABLE",
         "line 8: harness.a._hidden", "line 8: harness.pkg.b._TABLE", "line 8: harness.pkg.b._TABLE"]}
+
+
+def test_no_module_reads_a_parsers_private_list_of_actions():
+    """A command forwards the run options it got from the list `add_run_options` returns, not from
+    argparse's private `parser._actions` (which holds whatever else the parser was given)."""
+    found = [f"{name}:{node.lineno}" for name, path in harness_modules().items()
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Attribute) and node.attr == "_actions"]
+    assert found == []

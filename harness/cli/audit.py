@@ -24,13 +24,13 @@ import json
 import os
 import shlex
 import sys
-from argparse import Namespace
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from harness.cli import answer
-from harness.cli.options import DEFAULT_PYTHON, DEFAULTS, involved, options_parser, print_line
+from harness.cli.options import DEFAULT_PYTHON, DEFAULTS, add_run_options, involved, print_line
 from harness.envs import lockfiles
 from harness.errors import UsageError
 from harness.osv import AFFECTED, NOT_AFFECTED, UNKNOWN, standing
@@ -107,7 +107,7 @@ def command(bug: Bug, args, pins: list[str], from_file: Path | None) -> list[str
 def forwarded(args) -> list[str]:
     """The run options given to the audit (other than --python and --with), as `repro run` takes them."""
     argv = []
-    for action in options_parser()._actions:
+    for action in add_run_options(ArgumentParser(add_help=False)):  # its public list of the run options
         value = getattr(args, action.dest, None)
         if action.dest in ("help", "python", "pins", "json") or value == action.default:  # --json: the audit's
             continue
