@@ -200,10 +200,11 @@ def _packages(bug: str, records: list[CellRecord]) -> list[str]:
 
 
 def badge(bug: str, records: list, index_of=None) -> dict | None:
-    """What a reader needs of a bug, from the package whose releases decide it: since which release
-    it is fixed and whether the newest release tested has it ("fixed since 1.1.2 · newest 1.6.6 ok";
-    "fixed after 0.20.1, by 1.6.6" when releases between them were not tested); red when the newest
-    release has the bug. None when no package's releases decide the verdict.
+    """{message, color} from the package whose releases decide the bug, in the short words of
+    shields badges: "present in 1.6.6 (newest)" (red: the newest release tested has it), "fixed in
+    1.1.2" (the release after the last one seen present), "fixed between 0.20.1 and 1.6.6" (releases
+    between them untested), then the newest release if it is another ("· 1.6.6 absent") and the rate
+    its clean attempts exclude. None when no package's releases decide the verdict.
     `index_of(package)`: its final releases (default: the index's; None: unknown)."""
     records = cells(records)
     packages = _packages(bug, records)
@@ -213,18 +214,18 @@ def badge(bug: str, records: list, index_of=None) -> dict | None:
             continue
         versions = list(timeline)
         newest = versions[-1]
+        named = f"{package} " if len(packages) > 1 else ""  # which library, where the cells pin several
         if timeline[newest] == "present":
-            return {"message": f"{package} {newest} has the bug", "color": "red"}
+            return {"message": f"{named}present in {newest} (newest)", "color": "red"}
         last_bad = versions[max(i for i, v in enumerate(versions) if timeline[v] == "present")]
         fixed = versions[versions.index(last_bad) + 1]
         index = (index_of or _index)(package)
-        since = f"fixed since {fixed}" if _adjacent(last_bad, fixed, index) else f"fixed after {last_bad}, by {fixed}"
-        named = f"{package} " if len(packages) > 1 else ""  # which library, where the cells pin several
+        when = f"fixed in {fixed}" if _adjacent(last_bad, fixed, index) else f"fixed between {last_bad} and {fixed}"
+        then = f" · {newest} absent" if newest != fixed else ""
         claims = absent_exclusions(bug, package, records)
         weakest = max((claims[v] for v in (fixed, newest) if v in claims), default=None)
         said = f" ({stats.exclusion_words(weakest)})" if weakest is not None else ""
-        return {"message": f"{named}{since} · newest {newest} ok{said}",
-                "color": "brightgreen"}
+        return {"message": f"{named}{when}{then}{said}", "color": "brightgreen"}
     return None
 
 

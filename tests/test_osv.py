@@ -63,14 +63,14 @@ def test_a_bug_back_in_the_newest_release_is_an_open_range_and_a_red_badge(valid
     assert [r["events"] for r in entry["affected"][0]["ranges"]][1:] == [
         [{"introduced": "0.25.2"}, {"last_affected": "1.1.0"}], [{"introduced": "1.6.6"}]]
     index = {"deltalake": DELTA_INDEX}.get
-    assert osv.badge("delta-already-borrowed", records, index) == {"message": "deltalake 1.6.6 has the bug",
+    assert osv.badge("delta-already-borrowed", records, index) == {"message": "present in 1.6.6 (newest)",
                                                                    "color": "red"}
     # 1.1.1 was not tested: the fix lies between 1.1.0 and 1.1.2
     assert osv.badge("delta-already-borrowed", delta_history(), index) == {
-        "message": "fixed after 1.1.0, by 1.1.2 · newest 1.6.6 ok (excludes >= 78%)", "color": "brightgreen"}
+        "message": "fixed between 1.1.0 and 1.1.2 · 1.6.6 absent (excludes >= 78%)", "color": "brightgreen"}
     tested = delta_history() + [cell("delta-already-borrowed", "1.1.1", "present")]
     assert osv.badge("delta-already-borrowed", tested, index)["message"] == \
-        "fixed since 1.1.2 · newest 1.6.6 ok (excludes >= 78%)"
+        "fixed in 1.1.2 · 1.6.6 absent (excludes >= 78%)"
 
 
 def test_a_package_whose_release_does_not_decide_the_verdict_gets_no_range():
@@ -84,7 +84,7 @@ def test_a_package_whose_release_does_not_decide_the_verdict_gets_no_range():
     # the badge names the library that decides, since the cells pin two
     index = {"deltalake": ["0.22.3", "0.23.0"]}.get
     assert osv.badge("delta-s3-silent-data-loss", records, index)["message"] == \
-        "deltalake fixed since 0.23.0 · newest 0.23.0 ok (excludes >= 78%)"
+        "deltalake fixed in 0.23.0 (excludes >= 78%)"
 
 
 def test_an_absent_release_says_the_rate_it_excludes():
@@ -119,11 +119,25 @@ def test_report_writes_the_osv_files_and_the_readme_badges(validator, tmp_path, 
     entry = json.loads(written["osv:delta-already-borrowed-deltalake"].read_text())
     assert list(validator.iter_errors(entry)) == []
     badge = json.loads(written["badge:delta-already-borrowed"].read_text())
-    assert badge["message"] == "fixed since 1.1.2 · newest 1.6.6 ok (excludes >= 78%)"
+    assert badge["message"] == "fixed in 1.1.2 · 1.6.6 absent (excludes >= 78%)"
     assert badge["color"] == "brightgreen"
     text = readme.read_text()
-    assert "old" not in text and "https://img.shields.io/badge/delta--already--borrowed-fixed%20since%201.1.2" in text
+    assert "old" not in text and "https://img.shields.io/badge/delta--already--borrowed-fixed%20in%201.1.2" in text
     monkeypatch.setenv("REPRO_PAGES_URL", "https://example.github.io/repro")
     report.write_all(results.collect([tmp_path / "r.jsonl"])[0], tmp_path / "out", readme)
     badge = "https%3A%2F%2Fexample.github.io%2Frepro%2Fbadges%2Fdelta-already-borrowed.json"
     assert f"img.shields.io/endpoint?url={badge}" in readme.read_text()
+
+
+def test_a_badge_is_red_only_when_the_newest_release_tested_has_the_bug(monkeypatch):
+    from harness.outputs import badges
+
+    monkeypatch.setattr(osv, "_index", lambda package: DELTA_INDEX if package == "deltalake" else None)
+    # a cell expected present that was only skipped here (no image on this machine): unexpected
+    skipped = {**cell("delta-already-borrowed", "0.20.1", "skipped", python="3.13t"), "expected": "present"}
+    fixed = badges.badge("delta-already-borrowed", delta_history() + [skipped])
+    assert fixed["color"] == "brightgreen" and fixed["message"].endswith("· 1 unexpected"), fixed
+    back = badges.badge("delta-already-borrowed", delta_history(newest_verdict="present") + [skipped])
+    assert back["color"] == "red" and back["message"].startswith("present in 1.6.6 (newest)"), back
+    untested = badges.badge("delta-already-borrowed", [skipped])
+    assert (untested["color"], untested["message"]) == ("lightgrey", "untested · 1 unexpected"), untested

@@ -54,7 +54,10 @@ def test_badges_and_junit(records, tmp_path):
     written = report.write_all(results.collect([records])[0], tmp_path, None)
     badge = json.loads(Path(written["badge:synthetic-hang"]).read_text())
     assert badge["schemaVersion"] == 1 and badge["color"] == "red" and "1 unexpected" in badge["message"]
-    assert json.loads(Path(written["badge:synthetic-faults"]).read_text())["color"] == "orange"
+    # red says the bug is there; the unexpected cell is said in words, never by the colour alone
+    assert badge["message"] == "present in 1 of 2 cells · 1 unexpected", badge
+    faults = json.loads(Path(written["badge:synthetic-faults"]).read_text())
+    assert (faults["message"], faults["color"]) == ("present in 1 of 1 cells", "red")
     suites = ET.parse(written["junit"]).getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suites.iter("testcase")}
     assert len(cases) == 4, "every cell is its own testcase"

@@ -31,8 +31,12 @@ from harness.registry import UPSTREAM_RE, issue_url
 from harness.text import safe_name
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
 
-COLOURS = {PRESENT: "#d73a49", ABSENT: "#2ea44f", HANG: "#8250df", CRASH: "#bf3989",
-           OTHER_FAILURE: "#e36209", ERROR: "#6a737d", SKIPPED: "#d0d7de"}
+# Verdict colours by meaning, each at WCAG AA (4.5:1) under the white text of a chip or a grid cell
+# (tests/test_page_contrast.py): present red, absent green, the trigger failing otherwise amber
+# (other-failure) or its own hue (hang, crash), cannot tell (error, skipped) grey.
+CANNOT_TELL = "#656d76"
+COLOURS = {PRESENT: "#cf222e", ABSENT: "#1a7f37", HANG: "#8250df", CRASH: "#bf3989",
+           OTHER_FAILURE: "#9a6700", ERROR: CANNOT_TELL, SKIPPED: CANNOT_TELL}
 
 
 def bug_page_name(bug: str) -> str:
@@ -45,7 +49,7 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    env.globals.update(colours=COLOURS, badge_colours=badges.COLOURS)
+    env.globals.update(colours=COLOURS, badge_colours=badges.COLOURS, cannot_tell=CANNOT_TELL)
     return env
 
 
