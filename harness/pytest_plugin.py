@@ -56,6 +56,10 @@ def pytest_addoption(parser):
                     help="which cells: the default tier (plain `nox`), the history tier, or all")
     group.addoption("--progress", action="store_true",
                     help="per cell and attempt progress on stderr (cell k of n, attempt k of n, elapsed)")
+    group.addoption("--latest-executor", choices=("local", "docker"), default="local",
+                    help="where a cell that tracks the newest releases (NAME==latest, python = \"newest\") runs: "
+                         "docker keeps that unreviewed code in a container, away from the host, the results and "
+                         "the harness (CI's cells jobs); a cell that cannot get one fails, it never runs here")
     group.addoption("--results-dir", default=None, help="where JSON lines results go (default: <rootdir>/results)")
     group.addoption("--baseline", action="append", default=[],
                     help="earlier results (the last published): a cell tracking the newest releases is compared "
@@ -230,7 +234,8 @@ class CellItem(pytest.Item):
         progress = self._progress()
         try:
             options = Options(attempts=self.config.option.attempts,
-                              exclude_rate=exclude_rate(self.config, self.expected, self.bug))
+                              exclude_rate=exclude_rate(self.config, self.expected, self.bug),
+                              **_isolation(self.config, self.expected))
             record, = run_cells([planned], options, progress=progress,
                                 services=_service_pool(self.config), ledger=_control_ledger(self.config))
         finally:
@@ -348,6 +353,26 @@ def _control_ledger(config):
 
         ledger = config._repro_controls = ControlLedger()
     return ledger
+
+
+def _isolation(config, expected) -> dict:
+    """The Options of where the cell runs: for a cell that tracks the newest releases with
+    --latest-executor docker, the docker executor (one per pytest process); else the default.
+    No engine or no image fails the cell: unreviewed code is never run on the host instead."""
+    from harness import matrix
+
+    if config.option.latest_executor != "docker" or not matrix.tracks_latest(expected):
+        return {}
+    executor = getattr(config, "_repro_latest_executor", None)
+    if executor is None:
+        from harness.executors.docker.executor import DockerExecutor
+
+        try:
+            executor = config._repro_latest_executor = DockerExecutor()
+        except Exception as exc:  # noqa: BLE001 - whatever stops the container from existing
+            pytest.fail(f"--latest-executor docker: cannot run this cell in a container ({exc}); it tracks "
+                        "the newest releases, so it does not run on the host either", pytrace=False)
+    return {"executor": executor}
 
 
 def _service_pool(config):

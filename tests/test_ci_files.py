@@ -233,3 +233,73 @@ def test_release_publishes_with_trusted_publishing_only_on_a_tag():
     assert "uv publish --trusted-publishing always dist/*" in found["publish"]
     assert "twine check --strict dist/*" in found["build"] and "python -m build" in found["build"]
     assert "actions/checkout" not in found["publish"]  # the publishing job runs none of the repository's code
+
+
+# ---------------------------------------------------------------- who can publish (parsed, not matched)
+
+# a job and the write scopes it needs: tracking issues; the pages; the release's trusted publishing
+PUBLISHING = {"report": {"issues"}, "pages": {"pages", "id-token"}, "publish": {"id-token"}}
+RUNS_CODE_UNDER_TEST = ("cells", "tests")   # jobs that install releases from the index and run them
+
+
+def parsed_jobs() -> dict[str, dict]:
+    """Every job of every workflow, parsed: {"<workflow>:<job>": job}."""
+    import yaml
+
+    found = {}
+    for workflow in WORKFLOWS:
+        for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            found[f"{workflow.name}:{name}"] = job
+    return found
+
+
+def job_named(name: str) -> dict:
+    [job] = [j for key, j in parsed_jobs().items() if key.endswith(f":{name}")]
+    return job
+
+
+def scripts(job: dict) -> list[str]:
+    return [step["run"] for step in job["steps"] if "run" in step]
+
+
+@pytest.mark.fault("CI publishing: write tokens")
+def test_parsed_only_the_publishing_jobs_hold_write_scopes_and_only_those_they_need():
+    import yaml
+
+    for workflow in WORKFLOWS:
+        assert yaml.safe_load(workflow.read_text())["permissions"] == {"contents": "read"}, workflow.name
+    for key, job in parsed_jobs().items():
+        permissions = job.get("permissions", {})
+        assert isinstance(permissions, dict), f"{key}: permissions as a block of scopes, not {permissions!r}"
+        writes = {scope for scope, access in permissions.items() if access == "write"}
+        assert writes <= PUBLISHING.get(key.split(":")[1], set()), f"{key} holds {writes}"
+    assert job_named("cells")["permissions"] == {"contents": "read"}
+
+
+@pytest.mark.fault("CI publishing: code under test isolated")
+def test_jobs_that_run_code_under_test_get_no_token_or_secret_to_find():
+    for name in RUNS_CODE_UNDER_TEST:
+        job = job_named(name)
+        text = json.dumps(job)
+        assert "secrets." not in text and "github.token" not in text and "GITHUB_TOKEN" not in text, name
+        checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+        assert checkouts and all(s.get("with", {}).get("persist-credentials") is False for s in checkouts), \
+            f"{name}: a checkout leaves its token in .git/config"
+
+
+@pytest.mark.fault("CI publishing: code under test isolated")
+def test_the_cells_job_runs_latest_cells_in_the_container_executor():
+    runs = scripts(job_named("cells"))
+    nox = [r for r in runs if r.startswith("nox ")]
+    assert nox and all(r.rstrip().endswith("-- --latest-executor docker") for r in nox), nox
+    image = next(i for i, r in enumerate(runs) if "harness.executors.docker build-image" in r)
+    assert image < runs.index(nox[0]), "the base image is built before the cells run"
+
+
+@pytest.mark.fault("CI publishing: forged records")
+def test_the_report_job_reads_only_sealed_records_of_the_cells_artifacts():
+    reads = [line for run in scripts(job_named("report")) for line in run.replace("\\\n", " ").splitlines()
+             if "harness report" in line or "harness matrix watch" in line]
+    assert len(reads) == 2 and all("--sealed" in line.split() for line in reads), reads
+    upload = next(s for s in job_named("cells")["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["path"].strip() == "results/", "the results and their .keys files, side by side"

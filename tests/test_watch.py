@@ -265,9 +265,9 @@ def test_a_latest_cell_whose_release_vanished_fails_its_test(local_index):
     assert "1 failed" in out.stdout, out.stdout[-3000:]
 
 
-def run_latest_cell(tmp: Path, env: dict):
+def run_latest_cell(tmp: Path, env: dict, *args):
     return repro("-m", "pytest", "matrix/", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", "-rs",
-                 "--attempts", "1", "--results-dir", str(tmp / "results"), "-k", "latest", env=env, cwd=tmp,
+                 "--attempts", "1", "--results-dir", str(tmp / "results"), "-k", "latest", *args, env=env, cwd=tmp,
                  python=True)
 
 
@@ -282,3 +282,37 @@ def test_a_full_disk_during_the_env_build_is_an_error_that_fails_the_cell(local_
     assert out.returncode == 1, out.stdout[-3000:]
     [record] = results.read(next((tmp / "results").glob("*.jsonl")))  # main.jsonl, or gwN.jsonl under xdist
     assert record["verdict"] == "error" and "disk space" in record["reason"], record["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.fault("CI publishing: code under test isolated")
+def test_with_latest_executor_docker_and_no_engine_a_latest_cell_fails_and_runs_nothing(local_index):
+    """CI runs the `latest` cells with --latest-executor docker. Without an engine the cell fails
+    with the reason: the unreviewed release is never run on the host instead."""
+    release, tmp, env = local_index
+    out = repro("-m", "pytest", "matrix/", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", "-rs",
+                "--attempts", "1", "--results-dir", str(tmp / "results"), "--latest-executor", "docker",
+                "--tier", "all", env={**env, "DOCKER_HOST": f"unix://{tmp}/no-engine.sock"}, cwd=tmp, python=True)
+    assert out.returncode == 1 and "1 failed, 2 passed" in out.stdout, out.stdout[-3000:]
+    assert "cannot run this cell in a container" in out.stdout and "Traceback" not in out.stdout
+    written = [r for f in (tmp / "results").glob("*.jsonl") for r in results.read(f)]
+    assert len(written) == 2, "the two pinned cells ran (here), the latest one did not run at all"
+    assert all(r["executor"]["kind"] == "local" for r in written)
+
+
+@pytest.mark.slow
+@pytest.mark.fault("CI publishing: code under test isolated")
+def test_with_latest_executor_docker_a_latest_cell_runs_in_a_container(local_index):
+    from harness.executors.docker import engine
+    from harness.executors.docker.executor import DockerExecutor
+
+    try:
+        engine.client(timeout=10)
+        DockerExecutor()
+    except Exception as exc:  # noqa: BLE001 - no engine or no image here: nothing to show
+        pytest.skip(f"no docker executor here: {exc}")
+    release, tmp, env = local_index
+    out = run_latest_cell(tmp, env, "--latest-executor", "docker")
+    assert out.returncode == 0, out.stdout[-3000:]
+    [record] = results.read(next((tmp / "results").glob("*.jsonl")))
+    assert record["executor"]["kind"] == "docker" and record["verdict"] == "absent", record
