@@ -156,6 +156,7 @@ def request_for(bug: Bug, variant: Variant, timeout: float, params: dict) -> Req
     """The child's request, from the validated bug; the deadline is the parent's from now."""
     return Request(repro=str(bug.path), variant=variant.name, run=variant.run, role=variant.role,
                    failure_kind=bug.failure_kind, signature=bug.signature, packages=list(bug.packages),
+                   library=None if bug.library is None else list(bug.library),
                    params={**variant.params, **params}, timeout=timeout, setup_timeout=variant.setup_timeout,
                    deadline=time.time() + variant.setup_timeout + timeout)
 

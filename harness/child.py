@@ -112,10 +112,98 @@ def load_repro(path):
     return module
 
 
-def judge(request, observation):
+def _is_stdlib(path):
+    """Is this code file the interpreter's own library (not a site-packages under it)?"""
+    import sysconfig
+
+    if path.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return True
+    real = os.path.realpath(path)
+    roots = {os.path.realpath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib")}
+    inside = any(real.startswith(root) for root in roots)
+    return inside and os.sep + "site-packages" + os.sep not in real and os.sep + "dist-packages" + os.sep not in real
+
+
+def raising_frame(exc):
+    """Where an exception was raised: {"module", "function", "file", "line"} of the innermost frame
+    of its traceback outside the stdlib (a stdlib frame raises on behalf of its caller: an asyncio
+    future re-raising, a dict iterator), else the innermost one. None for an exception that was
+    made, never raised (no traceback)."""
+    frames = []
+    tb = getattr(exc, "__traceback__", None)
+    while tb is not None:
+        frames.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    if not frames:
+        return None
+    frame, line = next((f for f in reversed(frames) if not _is_stdlib(f[0].f_code.co_filename)), frames[-1])
+    return {"module": str(frame.f_globals.get("__name__")), "function": frame.f_code.co_name,
+            "file": frame.f_code.co_filename, "line": line}
+
+
+def frame_text(frame):
+    return "%s.%s (%s:%s)" % (frame["module"], frame["function"], frame["file"], frame["line"])
+
+
+def reported_errors(observation):
+    """The observation with its errors as 'Type: message' texts, and beside them `error_frames`:
+    per error the frame that raised it. A repro that reports the exception object itself (or lets
+    it escape) lets the oracle attribute it; a text has no frame (None) and is taken at its word."""
+    errors = observation.get("errors") or []
+    if not isinstance(errors, list):
+        errors = [errors]
+    texts, frames = [], []
+    for error in errors:
+        if isinstance(error, BaseException):
+            texts.append(capped(exception_text(error)))
+            frames.append(raising_frame(error))
+        else:
+            texts.append(capped(str(error)))
+            frames.append(None)
+    if not errors:
+        return observation
+    return dict(observation, errors=texts, error_frames=frames)
+
+
+def library_modules(request):
+    """The top-level modules of the library under test: the repro's `library`, else those of the
+    distributions under test (what they install, from their file lists)."""
+    from importlib import metadata
+
+    if request.library is not None:
+        return sorted(request.library)
+    names = set()
+    for package in request.packages:
+        try:
+            names.update(_top_level_modules(metadata.distribution(package)))
+        except metadata.PackageNotFoundError:
+            pass
+    return sorted(names)
+
+
+def attributed(errors, frames, library):
+    """Split the indices of `errors` by origin: those that may be the library's (raised in one of
+    its modules, or of unknown origin) and the frames of those raised elsewhere. With no library
+    modules known, every error may be the library's."""
+    mine, foreign = [], []
+    for index in errors:
+        frame = frames[index] if index < len(frames) else None
+        if frame and library and frame["module"].split(".")[0] not in library:
+            foreign.append(frame)
+        else:
+            mine.append(index)
+    return mine, foreign
+
+
+def judge(request, observation, library=()):
     """The bug's oracle: map what the variant observed to an outcome.
 
-    observation keys (all optional): errors (list of 'Type: message' texts),
+    An exception bug's error counts only if it was raised from the library under test
+    (`library`, its top-level modules): one with the bug's message raised elsewhere (another
+    library sharing the workload, the repro itself) is another failure, naming its frame.
+
+    observation keys (all optional): errors (list of 'Type: message' texts, with error_frames
+    beside them: the frame each was raised in, or None),
     lost (rows lost silently), corrupt (records the repro found wrong, e.g. a unique key stored
     twice, with corrupt_detail saying how), hung (bool: the repro saw its own hang),
     signal (a sub-process of the repro died by this signal).
@@ -124,9 +212,14 @@ def judge(request, observation):
     errors = observation.get("errors") or []
     if kind == "exception":
         pattern = re.compile(request.signature, re.IGNORECASE)
-        matching = [e for e in errors if pattern.search(e)]
-        if matching:
-            return REPRODUCED, "%d of %d errors match %r" % (len(matching), len(errors), request.signature)
+        matching = [i for i, e in enumerate(errors) if pattern.search(e)]
+        mine, foreign = attributed(matching, observation.get("error_frames") or [], library)
+        if mine:
+            return REPRODUCED, "%d of %d errors match %r" % (len(mine), len(errors), request.signature)
+        if foreign:
+            return OTHER_FAILURE, ("%d error(s) match %r but were raised outside the library under test (%s): "
+                                   "by %s" % (len(foreign), request.signature, ", ".join(library),
+                                              frame_text(foreign[0])))
     if kind == "hang" and observation.get("hung"):
         return REPRODUCED, "the repro observed a hang"
     if observation.get("signal"):
@@ -216,8 +309,8 @@ def run_variant(function, ctx):
     try:
         observation = function(ctx) or {}
     except BaseException as exc:  # noqa: BLE001 - everything the repro raises is evidence
-        observation = {"errors": [capped(exception_text(exc))], "traceback": traceback.format_exc()[-4000:]}
-    return observation
+        observation = {"errors": [exc], "traceback": traceback.format_exc()[-4000:]}
+    return reported_errors(observation)
 
 
 def dump_stacks_before(deadline, stacks):
@@ -281,7 +374,7 @@ def main(argv=None):
     ctx = Context(dict(request.params), workdir, attempt_dir, arming(request, stacks, attempt_dir))
 
     observation = run_variant(function, ctx)
-    outcome, reason = judge(request, observation)
+    outcome, reason = judge(request, observation, library_modules(request))
     if request.role == "control" and outcome == REPRODUCED:
         reason = "control reproduced the bug's signature: " + reason
     result = Result(

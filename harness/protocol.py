@@ -50,6 +50,7 @@ class Request(_Message):
     failure_kind: str       # exception, hang, data-loss or corruption: what the oracle looks for
     signature: str | None   # an exception bug's regular expression
     packages: list          # the packages under test: their versions and import paths are reported
+    library: list | None    # the library's top-level modules (attribution); None: those of `packages`
     params: dict            # the variant's parameters, with the run's overrides
     timeout: float          # seconds; with a setup allowance, counted from ctx.arm_deadline()
     setup_timeout: float    # seconds allowed before the repro arms its deadline; 0: none

@@ -64,6 +64,10 @@ class Bug:
     trigger_rate: dict      # measured: {"reproduced": k, "attempts": n, "cell": "..."}
     variants: dict
     notes: str = ""
+    # The top-level modules that are "the library under test": an exception bug's matching error
+    # must be raised from one of them (attribution). None: those of the `packages` distributions,
+    # found in the child's env.
+    library: tuple | None = None
 
     @property
     def own_package(self) -> str | None:
@@ -255,7 +259,16 @@ def load_bug(path: Path) -> Bug:
         packages=list(raw.get("packages", [])), requirements=list(raw.get("requirements", raw.get("packages", []))),
         failure_kind=raw["failure_kind"], signature=raw.get("signature"), services=list(raw.get("services", [])),
         trigger_rate=dict(rate), variants=variants, notes=raw.get("notes", ""),
+        library=_library(path, raw.get("library")),
     )
+
+
+def _library(path: Path, library) -> tuple | None:
+    if library is None:
+        return None
+    if not isinstance(library, list) or not all(isinstance(m, str) and m.isidentifier() for m in library):
+        raise _problem(path, "library must be a list of top-level module names (['deltalake'])")
+    return tuple(library)
 
 
 def discover() -> tuple[dict[str, Bug], dict[str, str]]:

@@ -60,7 +60,7 @@ def _append_concurrently(ctx, target):
             try:
                 future.result()
             except Exception as exc:  # noqa: BLE001 - every failure is evidence for the oracle
-                errors.append("%s: %s" % (type(exc).__name__, exc))
+                errors.append(exc)  # the object, not its text: the oracle reads where it was raised
     ctx.note("%d appends from %d threads, %d failed" % (writes, threads, len(errors)))
     return {"errors": errors}
 

@@ -145,3 +145,30 @@ def test_corruption_with_an_error_is_a_loud_failure_not_the_bug():
 
 def test_no_corrupt_records_is_clean():
     assert attempt("control", bug="synthetic-corruption").outcome == "clean"
+
+
+@pytest.mark.parametrize("variant", ["trigger", "in-a-thread"])
+def test_the_message_raised_by_the_library_is_the_bug(variant):
+    result = attempt(variant, bug="synthetic-attribution")
+    assert result.outcome == "reproduced", result.reason
+    frame = result.evidence["observation"]["error_frames"][0]
+    assert (frame["module"], frame["function"]) == ("_synthetic_library", "share")
+
+
+@pytest.mark.parametrize("variant", ["foreign", "foreign-escapes"])
+def test_the_message_raised_by_another_module_is_another_failure_naming_its_frame(variant):
+    result = attempt(variant, bug="synthetic-attribution")
+    assert result.outcome == "other-failure", result.reason
+    assert "raised outside the library under test (_synthetic_library)" in result.reason
+    assert "_synthetic_other.export (" in result.reason and "_synthetic_other.py:" in result.reason
+
+
+def test_the_message_raised_by_the_repro_itself_is_not_the_bug():
+    result = attempt("repro-raises", bug="synthetic-attribution")
+    assert result.outcome == "other-failure" and "repro_under_test.repro_raises" in result.reason
+
+
+def test_an_error_reported_as_text_has_no_frame_and_is_taken_at_its_word():
+    result = attempt("as-text", bug="synthetic-attribution")
+    assert result.outcome == "reproduced", result.reason
+    assert result.evidence["observation"]["error_frames"] == [None]

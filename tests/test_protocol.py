@@ -29,7 +29,7 @@ def sleeper(ctx):
 
 def request(tmp_path, **changes) -> Request:
     fields = {"repro": str(tmp_path / "probe.py"), "variant": "trigger", "run": "trigger", "role": "trigger",
-              "failure_kind": "exception", "signature": "already borrowed", "packages": [],
+              "failure_kind": "exception", "signature": "already borrowed", "packages": [], "library": None,
               "params": {"label": "from the request"}, "timeout": 30.0, "setup_timeout": 0.0,
               "deadline": time.time() + 30.0}
     return Request(**{**fields, **changes})
