@@ -20,7 +20,7 @@ LAYERS = [
      "harness.progress", "harness.versions", "harness.record", "harness.seal", "harness.results", "harness.text",
      "harness.github"],
     # the facts: bugs, requirements, interpreters, the index
-    ["harness.registry", "harness.skeleton", "harness.envs", "harness.envs.requirements",
+    ["harness.registry", "harness.rate_file", "harness.skeleton", "harness.envs", "harness.envs.requirements",
      "harness.envs.lockfiles", "harness.envs.uvbin", "harness.envs.interpreters", "harness.envs.package_index"],
     # building envs, running one attempt
     ["harness.envs.holds", "harness.envs.integrity", "harness.envs.venv", "harness.envs.checkout",

@@ -34,6 +34,8 @@ examples:
                                                with the dependencies of that release's date
   repro run delta-already-borrowed --with-requirements uv.lock     the versions your lock file pins
   repro run delta-already-borrowed --variant control-uri --attempts 20 --measure --json
+  repro run mylib-write-race --with mylib==1.2.0 --attempts 20 --measure --write
+                                               measure the trigger rate, write it into the repro
   repro run mylib-write-race --with "mylib @ file:///path/to/mylib"      your own checkout
   repro run mylib-write-race --with "mylib @ git:v1.2.0"    this repository at a tag (or branch, commit)
 
@@ -177,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "distributions the variant installs (--with wins for a name it pins)")
     how_long.add_argument("--measure", action="store_true",
                           help="run every attempt, also after a reproduction: measure the trigger rate")
+    how_long.add_argument("--write", action="store_true",
+                          help="with --measure: write the measured rate (and this command) into the repro "
+                               "file's trigger_rate, in place")
     how_long.add_argument("--control-attempts", type=int, default=DEFAULTS.control_attempts,
                           help="runs of each control when a trigger cell is not clean (default: %(default)s)")
     verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one",
@@ -232,6 +237,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv  # what --measure --write records as the command that measured
     except SystemExit as exc:  # `check` runs under `git bisect run`: a bad command line must stop it
         if argv[:1] == ["check"] and exc.code:
             return 128

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +45,8 @@ def cmd_run(args) -> int:
     variants = args.variants or ["trigger"]
     for name in variants:
         bug.variant(name)
+    if getattr(args, "write", False):
+        _check_writable_rate(bug, variants, args.measure)
     options = build_options(args, bug, measure=args.measure, control_attempts=args.control_attempts)
     # No such interpreter (or an image recipe whose image cannot be built): a usage error, before anything runs.
     executor_for(args.python, options.executor, _log).find_interpreter(args.python)
@@ -62,7 +65,38 @@ def cmd_run(args) -> int:
         print_table(records)
     for line in answer.answer_lines(records, bug, args.results, written=not unwritten):
         print(line, file=sys.stderr)
+    if getattr(args, "write", False):
+        _write_rates(args, bug, records)
     return answer.exit_code(records, written=not unwritten)
+
+
+def _check_writable_rate(bug, variants: list[str], measure: bool) -> None:
+    """--write is refused before anything runs: without --measure (an early stop is no rate), for a
+    control (no rate of its own), for a repro shipped inside the installed harness."""
+    if not measure:
+        raise UsageError("--write needs --measure: a run that stops at the first reproduction measures no rate")
+    controls = [name for name in variants if bug.variant(name).role != "trigger"]
+    if controls:
+        raise UsageError(f"--write: {', '.join(controls)} is a control; only a trigger has a trigger_rate")
+    if "_bundled" in bug.path.parts:
+        raise UsageError(f"--write: {bug.path} is shipped inside the installed harness; copy it into ./repros first")
+
+
+def _write_rates(args, bug, records) -> None:
+    """Each measured trigger's rate into the repro file, with the command that measured it."""
+    from harness.rate_file import write_measured
+    from harness.registry import load_bug
+
+    command = "repro " + shlex.join(args.argv)
+    for record in records:
+        if record.attempts < 1 or record.verdict == "error":
+            print(f"repro: --write: {record.variant}: {record.verdict} ({record.reason}); nothing written",
+                  file=sys.stderr)
+            continue
+        cell = " ".join([f"py{record.python}", *record.pins]) if record.pins else f"bare py{record.python}"
+        rate = {"reproduced": record.reproductions, "attempts": record.attempts, "cell": cell, "command": command}
+        for line in write_measured(load_bug(bug.path), record.variant, rate):  # the file as the last write left it
+            print(f"repro: {line}", file=sys.stderr)
 
 
 def _file_pins(args, bug, variants: list[str]) -> list[str]:
