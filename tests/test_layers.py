@@ -23,7 +23,7 @@ LAYERS = [
     ["harness.registry", "harness.rate_file", "harness.skeleton", "harness.envs", "harness.envs.requirements",
      "harness.envs.lockfiles", "harness.envs.uvbin", "harness.envs.interpreters", "harness.envs.package_index"],
     # building envs, running one attempt
-    ["harness.envs.holds", "harness.envs.integrity", "harness.envs.venv", "harness.envs.checkout",
+    ["harness.envs.holds", "harness.envs.integrity", "harness.envs.seeds", "harness.envs.venv", "harness.envs.checkout",
      "harness.envs.gitref", "harness.attempt"],
     # where attempts run: the executor contract and its implementations; services on 127.0.0.1
     ["harness.executors", "harness.executors.base", "harness.executors.local"],

@@ -10,7 +10,7 @@ installing today gets, and stays bare; a requirement that names pip or setuptool
 """
 from __future__ import annotations
 
-from harness.envs.requirements import requirement_name
+from harness.versions import requirement_name
 
 ERA_SEEDS = ("pip", "setuptools")
 LAST_SEEDING_MINOR = (3, 11)  # 3.12's venv seeds pip only
