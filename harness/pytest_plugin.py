@@ -15,6 +15,9 @@ per-attempt rate of stats.LOW_RATE (10%: 29 clean attempts for `absent`). Node i
 `<results dir>/<worker>.jsonl` (one file per xdist worker). A broken matrix file is one failing
 item, `matrix/<file>::load`, with its one-line problem: the other files' cells still run.
 The run ends with the verdict table.
+
+Always, matrix or not: a project's own test marked `@pytest.mark.repro(...)` runs as a trigger
+in fresh child processes, and its verdict is the test's outcome (harness/pytest_marker.py).
 """
 from __future__ import annotations
 
@@ -115,6 +118,10 @@ def matrix_dir(config) -> Path | None:
 
 
 def pytest_configure(config):
+    # The marker of a project's own test (harness/pytest_marker.py): known also without a matrix.
+    config.addinivalue_line("markers", "repro(attempts=20, timeout=60, signature=None, rate=None, confidence=0.99): "
+                            "run the test in fresh child processes under the harness's watchdog; its verdict "
+                            "is the outcome")
     directory = config._repro_matrix = matrix_dir(config)
     if directory is None:
         return  # nothing to collect: a project's own tests see no trace of the plugin
@@ -138,6 +145,28 @@ def _find_repros_beside(directory: Path) -> None:
     repros = directory.parent / "repros"
     if repros.is_dir() and repros.resolve() not in {d.resolve() for d in repro_dirs()}:
         os.environ["REPRO_PATH"] = os.pathsep.join(p for p in (str(repros), os.environ.get("REPRO_PATH")) if p)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """A test marked `@pytest.mark.repro(...)` runs in fresh children, not here (harness/pytest_marker.py)."""
+    marker = pyfuncitem.get_closest_marker("repro")
+    if marker is None:
+        return None
+    from harness import pytest_marker
+
+    try:
+        options, problem = pytest_marker.options_of(marker), None
+    except ValueError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    outcome = pytest_marker.run_marked(pyfuncitem, options)
+    if not outcome.passed:
+        pytest.fail(outcome.text, pytrace=False)
+    pyfuncitem.add_report_section("call", "repro", outcome.text)
+    pyfuncitem.user_properties.append(("repro", outcome.text))
+    return True
 
 
 def pytest_collect_file(file_path, parent):

@@ -42,7 +42,8 @@ LAYERS = [
      "harness.bench"],
     # the command line
     ["harness.cli", "harness.cli.options", "harness.cli.answer", "harness.cli.run", "harness.cli.audit",
-     "harness.cli.bisect", "harness.cli.matrix", "harness.cli.main", "harness.pytest_plugin", "harness.nox_sessions"],
+     "harness.cli.bisect", "harness.cli.matrix", "harness.cli.main", "harness.pytest_plugin", "harness.pytest_marker",
+     "harness.nox_sessions"],
     ["harness.__main__"],
 ]
 LAYER_OF = {module: number for number, modules in enumerate(LAYERS) for module in modules}
