@@ -307,6 +307,10 @@ class CellItem(pytest.Item):
                     f"  reason: {record.reason}\n  installed: {record.installed}\n"
                     f"  outcomes: {record.outcomes}"
                     + (f"\n{watch.explain(record)}" if record.watch else ""))
+        from harness.errors import UsageError
+
+        if isinstance(excinfo.value, UsageError):  # the cell cannot run as declared: one line says why
+            return f"{self.expected.cell.label}: {excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -6,6 +6,7 @@ are one line; a maintainer's own package is never taken from the index unasked.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def trigger(ctx):
     return {"version": tinylib.VERSION}
 '''
 CURRENT = "%d.%d" % sys.version_info[:2]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -132,3 +134,15 @@ def test_an_ignored_build_output_directory_is_hashed_and_exported_without_it(rep
     with checkout.exported(repo) as copy:
         assert (copy / "tinylib" / "__init__.py").read_text() == 'VERSION = "dirty"\n'
         assert not (copy / ".nox").exists() and not (copy / "build").exists()
+
+
+def test_a_cell_of_the_own_package_from_the_index_fails_in_pytest_with_one_line(repo):
+    (repo / "matrix" / "tinylib_ref.toml").write_text(f'bug = "tinylib-ref"\n[[cells]]\npython = "{CURRENT}"\n'
+                                                       'variants = ["trigger"]\nexpect = "absent"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "REPRO_PATH")}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "matrix/"], cwd=repo,
+                         capture_output=True, text=True, timeout=300, env={**env, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    line = next(x for x in out.stdout.splitlines() if "would install" in x)
+    assert line.startswith("tinylib-ref[trigger] py") and "'tinylib @ git:REF'" in line, out.stdout
+    assert "Traceback" not in out.stdout
