@@ -253,9 +253,11 @@ def parsed_jobs() -> dict[str, dict]:
     return found
 
 
-def job_named(name: str) -> dict:
-    [job] = [j for key, j in parsed_jobs().items() if key.endswith(f":{name}")]
-    return job
+def jobs_named(name: str) -> list[dict]:
+    """The job of this name in each workflow that has one (matrix.yml and the reusable repro.yml)."""
+    found = [j for key, j in parsed_jobs().items() if key.endswith(f":{name}")]
+    assert found, f"no workflow has a {name} job"
+    return found
 
 
 def scripts(job: dict) -> list[str]:
@@ -273,13 +275,12 @@ def test_parsed_only_the_publishing_jobs_hold_write_scopes_and_only_those_they_n
         assert isinstance(permissions, dict), f"{key}: permissions as a block of scopes, not {permissions!r}"
         writes = {scope for scope, access in permissions.items() if access == "write"}
         assert writes <= PUBLISHING.get(key.split(":")[1], set()), f"{key} holds {writes}"
-    assert job_named("cells")["permissions"] == {"contents": "read"}
+    assert all(job["permissions"] == {"contents": "read"} for job in jobs_named("cells"))
 
 
 @pytest.mark.fault("CI publishing: code under test isolated")
 def test_jobs_that_run_code_under_test_get_no_token_or_secret_to_find():
-    for name in RUNS_CODE_UNDER_TEST:
-        job = job_named(name)
+    for name, job in ((n, j) for n in RUNS_CODE_UNDER_TEST for j in jobs_named(n)):
         text = json.dumps(job)
         assert "secrets." not in text and "github.token" not in text and "GITHUB_TOKEN" not in text, name
         checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
@@ -289,17 +290,18 @@ def test_jobs_that_run_code_under_test_get_no_token_or_secret_to_find():
 
 @pytest.mark.fault("CI publishing: code under test isolated")
 def test_the_cells_job_runs_latest_cells_in_the_container_executor():
-    runs = scripts(job_named("cells"))
-    nox = [r for r in runs if r.startswith("nox ")]
-    assert nox and all(r.rstrip().endswith("-- --latest-executor docker") for r in nox), nox
-    image = next(i for i, r in enumerate(runs) if "harness.executors.docker build-image" in r)
-    assert image < runs.index(nox[0]), "the base image is built before the cells run"
+    for runs in map(scripts, jobs_named("cells")):
+        nox = [r for r in runs if r.startswith("nox ")]
+        assert nox and all(r.rstrip().endswith("-- --latest-executor docker") for r in nox), nox
+        image = next(i for i, r in enumerate(runs) if "harness.executors.docker build-image" in r)
+        assert image < runs.index(nox[0]), "the base image is built before the cells run"
 
 
 @pytest.mark.fault("CI publishing: forged records")
 def test_the_report_job_reads_only_sealed_records_of_the_cells_artifacts():
-    reads = [line for run in scripts(job_named("report")) for line in run.replace("\\\n", " ").splitlines()
-             if "harness report" in line or "harness matrix watch" in line]
-    assert len(reads) == 2 and all("--sealed" in line.split() for line in reads), reads
-    upload = next(s for s in job_named("cells")["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert upload["with"]["path"].strip() == "results/", "the results and their .keys files, side by side"
+    for report, cells in zip(jobs_named("report"), jobs_named("cells")):  # each workflow's pair
+        reads = [line for run in scripts(report) for line in run.replace("\\\n", " ").splitlines()
+                 if "harness report" in line or "harness matrix watch" in line]
+        assert len(reads) == 2 and all("--sealed" in line.split() for line in reads), reads
+        upload = next(s for s in cells["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+        assert upload["with"]["path"].strip() == "results/", "the results and their .keys files, side by side"
