@@ -257,7 +257,7 @@ def slow_source_tree(tmp_path: Path) -> tuple[Path, Path, Path]:
     return tree, flag, pid_file
 
 
-@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 @pytest.mark.slow
 def test_sigkill_of_the_harness_during_an_env_build_stops_the_build(cache, tmp_path):
     tree, flag, pid_file = slow_source_tree(tmp_path)
@@ -286,3 +286,24 @@ def test_sigkill_of_the_harness_during_an_env_build_stops_the_build(cache, tmp_p
     again.release()
     assert not again.reused and any(note.startswith("building env") for note in notes), notes
     assert imported_version(again, "toyslow") == "1.0"
+
+
+@pytest.mark.fault("env integrity")
+def test_the_env_hold_is_the_harness_s_and_never_open_in_the_attempt_child(cache):
+    """A hold is a locked file: a child that kept it open would keep the env `in use` after its
+    harness died, and could drop the lock. The child sees the hold, but has no descriptor of it."""
+    from harness.attempt import ChildCommand, child_env, run_attempt
+    from harness.registry import get_bug
+
+    env, _ = build(["iniconfig==2.0.0"])
+    try:
+        spec = get_bug("synthetic-trust")
+        attempt = run_attempt(spec, spec.variant("fd-probe"), ChildCommand(env.python, child_env({})), kill_grace=1.0)
+    finally:
+        env.release()
+    assert attempt.outcome == "clean", attempt.reason
+    notes = attempt.evidence["notes"]
+    holds = [n[len("hold: "):] for n in notes if n.startswith("hold: ")]
+    fds = [n for n in notes if n.startswith("fd ")]
+    assert holds and fds, notes  # the env was held while the child ran, and the child listed its fds
+    assert not [fd for fd in fds if ".users/" in fd or any(fd.endswith(h) for h in holds)], fds

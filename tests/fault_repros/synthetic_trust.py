@@ -31,6 +31,7 @@ BUG = {
         "environ-probe": {"role": "trigger", "run": "environ_probe", "timeout": 20, "params": {"marker": ""}},
         "forge-record": {"role": "trigger", "run": "forge_record", "timeout": 20, "params": {"results": ""}},
         "read-all": {"role": "trigger", "run": "read_all", "timeout": 30, "params": {"directory": "", "dump": ""}},
+        "fd-probe": {"role": "trigger", "run": "fd_probe", "timeout": 30, "requirements": ["iniconfig==2.0.0"]},
         "escape-all": {"role": "trigger", "run": "escape_all", "timeout": 60, "params": {"pid_file": ""}},
     },
 }
@@ -265,4 +266,18 @@ def read_all(ctx):
                 parts.append(handle.read().decode("latin-1"))
     with open(ctx.param("dump", ""), "w") as handle:
         handle.write("\n".join(parts))
+    return {}
+
+
+def fd_probe(ctx):
+    """Note what each of this child's open file descriptors is, and the hold files of its env (the
+    `<key>.users/` beside the env's root): a hold is the harness's, never the child's to keep."""
+    for fd in sorted(os.listdir("/proc/self/fd"), key=int):
+        try:
+            ctx.note("fd %s: %s" % (fd, os.readlink("/proc/self/fd/" + fd)))
+        except OSError:
+            pass
+    users = os.path.realpath(sys.prefix) + ".users"
+    for name in sorted(os.listdir(users)) if os.path.isdir(users) else []:
+        ctx.note("hold: %s" % os.path.join(users, name))
     return {}
