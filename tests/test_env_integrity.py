@@ -139,6 +139,30 @@ def test_a_same_size_edit_is_found_after_a_run_that_used_the_env_was_killed(cach
     assert build(SIX)[1] == [], "the unclean end is forgotten once the env passed the full check"
 
 
+@pytest.mark.fault("env integrity")
+@pytest.mark.slow
+def test_a_same_size_edit_during_a_clean_run_is_found_by_the_next_run(cache):
+    """The code under test edits a file of its env (same size, mtime put back) and the run ends cleanly:
+    the next run still checks the hashes, finds the edit and rebuilds. An untouched env stays cheap."""
+    first, _ = build(SIX)
+    first.release()
+    key = env_root(first).name
+    during, _ = build(SIX)
+    six = site_packages(during) / "six.py"
+    before = six.stat()
+    edit(six, "")  # a copy of its own: the edit below must not reach uv's cache through a hard link
+    six.write_text(six.read_text().replace('__version__ = "1.16.0"', '__version__ = "1.16.9"'))
+    os.utime(six, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert six.stat().st_size == before.st_size and six.stat().st_mtime_ns == before.st_mtime_ns
+    during.release()  # a clean end
+    again, notes = build(SIX)
+    assert notes[:2] == [f"env cache {key}: 1 run(s) using it ended uncleanly: checking its files' hashes",
+                         f"env cache {key} is stale (six: six.py differs from its RECORD hash): rebuilding"], notes
+    assert not again.reused and imported_version(again, "six") == "1.16.0"
+    again.release()
+    assert build(SIX)[1] == [], "a run that changed nothing leaves the cheap check"
+
+
 USER = """
 import subprocess, sys
 from harness.envs import interpreters, venv

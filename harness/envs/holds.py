@@ -5,7 +5,8 @@ own in `envs/<key>.users/` and keeps an exclusive flock on it, which the kernel 
 dies however it dies. A clean end unlinks the file. So, under the key's build lock (which every new
 hold is taken under, so none can start meanwhile):
 - a user file that no one holds any more is a run that ended uncleanly (SIGKILL, OOM, a crash while
-  its child ran code in the env): `abandoned()` lists such files, the env is checked in full (content
+  its child ran code in the env, or a clean end during which files of the env changed:
+  `leave_unclean`): `abandoned()` lists such files, the env is checked in full (content
   hashes) before it is reused, and only then are they removed (`forget()`);
 - a stale env is deleted only after `wait_unused()`: it takes each user file's lock in turn, so it
   returns once no other run's cell (and its attempts' children) uses the env any more.
@@ -20,6 +21,7 @@ import atexit
 import errno
 import fcntl
 import os
+import time
 import uuid
 import weakref
 from pathlib import Path
@@ -34,6 +36,16 @@ class Hold:
 
     def __init__(self, path: str, handle):
         self.path, self._handle = path, handle
+        self.started_ns = time.time_ns()  # files of the env changed after this were changed during the run
+
+    def leave_unclean(self) -> None:
+        """End the hold as an unclean end would (the file stays, unlocked): the next run that reuses
+        the env checks it in full. For a run during which the env's files changed."""
+        if self._handle is None:
+            return
+        _held.pop(self.path, None)
+        self._handle.close()
+        self._handle = None
 
     def release(self) -> None:
         if self._handle is None:

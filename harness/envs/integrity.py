@@ -10,7 +10,8 @@ edited with it): an env is reused only while
   site-packages, no `__editable__` file, no editable `direct_url.json`, no stray `sitecustomize.py`;
 - each file a required distribution's RECORD lists exists with its size (stat calls only).
 That is stat calls and small reads. With `full` (an env reused after a run that used it ended uncleanly:
-see harness/envs/holds.py) every file of every distribution is also hashed against its RECORD sha256.
+see harness/envs/holds.py, or after a clean run during which a file of it changed: `changed_since`, asked
+when a run releases the env) every file of every distribution is also hashed against its RECORD sha256.
 Measured (`time` around check_env on envs of the cache, 2 cores at load 5-8): the deltalake 1.6.6 +
 pyarrow env (306 MB, 845 RECORD lines) takes 1.2-1.5 s in full with its files in the page cache and
 2.1-3.7 s after dropping it, the apache-beam 2.63.0 env (325 MB) 2.3 s / 3.8 s; the cheap check 0.03-0.6 s.
@@ -297,6 +298,30 @@ def _check_record_hashes(site: str, name: str, dists: dict) -> None:
             raise StaleEnv(f"{name}: {path} is missing") from None
         if actual != digest and not _installed_by_another(path, 0, actual, name, dists):
             raise StaleEnv(f"{name}: {path} differs from its RECORD hash")
+
+
+def changed_since(root: Path, since_ns: int) -> list[str]:
+    """The files of the env's distributions (each RECORD's) whose inode changed after `since_ns`, by
+    st_ctime: a write, a rename over it, a chmod, or a utime that puts the mtime back all set it, and
+    nothing sets it back. Stat calls only; a file also linked elsewhere (uv's cache) may show up
+    without an edit, which costs a full check, never a wrong verdict."""
+    try:
+        site = site_packages(root)
+    except StaleEnv as why:
+        return [str(why)]
+    changed = []
+    for dist_info in sorted(glob.glob(os.path.join(glob.escape(site), "*.dist-info"))):
+        try:
+            paths = _record(dist_info, os.path.basename(dist_info))
+        except StaleEnv:
+            return [os.path.join(dist_info, "RECORD")]
+        for path in paths:
+            try:
+                if os.stat(os.path.join(site, path)).st_ctime_ns > since_ns:
+                    changed.append(path)
+            except OSError:
+                changed.append(path)  # gone: changed too
+    return changed
 
 
 def _sha256(path: str) -> str:

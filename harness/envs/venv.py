@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness import guardian
 from harness.envs import holds, uvbin
-from harness.envs.integrity import StaleEnv, check_env
+from harness.envs.integrity import StaleEnv, changed_since, check_env
 from harness.envs.interpreters import Interpreter
 from harness.envs.seeds import era_seeds
 from harness.errors import EnvBuildError, UsageError
@@ -50,8 +50,14 @@ class Env:
     hold: holds.Hold | None = field(default=None, repr=False, compare=False)  # None: the interpreter itself
 
     def release(self) -> None:
-        """The run is done with the env (its cell ended cleanly): a run that finds it stale may delete it."""
-        if self.hold is not None:
+        """The run is done with the env (its cell ended cleanly): a run that finds it stale may delete it.
+        If a file of the env changed while it was held (the code under test can write there), the hold
+        ends as an unclean one: the next reuse checks the content hashes, not just the sizes."""
+        if self.hold is None:
+            return
+        if changed_since(Path(self.python).parent.parent, self.hold.started_ns):
+            self.hold.leave_unclean()
+        else:
             self.hold.release()
 
     def __enter__(self) -> Env:
