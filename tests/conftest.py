@@ -1,7 +1,9 @@
 """Fixtures for the harness's own tests, and the fault table (`--fault-table`).
 
     python -m pytest tests/test_trust.py tests/test_attempt_faults.py tests/test_setup_deadline.py \
-        -p no:cacheprovider --fault-table
+        -p no:cacheprovider -p no:xdist --fault-table
+
+(docs/reliability.md gives the whole list of files the table is made from)
 
 runs every fault-injection test and ends with a Markdown table per class of fault: faults
 tried, and of those how many lost a result, leaked a process (found by ancestry), hung the

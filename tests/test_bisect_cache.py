@@ -39,6 +39,7 @@ def the_verdict_holder(entry: dict) -> dict:
     return next(value for value in entry.values() if isinstance(value, dict) and "verdict" in value)
 
 
+@pytest.mark.fault("fooled: a tampered bisect cache")
 def test_an_edited_cached_verdict_is_tested_again(tmp_path):
     first, counts, _ = bisect(tmp_path / "cache", tmp_path / "r.jsonl")
     assert first["verdict"] == "present" and counts["from_cache"] == 0
@@ -100,6 +101,7 @@ def test_the_entry_names_what_it_was_computed_from(stored):
     (lambda e: e["summary"].update(verdict="fixed", state="skip"), "unknown verdict"),
     (lambda e: e.update(schema=1), "schema"),
 ])
+@pytest.mark.fault("fooled: a tampered bisect cache")
 def test_a_damaged_entry_is_ignored_with_a_note(stored, capsys, damage, says):
     inputs, path = stored
     rewrite(path, damage)
@@ -107,6 +109,7 @@ def test_a_damaged_entry_is_ignored_with_a_note(stored, capsys, damage, says):
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.fault("fooled: a tampered bisect cache")
 def test_an_entry_that_is_not_json_or_too_deep_is_ignored(stored, capsys):
     inputs, path = stored
     for text in ("{not json", "[" * 100_000 + "]" * 100_000, '"a string"', "null"):
@@ -115,6 +118,7 @@ def test_an_entry_that_is_not_json_or_too_deep_is_ignored(stored, capsys):
     assert capsys.readouterr().err.count("ignored") == 4
 
 
+@pytest.mark.fault("fooled: a tampered bisect cache")
 def test_an_entry_of_another_cache_does_not_verify(stored, tmp_path, monkeypatch, capsys):
     inputs, path = stored
     entry = path.read_text()
@@ -124,6 +128,7 @@ def test_an_entry_of_another_cache_does_not_verify(stored, tmp_path, monkeypatch
     assert cache.read(inputs) is None and "mac does not verify" in capsys.readouterr().err
 
 
+@pytest.mark.fault("fooled: a tampered bisect cache")
 def test_a_damaged_key_voids_every_entry_and_is_replaced(stored, capsys):
     inputs, path = stored
     (path.parent / ".key").write_bytes(b"short")

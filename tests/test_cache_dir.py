@@ -30,12 +30,14 @@ def assert_one_line(out, results, wanted: str):
     assert not results.exists()
 
 
+@pytest.mark.fault("one line: a cache dir that cannot be used")
 def test_a_cache_dir_below_a_regular_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     out = run_with_cache(tmp_path / "file" / "cache", tmp_path / "r.jsonl")
     assert_one_line(out, tmp_path / "r.jsonl", f"the cache dir {tmp_path / 'file' / 'cache'} cannot be used")
 
 
+@pytest.mark.fault("one line: a cache dir that cannot be used")
 def test_a_lock_path_that_is_a_directory_is_one_line(tmp_path):
     cache = tmp_path / "cache"
     first = run_with_cache(cache, tmp_path / "r.jsonl")  # takes the env's lock, then cannot reach the index
@@ -49,6 +51,7 @@ def test_a_lock_path_that_is_a_directory_is_one_line(tmp_path):
     assert_one_line(out, tmp_path / "r.jsonl", f"cannot lock {locks[0]}: Is a directory")
 
 
+@pytest.mark.fault("one line: a cache dir that cannot be used")
 @pytest.mark.parametrize("below", ["", "sub"], ids=["the-mount", "a-dir-to-make-in-it"])
 def test_a_read_only_cache_dir_is_one_line(tmp_path, below):
     with small_tmpfs(tmp_path / "ro", "1m") as mount:

@@ -30,6 +30,7 @@ SECONDS_CASES = [
 ]
 
 
+@pytest.mark.fault("one line: bad input")
 @pytest.mark.parametrize("args", SECONDS_CASES, ids=[" ".join(a[:1] + a[-1:]) for a in SECONDS_CASES])
 def test_a_deadline_beyond_the_ceiling_is_refused(tmp_path, args):
     results = tmp_path / "r.jsonl"
@@ -42,6 +43,7 @@ def test_the_ceiling_is_within_what_threading_can_wait_for():
     assert 0 < MAX_SECONDS <= threading.TIMEOUT_MAX
 
 
+@pytest.mark.fault("one line: bad input")
 @pytest.mark.parametrize("stride", ["0"])  # below 0 was refused, but only after setup
 def test_a_stride_below_one_is_refused_not_taken_for_the_default(tmp_path, stride):
     results = tmp_path / "r.jsonl"
@@ -51,6 +53,7 @@ def test_a_stride_below_one_is_refused_not_taken_for_the_default(tmp_path, strid
     assert not results.exists()
 
 
+@pytest.mark.fault("one line: bad input")
 @pytest.mark.parametrize("kind", ["fifo", "directory", "stdin-pipe"])
 def test_a_results_path_that_is_not_a_regular_file_is_refused_promptly(tmp_path, kind):
     path = tmp_path / "results.jsonl"

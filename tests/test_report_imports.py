@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from markupsafe import escape  # as jinja2 escapes the page
 
 from conftest import FAULT_REPROS
@@ -22,6 +23,7 @@ Path({marker!r}).write_text("imported")
 '''
 
 
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_report_imports_no_other_repro_of_the_current_directory(tmp_path):
     marker = tmp_path / "imported"
     (tmp_path / "repros").mkdir()

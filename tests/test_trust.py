@@ -261,7 +261,7 @@ def _wait_for(predicate, limit=60.0):
         time.sleep(0.1)
 
 
-@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 def test_sigkill_of_the_harness_during_a_hang_leaves_nothing_running(tmp_path):
     pid_file = tmp_path / "pids"
     harness = subprocess.Popen([sys.executable, "-m", "harness", "run", "synthetic-trust", "--variant", "forked-hang",
@@ -276,7 +276,7 @@ def test_sigkill_of_the_harness_during_a_hang_leaves_nothing_running(tmp_path):
     _wait_for(lambda: not any(alive(p) for p in pids), limit=15)
 
 
-@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_second_signal_does_not_cut_the_cleanup_short(tmp_path, sig):
     harness = subprocess.Popen([sys.executable, "-m", "harness", "run", "synthetic-faults", "--variant",
@@ -323,7 +323,7 @@ def _harness_running(tmp_path, variant, params=(), env=None):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 @pytest.mark.parametrize("kill_guardian", [False, True], ids=["helper", "helper-after-killing-the-guardian"])
 def test_sigkill_of_the_harness_kills_a_helper_with_a_clean_environment(tmp_path, kill_guardian):
     pid_file, temp = tmp_path / "pids", tmp_path / "tmp"
@@ -344,7 +344,7 @@ def test_sigkill_of_the_harness_kills_a_helper_with_a_clean_environment(tmp_path
             os.kill(helper, signal.SIGKILL)
 
 
-@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 def test_sigkill_of_the_harness_leaves_nothing_of_a_repro_that_escapes_every_way(tmp_path):
     # It stops the guardian it can see, starts helpers with a clean environment in sessions of
     # their own and a double-forked daemon that execs with a clean environment: no mark, no
@@ -440,7 +440,7 @@ def test_a_repro_that_stops_its_parent_does_not_hang_the_harness(tmp_path):
     assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
 
 
-@pytest.mark.fault("leak: the harness is killed")
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 def test_the_ctrl_c_tests_pass_when_the_suite_starts_with_sigint_ignored():
     inner = subprocess.run(["sh", "-c", 'trap "" INT; exec "$0" -m pytest -q -p no:xdist -p no:cacheprovider '
                             '"tests/test_trust.py::test_a_second_signal_does_not_cut_the_cleanup_short"',

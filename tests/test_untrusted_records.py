@@ -19,7 +19,7 @@ def failing_latest(reason: str, variant: str = "trigger") -> dict:
     return cell
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_a_reason_with_backtick_fences_stays_inside_the_issue_s_code_block():
     [payload] = watch.issue_payloads([failing_latest(BREAKOUT)], [])
     body = payload["body"]
@@ -32,7 +32,7 @@ def test_a_reason_with_backtick_fences_stays_inside_the_issue_s_code_block():
     assert "@maintainer" not in outside and "![img]" not in outside and "## All fixed" not in outside
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_a_variant_with_a_pipe_an_html_comment_and_a_mention_is_one_escaped_table_cell():
     [payload] = watch.issue_payloads([failing_latest("r", variant="a|b <!-- x --> @team")], [])
     row = next(line for line in payload["body"].splitlines() if line.startswith("| a"))
@@ -40,7 +40,7 @@ def test_a_variant_with_a_pipe_an_html_comment_and_a_mention_is_one_escaped_tabl
     assert "<!--" not in payload["body"] and "@team" not in payload["body"]
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_a_16_mib_note_and_reason_are_cut_with_their_length_recorded():
     import sys
 
@@ -57,7 +57,7 @@ def test_a_16_mib_note_and_reason_are_cut_with_their_length_recorded():
     assert result.outcome == "reproduced", "the cut reason still carries the bug's signature"
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_a_record_whose_bug_is_a_path_writes_nothing_outside_out_and_is_named(tmp_path):
     import json
 
@@ -97,7 +97,7 @@ def _report_step(results_dir, site, *flags):
     return trigger["verdict"], out.stderr + watch.stderr
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_a_record_the_code_under_test_forges_is_not_counted_by_the_report_job(tmp_path):
     """The child appends to the results file its harness writes: a genuine `present` record turned
     `absent` and dated later, once with the old seal, once re-sealed under the key disclosed by the
@@ -120,7 +120,7 @@ def test_a_record_the_code_under_test_forges_is_not_counted_by_the_report_job(tm
     assert badges["site"]["color"] == "red" and "present in" in badges["site"]["message"], badges
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 @pytest.mark.parametrize("containment", ["default", "process-groups"])
 def test_the_child_can_read_no_copy_of_the_key_its_harness_seals_with(tmp_path, monkeypatch, containment):
     """The harness (this process) has sealed a record, so its key exists; a child then reads its
@@ -179,7 +179,7 @@ BAD_LINES = {  # the case: (the line, the word its warning names)
 }
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 @pytest.mark.parametrize("case", sorted(BAD_LINES))
 def test_report_steps_over_a_bad_record_naming_its_line_and_reports_the_rest(tmp_path, case):
     from test_cli import repro
@@ -199,7 +199,7 @@ def test_report_steps_over_a_bad_record_naming_its_line_and_reports_the_rest(tmp
     assert not outside, f"written outside --out: {outside}"
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_every_reader_steps_over_a_record_whose_bug_is_a_path(tmp_path):
     from harness import results
 
@@ -234,7 +234,7 @@ def table_rows(text: str) -> list[str]:
     return [line for line in section.splitlines() if line.startswith("|")]
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 def test_every_record_field_stays_inside_its_readme_table_cell(tmp_path):
     import json
 
@@ -269,7 +269,7 @@ def test_a_readme_with_a_second_results_marker_is_refused_before_anything_is_wri
         check_readme(readme)
 
 
-@pytest.mark.fault("untrusted: a record from the code under test")
+@pytest.mark.fault("untrusted records: from the code under test or an edit")
 @pytest.mark.parametrize("name, version", [
     ("../../../escaped", "0.20.1"),        # a path as the package name: would be osv/<bug>-../../../escaped.json
     ("deltalake/../x", "0.20.1"),
