@@ -176,6 +176,15 @@ def _warn(text: str) -> None:
     print(f"repro: {text}", file=sys.stderr, flush=True)
 
 
+def _warning_channel(progress):
+    """Where a warning goes: the progress display's notes while it shows them, else stderr. A
+    progress object is any with the run_cells protocol (cell, attempt, outcome, verdict, note);
+    `enabled` is only the display's, so one without it is taken as showing its notes."""
+    if progress is not None and getattr(progress, "enabled", True):
+        return progress.note
+    return _warn
+
+
 def executor_for(python: str, executor: Executor, note=None) -> Executor:
     """The executor of a cell of `python`: `executor` itself, but for the Python of an image recipe
     (debian-trixie:3.13t, 3.13t): the docker executor with the recipe's image, built on first use
@@ -211,7 +220,7 @@ def run_cell(cell: Cell, options: Options, progress=None, ledger: ControlLedger 
     try:
         requirements, record.source = gitref.built(requirements_for(bug, variant, cell.pins),
                                                    Path(cell.origin or "."), interpreter)
-        _own_package_from_index(bug, requirements, progress.note if progress and progress.enabled else _warn)
+        _own_package_from_index(bug, requirements, _warning_channel(progress))
         env = executor.ensure_env(interpreter, requirements, cell.exclude_newer,
                                   progress.note if progress else None)
     except EnvBuildError as exc:  # an unreachable index (UsageError) stops the whole run instead

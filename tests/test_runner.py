@@ -37,7 +37,8 @@ def test_each_record_is_kept_before_the_next_cell_starts_and_carries_its_expecta
     assert [r["verdict"] for r in records] == ["present", "absent"]
     assert records[0]["expected"] == ["present"] and "expected" not in records[1]
     assert [e[0] for e in events] == ["cell", "verdict", "keep", "cell", "verdict", "keep"]
-    assert events[0] == ("cell", 1, 2, "first") and events[3][:3] == ("cell", 2, 2)
+    # a control's own cell runs first in its group (its attempts are then reused by the trigger)
+    assert events[0][:3] == ("cell", 1, 2) and events[3] == ("cell", 2, 2, "first")
 
 
 def test_a_pool_starts_each_service_once_for_many_calls_and_stops_it_at_the_end(monkeypatch):

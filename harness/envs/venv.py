@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -198,13 +199,14 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
     if made.returncode != 0:
         raise EnvBuildError(f"uv venv failed: {uv_error(made.stderr)}", lasting=True)
     python = str(root / "bin" / "python")
-    args = ["pip", "install", "--python", python, *requirements,
-            *era_seeds(interpreter.version, exclude_newer, requirements)]
-    if exclude_newer:
-        args += ["--exclude-newer", exclude_newer]
-    if interpreter.wheels_only:
-        args.append("--no-build")
-    done = uv(*args)
+    seeds = era_seeds(interpreter.version, exclude_newer, requirements)
+    done = uv(*_install_args(python, requirements + seeds, exclude_newer, interpreter))
+    if done.returncode != 0 and _seeds_missing(done.stderr, seeds):
+        # An index that holds no pip or setuptools (a private or local one): the era's seeds
+        # cannot be had, so the env is what a bare venv of that index gives, and says so.
+        print(f"repro: the index has no {' or '.join(seeds)} as of {exclude_newer}: the env is built "
+              "without the era's seed packages", file=sys.stderr, flush=True)
+        done = uv(*_install_args(python, requirements, exclude_newer, interpreter))
     if done.returncode != 0:
         message = uv_error(done.stderr)
         if re.search(r"tcp connect|dns error|Could not connect|client error \(Connect\)|timed out", done.stderr):
@@ -222,6 +224,21 @@ def _build(root: Path, interpreter: Interpreter, requirements: list, exclude_new
             name, version = line.split("==", 1)
             installed[name.lower()] = version
     return installed
+
+
+def _install_args(python: str, requirements: list, exclude_newer: str | None, interpreter: Interpreter) -> list:
+    args = ["pip", "install", "--python", python, *requirements]
+    if exclude_newer:
+        args += ["--exclude-newer", exclude_newer]
+    if interpreter.wheels_only:
+        args.append("--no-build")
+    return args
+
+
+def _seeds_missing(stderr: str, seeds: list) -> bool:
+    """Did uv fail because a seed package is not on the index (as of the date)?"""
+    return any(re.search(rf"\b{seed}\b[^\n]*(was not found|has no versions|no versions of)", stderr)
+               for seed in seeds)
 
 
 def uv_error(stderr: str) -> str:

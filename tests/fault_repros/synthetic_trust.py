@@ -12,6 +12,8 @@ BUG = {
     "requirements": [],
     "failure_kind": "exception",
     "signature": r"synthetic trust bug",
+    # The repro plays the library here: its own raise is the bug (the child loads it as this module).
+    "library": ["repro_under_test"],
     "trigger_rate": {"reproduced": 20, "attempts": 20},
     "variants": {
         "trigger": {"role": "trigger", "run": "raise_signature", "timeout": 20},
