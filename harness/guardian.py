@@ -13,7 +13,9 @@ process that carries the harness's token in its environment (every process an at
 starts inherits it, unless it replaced its environment), SIGTERM first, SIGKILL after.
 The attempt watches the guardian: one that was killed is started again and told again.
 An "@PATH" line names an attempt's temp dir, removed after the kill (a harness that gets
-SIGKILL leaves none behind).
+SIGKILL leaves none behind). A "%LABEL=VALUE" line names the docker containers of a run (the
+docker executor's label), removed after the kill: a container the harness created but had not
+started or removed when it died is not left on the engine either (atexit runs on no SIGKILL).
 
     python -m harness.guardian TOKEN      (started by `guard()`, never by hand)
 """
@@ -34,6 +36,8 @@ GRACE = 2.0
 _lock = threading.Lock()
 _guardian: subprocess.Popen | None = None
 _token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+# Told once, not per attempt: a guardian started again (the last one was killed) is told again.
+_containers: set[str] = set()
 
 
 def token() -> str:
@@ -51,17 +55,23 @@ def start() -> int:
             _guardian = subprocess.Popen([sys.executable, "-m", "harness.guardian", _token],
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+            for label in sorted(_containers):
+                _write(f"%{label}")
         return _guardian.pid
+
+
+def _write(line: str) -> None:
+    try:
+        _guardian.stdin.write(line.encode() + b"\n")
+        _guardian.stdin.flush()
+    except (AttributeError, OSError):
+        pass
 
 
 def _tell(line: str) -> None:
     """Tell the guardian a line; if it died, the next attempt's start() starts a new one."""
     with _lock:
-        try:
-            _guardian.stdin.write(line.encode() + b"\n")
-            _guardian.stdin.flush()
-        except (AttributeError, OSError):
-            pass
+        _write(line)
 
 
 def watch(pid: int) -> None:
@@ -75,6 +85,15 @@ def unwatch(pid: int) -> None:
 def remove_after(directory: str) -> None:
     """Have the guardian remove `directory` (an attempt's temp dir) should the harness die first."""
     _tell(f"@{directory}")
+
+
+def remove_containers_after(label: str) -> None:
+    """Have the guardian remove every docker container labelled `label` ("KEY=VALUE") should
+    the harness die first; the guardian is started if it is not running."""
+    with _lock:
+        _containers.add(label)
+    start()
+    _tell(f"%{label}")
 
 
 # ------------------------------------------------------------------ the guardian process
@@ -116,16 +135,37 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the harness is not for us
     running: set[int] = set()
     directories: set[str] = set()
+    containers: set[str] = set()
     for line in sys.stdin.buffer:  # ends when the harness is gone (its end of the pipe closed)
         text = line.decode(errors="replace").strip()
         if text[:1] in "+-" and text[1:].isdigit():
             (running.add if text[0] == "+" else running.discard)(int(text[1:]))
         elif text[:1] == "@" and os.path.isabs(text[1:]):
             directories.add(text[1:])
+        elif text[:1] == "%" and "=" in text:
+            containers.add(text[1:])
     _kill_all(f"{TOKEN_VARIABLE}={argv[0]}".encode(), running)
     for directory in directories:  # after the kill: nothing writes there any more
         shutil.rmtree(directory, ignore_errors=True)
+    if containers:
+        _remove_containers(containers)
     return 0
+
+
+def _remove_containers(labels: set[str]) -> None:
+    """Remove the containers with each label; an engine gone away has none to remove."""
+    try:
+        from harness.executors.docker.engine import client
+
+        engine = client()
+        for label in labels:
+            for container in engine.containers.list(all=True, filters={"label": label}):
+                try:
+                    container.remove(force=True)
+                except Exception:  # noqa: BLE001 - already being removed, or gone
+                    pass
+    except Exception:  # noqa: BLE001 - no engine, no SDK: nothing of ours can be there
+        pass
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def trigger(ctx):
     import {module}  # noqa: F401 - lazily: the library under test
 
     errors = []
-    # TODO: provoke the bug (threads, processes...) and collect every failure as 'Type: message'.
+    # TODO: provoke the bug (threads, processes...) and collect every failure: the exception object
+    # itself (the oracle reads where it was raised: only the library's own errors are the bug).
     # Until then this raises, so an untouched skeleton is a failure of the repro, never `absent`.
     raise NotImplementedError("{bug_id}: trigger() is a skeleton; provoke the bug there, then delete this line")
     return {{"errors": errors}}

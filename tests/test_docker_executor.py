@@ -229,6 +229,24 @@ def test_containers_a_run_left_behind_are_swept_at_its_exit(executor):
     assert done.stdout.strip() and left == []
 
 
+def test_containers_of_a_harness_killed_with_sigkill_are_removed_by_its_guardian(executor):
+    """SIGKILL runs no atexit: the guardian, which sees the harness's end of its pipe close,
+    removes the containers carrying the executor's id (here one created, never started)."""
+    script = ("import os, signal\n"
+              "from harness.executors.docker.executor import DockerExecutor\n"
+              "ex = DockerExecutor()\n"
+              "ex.engine.containers.create(ex.image_id, ['true'], labels=ex._labels('env-build'))\n"
+              "print(ex.id, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == -signal.SIGKILL and done.stdout.strip(), done.stderr
+    label = {"label": f"{docker_engine.LABEL}.executor={done.stdout.strip()}"}
+    deadline = time.monotonic() + 60  # the guardian's kill grace first, then the removal
+    while executor.engine.containers.list(all=True, filters=label):
+        assert time.monotonic() < deadline, "the guardian left the SIGKILLed harness's container"
+        time.sleep(0.2)
+
+
 def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600,
                           cwd=ROOT, env={**os.environ, **(env or {})})
@@ -435,11 +453,14 @@ def test_ctrl_c_during_an_env_build_in_the_image_leaves_nothing(python_image, tm
     cli = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "REPRO_CACHE_DIR": str(cache)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     engine = docker_engine.client()
+    build_filter = {"label": f"{docker_engine.LABEL}.purpose=env-build"}
+    # Another run's container (a parallel test, or one some killed harness left) is not this build's.
+    before = {c.id for c in engine.containers.list(all=True, filters=build_filter)}
     try:
         deadline, building = time.monotonic() + 120, []
         while not building:  # the first of the build's containers (uv venv, uv pip install, ...)
             assert time.monotonic() < deadline and cli.poll() is None, "no env-build container was seen"
-            building = engine.containers.list(all=True, filters={"label": f"{docker_engine.LABEL}.purpose=env-build"})
+            building = [c for c in engine.containers.list(all=True, filters=build_filter) if c.id not in before]
             time.sleep(0.05)
         os.kill(cli.pid, signal.SIGINT)
         _, stderr = cli.communicate(timeout=60)

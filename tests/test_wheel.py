@@ -211,8 +211,8 @@ TOY_REPRO = '''"""tinyrace.Counter.add from threads loses updates (its own bug, 
 
 BUG = {
     "id": "tinyrace-lost-update", "title": "Counter.add from threads loses updates",
-    "packages": ["tinyrace"], "requirements": ["tinyrace"], "failure_kind": "exception",
-    "signature": r"lost \\d+ of 400 updates", "trigger_rate": {"reproduced": 10, "attempts": 10},
+    "packages": ["tinyrace"], "requirements": ["tinyrace"], "failure_kind": "data-loss",
+    "trigger_rate": {"reproduced": 10, "attempts": 10},
     "variants": {"trigger": {"role": "trigger", "run": "threads", "timeout": 60},
                  "control": {"role": "control", "run": "one_thread", "timeout": 60}},
 }
@@ -224,9 +224,9 @@ def _add(counter, times):
 
 
 def _check(counter):
-    if counter.value != 400:
-        raise AssertionError(f"lost {400 - counter.value} of 400 updates")
-    return {"value": counter.value}
+    # Lost updates are silent: a data-loss bug reports how many, it does not raise them (an error
+    # the repro raised itself would be its own, not the library's: attribution says other-failure).
+    return {"lost": 400 - counter.value, "value": counter.value}
 
 
 def threads(ctx):

@@ -14,7 +14,8 @@ forwards its exit status or signal, and kills and removes it when the attempt ki
 runner. For a runner killed with SIGKILL, `cleanup` removes what it left behind, by label.
 Every container of a run carries the executor's id, and the executor sweeps them at the
 harness's exit (atexit: a normal end, an error or Ctrl-C), so a container whose removal a
-signal interrupted is not left behind either.
+signal interrupted is not left behind either; should the harness get SIGKILL, its guardian
+(harness/guardian.py) removes them by that label.
 On a hang, `processes` gives the container's processes (host pids) for their thread
 counts, and `native_stacks` dumps them with py-spy run inside the container's namespaces.
 
@@ -34,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import procs
+from harness import guardian, procs
 from harness.attempt import ChildCommand
 from harness.envs import interpreters, venv
 from harness.errors import UsageError
@@ -138,6 +139,8 @@ class DockerExecutor(Executor):
         self.python_from = python_from
         self.id = uuid.uuid4().hex[:12]   # labels this run's containers for cleanup
         atexit.register(self.sweep)
+        # atexit runs on no SIGKILL: the guardian, which outlives the harness, sweeps them then.
+        guardian.remove_containers_after(f"{LABEL}.executor={self.id}")
 
     def sweep(self) -> None:
         """Remove every container of this executor still there (none, unless a signal cut a removal short)."""
