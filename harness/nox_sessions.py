@@ -41,6 +41,7 @@ from harness.envs import interpreters
 from harness.errors import UsageError
 from harness.results import REQUIRED
 from harness.text import safe_name
+from harness.versions import python_key
 
 HARNESS_PYTHON = "%d.%d" % sys.version_info[:2]
 
@@ -82,7 +83,7 @@ def _pythons(entries: dict) -> dict:
     running nox, on the docker executor with the recipe's image. python = "newest" is the newest
     interpreter found here."""
     found = sorted({matrix_module.concrete_python(e.cell.python) for e in matrix_module.select(entries, tier="all")},
-                   key=interpreters.sort_key)
+                   key=python_key)
     return {"host": [p for p in found if not interpreters.image_python(p)],
             "image": [p for p in found if interpreters.image_python(p)]}
 

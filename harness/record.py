@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 
 from harness import stats
 from harness.verdict import ABSENT, PRESENT, VERDICTS
-from harness.versions import exact_pin, pinned_versions, requirement_name, version_key
+from harness.versions import exact_pin, pinned_versions, python_key, requirement_name, version_key
 
 SCHEMA = 1  # the version of the results format; a record of a newer one is refused, an older one read leniently
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -398,11 +398,6 @@ def pins_key(record: CellRecord) -> tuple:
         exact = exact_pin(pin)
         parts.append((exact[0], version_key(exact[1])) if exact else (pin, (0, "")))
     return tuple(parts)
-
-
-def python_key(version) -> tuple:
-    """3.9 before 3.13; 3.13.5 before its free-threaded build 3.13.5t."""
-    return tuple(int(x) for x in re.findall(r"\d+", str(version))) or (0,), str(version)
 
 
 def record_order(record: CellRecord) -> tuple:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from packaging.utils import canonicalize_name
 
-from harness.record import CellRecord, cells, pinned, python_key
+from harness.record import CellRecord, cells, pinned
 from harness.verdict import ABSENT, PRESENT
 from harness.verdict import judged as is_judged
-from harness.versions import version_key
+from harness.versions import python_key, version_key
 
 
 def releases(record: CellRecord, packages: list) -> tuple:

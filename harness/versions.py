@@ -12,6 +12,8 @@ import it.
 - exact_pin: (name, version) of an exact pin, `name[extras]==version` read by
   packaging.requirements.Requirement: one `==` of one version, no wildcard, marker or URL.
 - latest_pin: a matrix pin `NAME==latest` (LATEST), the newest release, resolved when a cell runs.
+- python_key: sorts Python specs ("3.9", "3.13t", "debian-trixie:3.13"; IMAGE_PYTHON_RE) by minor
+  version, a free-threaded build after the default ones, then full version and recipe; any text sorts.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import re
 
 from harness.errors import UsageError
 
+# A Python spec: a host version, or `RECIPE:VERSION` of an image recipe, `t` for a free-threaded build.
+IMAGE_PYTHON_RE = re.compile(r"^(?:(?P<recipe>[a-z][a-z0-9-]*):)?(?P<version>3\.\d+(?:\.\d+)?)(?P<t>t?)$")
 LATEST = "latest"  # a matrix pin `NAME==latest`: the newest release, resolved when the cell runs
 REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*"
                             r"((==|>=|<=|~=|!=|<|>)[^\s;]+(,\s*(==|>=|<=|~=|!=|<|>)[^\s,;]+)*)?$")
@@ -89,3 +93,14 @@ def latest_pin(pin: str) -> str | None:
 def pinned_versions(pins) -> dict:
     """{canonical name: version} of the exact pins among `pins`."""
     return dict(filter(None, map(exact_pin, pins or ())))
+
+
+def python_key(spec) -> tuple:
+    """Orders Python specs: by minor version, a free-threaded build after the default ones, then by
+    the full version and the recipe ("3.13" < "debian-trixie:3.13" < "3.13.0" < "3.13t" < "3.14").
+    A text that is no spec ("current", an untrusted record's) sorts by the digits it holds."""
+    text = str(spec)
+    match = IMAGE_PYTHON_RE.match(text)
+    version = match.group("version") if match else text
+    numbers = tuple(int(x) for x in re.findall(r"\d+", version))
+    return numbers[:2], bool(match and match.group("t")), numbers, (match and match.group("recipe")) or "", text

@@ -52,7 +52,7 @@ def _lower_replace(node: ast.AST) -> bool:
 def findings(root: Path = HARNESS) -> dict[str, list[str]]:
     """{concept: ["file:line", ...]} of every place in `root` that defines one of the concepts."""
     found: dict[str, list[str]] = {"version sort key": [], "name normaliser": [], "pin regex": [],
-                                   "upstream pattern": [], "rate bound": []}
+                                   "upstream pattern": [], "rate bound": [], "python sort key": []}
     for path in sorted(root.rglob("*.py")):
         if "_bundled" in path.parts:
             continue
@@ -62,6 +62,8 @@ def findings(root: Path = HARNESS) -> dict[str, list[str]]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 if node.name.endswith("version_key") or _version_sort_key(node):
                     found["version sort key"].append(at)
+                if node.name in PYTHON_KEY_NAMES:
+                    found["python sort key"].append(at)
                 if NORMALISER_NAMES.match(node.name):
                     found["name normaliser"].append(at)
             if _lower_replace(node) or (_is_call(node, "sub", "re") and node.args
@@ -83,7 +85,9 @@ def findings(root: Path = HARNESS) -> dict[str, list[str]]:
     return found
 
 
-HOMES = {"version sort key": {"harness/versions.py"}, "name normaliser": set(), "pin regex": {"harness/versions.py"},
+# The names the two Python-spec orders had (record.python_key, interpreters.sort_key) before one home.
+PYTHON_KEY_NAMES = {"python_key", "sort_key", "python_sort_key"}
+HOMES = {"version sort key": {"harness/versions.py"}, "python sort key": {"harness/versions.py"}, "name normaliser": set(), "pin regex": {"harness/versions.py"},
          "upstream pattern": {"harness/registry.py"}, "rate bound": {"harness/stats.py"}}
 
 
@@ -96,6 +100,7 @@ def test_each_concept_is_defined_in_its_home_only():
 def test_each_home_holds_one_definition():
     found = findings()
     assert len(found["version sort key"]) == 1, found["version sort key"]
+    assert len(found["python sort key"]) == 1, found["python sort key"]
     assert len(set(found["upstream pattern"])) == 1, found["upstream pattern"]  # UPSTREAM_RE = re.compile(...)
     assert len(found["pin regex"]) <= 2, found["pin regex"]  # what a requirement is, and a local file reference
 
@@ -119,11 +124,13 @@ def normalize(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 def wheel_name(wheel):
     return wheel.split("-")[0].lower().replace("_", "-")
+def sort_key(wanted):
+    return tuple(int(x) for x in wanted.split(".") if x.isdigit())
 def bound(k, n, confidence):
     from statistics import NormalDist
     return (1 - confidence) ** (1 / n)
 ''')
     found = findings(package)
     assert {concept: len(places) for concept, places in found.items()} == {
-        "version sort key": 1, "name normaliser": 3, "pin regex": 2, "upstream pattern": 2, "rate bound": 2}
+        "version sort key": 1, "name normaliser": 3, "pin regex": 2, "upstream pattern": 2, "rate bound": 2, "python sort key": 1}
 

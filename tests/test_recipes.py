@@ -17,6 +17,7 @@ from harness.executors.docker import engine as docker_engine
 from harness.executors.docker import image as docker_image
 from harness.executors.docker import recipes
 from harness.executors.docker.interpreters import ImageInterpreter
+from harness.versions import python_key
 
 
 @pytest.mark.parametrize("spec, recipe", [
@@ -53,10 +54,10 @@ def test_host_versions_are_no_image_pythons():
 def test_specs_sort_by_version_then_build():
     specs = ["debian-sid:3.14t", "3.13", "3.9", "debian-trixie:3.13t", "3.13.0", "debian-sid:3.14", "3.10.13",
              "debian-trixie:3.13"]
-    assert sorted(specs, key=interpreters.sort_key) == [
+    assert sorted(specs, key=python_key) == [
         "3.9", "3.10.13", "3.13", "debian-trixie:3.13", "3.13.0", "debian-trixie:3.13t", "debian-sid:3.14",
         "debian-sid:3.14t"]
-    assert interpreters.sort_key("current") < interpreters.sort_key("3.9")   # no crash on a non-version
+    assert python_key("current") < python_key("3.9")   # no crash on a non-version
 
 
 def test_the_tag_is_the_recipe_hash():

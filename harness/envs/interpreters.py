@@ -12,11 +12,11 @@ from pathlib import Path
 
 from harness.envs import uvbin
 from harness.errors import UsageError
+from harness.versions import IMAGE_PYTHON_RE
 
 VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
 # An interpreter of an image recipe (harness/executors/docker/recipes.py): `debian-trixie:3.13`,
 # `debian-sid:3.14t` (t: a free-threaded build), or `3.13t` alone (the recipe of that minor).
-IMAGE_PYTHON_RE = re.compile(r"^(?:(?P<recipe>[a-z][a-z0-9-]*):)?(?P<version>3\.\d+(?:\.\d+)?)(?P<t>t?)$")
 FLOOR = (3, 9)  # the child side runs inside the interpreter under test: stdlib of 3.9 and newer
 
 
@@ -67,15 +67,6 @@ def image_python(wanted: str) -> tuple[str | None, str, bool] | None:
     if not match or not (match.group("recipe") or match.group("t")):
         return None
     return match.group("recipe"), match.group("version"), bool(match.group("t"))
-
-
-def sort_key(wanted: str) -> tuple:
-    """Orders Python specs: by minor version, a free-threaded build after the default ones, then by
-    the full version and the recipe."""
-    found = image_python(wanted)
-    recipe, version, free_threaded = found if found else ("", wanted, False)
-    numbers = tuple(int(x) for x in version.split(".") if x.isdigit())
-    return numbers[:2], free_threaded, numbers, recipe or ""
 
 
 def _probe(path: str) -> str | None:

@@ -22,7 +22,6 @@ from harness.record import (
     mismatch,
     pin_label,
     pins_key,
-    python_key,
     python_label,
     strength,
     unexpected,
@@ -30,6 +29,7 @@ from harness.record import (
 from harness.registry import UPSTREAM_RE, issue_url
 from harness.text import safe_name
 from harness.verdict import ABSENT, CRASH, ERROR, HANG, OTHER_FAILURE, PRESENT, SKIPPED
+from harness.versions import python_key
 
 # Verdict colours by meaning, each at WCAG AA (4.5:1) under the white text of a chip or a grid cell
 # (tests/test_page_contrast.py): present red, absent green, the trigger failing otherwise amber
