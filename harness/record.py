@@ -33,7 +33,7 @@ from harness.versions import exact_pin, pinned_versions, python_key, requirement
 
 SCHEMA = 1  # the version of the results format; a record of a newer one is refused, an older one read leniently
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-TEXT, NUMBER, INTEGER, MAPPING, LIST = (str,), (int, float), (int,), (dict,), (list,)
+TEXT, NUMBER, INTEGER, MAPPING, LIST, BOOL = (str,), (int, float), (int,), (dict,), (list,), (bool,)
 
 
 class RecordError(ValueError):
@@ -53,7 +53,7 @@ def _check(name: str, value, types: tuple, items: tuple | None = None) -> None:
     """RecordError unless `value` is None or of `types` (a bool is no number), its items of `items`."""
     if value is None:
         return
-    if not isinstance(value, types) or isinstance(value, bool):
+    if not isinstance(value, types) or (isinstance(value, bool) and types != BOOL):
         raise RecordError(name, f"is a {type(value).__name__}, not a {' or '.join(t.__name__ for t in types)}")
     if items and isinstance(value, list) and any(not isinstance(i, items) or isinstance(i, bool) for i in value):
         raise RecordError(name, f"holds an item that is not a {items[0].__name__}")
@@ -220,7 +220,7 @@ FIELD_TYPES = {"kind": TEXT, "bug": TEXT, "variant": TEXT, "role": TEXT, "python
                "installed": MAPPING, "environment": MAPPING, "imported": MAPPING, "interpreter": MAPPING,
                "env": MAPPING, "executor": MAPPING, "harness": MAPPING, "gil": MAPPING, "outcomes": MAPPING,
                "trigger_rate_assumed": NUMBER, "trigger_rate_measured": MAPPING, "watch": MAPPING,
-               "resolved": MAPPING, "source": MAPPING, "check": MAPPING, "bisect": TEXT,
+               "resolved": MAPPING, "source": MAPPING, "check": MAPPING, "bisect": TEXT, "cached": BOOL,
                "evidence": LIST, "controls": LIST}
 ITEM_TYPES = {"pins": TEXT, "requirements": TEXT, "durations": NUMBER, "expected": TEXT,
               "evidence": MAPPING, "controls": MAPPING}
@@ -275,6 +275,8 @@ class CellRecord(_JsonView):
     resolved: dict | None = None              #: a tracking cell: the Python and releases "latest" resolved to
     watch: dict | None = None                 #: a tracking cell: what changed since its last run (harness.watch)
     bisect: str | None = None                 #: the bug a bisect ran the cell for
+    cached: bool | None = None                #: a bisect point's verdict read from the verdict cache
+                                              #: (harness/bisect/cache.py), not run again
     source: dict | None = None                #: repro check: the source tree the package was built from
     check: dict | None = None                 #: repro check: {"find_fix", "exit_code"}
     kind: str = "cell"                        #: what the record is: always "cell"

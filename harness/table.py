@@ -41,32 +41,30 @@ def plain(record: CellRecord) -> dict:
     return kept.to_json()
 
 
-def row(record: CellRecord, expected=None, shown: str | None = None) -> dict:
-    """The table's fields of one record; `shown`: a strength to show instead of the record's own."""
+def row(record: CellRecord, expected=None) -> dict:
+    """The table's fields of one record."""
     wanted = verdicts_of(expected if expected is not None else record.expected)
     return {"bug": record.bug, "variant": record.variant,
             "python": python_label(record) if record.python or record.python_requested else "?",
             "python_requested": record.python_requested or "?", "role": record.role or "trigger",
             "pins": list(record.pins or ()), "releases": releases(record), "verdict": record.verdict,
-            "strength": shown or (strength(record) if record.attempts is not None else ""),
+            "strength": _strength(record),
             "expected": wanted, "reason": record.reason or "", "skip_kind": record.skip_kind}
 
 
-def line(item) -> tuple[CellRecord, str | None]:
-    """A line of the table: (the record, the strength to show, None for its own). `item` is a
-    CellRecord, or its JSON as plain data (from a pytest-xdist worker, or a caller that shows a
-    strength of its own under "strength": a bisect's point from its verdict cache)."""
-    if isinstance(item, CellRecord):
-        return item, None
-    return CellRecord.from_json({k: v for k, v in item.items() if k != "strength"}), item.get("strength")
+def _strength(record: CellRecord) -> str:
+    if record.attempts is None:
+        return ""
+    said = strength(record) if record.verdict in (PRESENT, ABSENT) else f"{record.attempts} attempts"
+    return said + (" (cached)" if record.cached else "")
 
 
 def rows(records: list, expected=None) -> list[dict]:
-    """Rows in the report's order; `expected` (one per record, a verdict or a list) overrides the
-    records' own "expected"."""
-    lines = [line(item) for item in records]
-    pairs = list(zip(lines, expected if expected is not None else [None] * len(lines)))
-    return [row(record, e, shown) for (record, shown), e in sorted(pairs, key=lambda pair: _order(pair[0][0]))]
+    """Rows in the report's order; a record is a CellRecord or its JSON (plain data from a
+    pytest-xdist worker); `expected` (one per record, a verdict or a list) overrides the records' own."""
+    records = [r if isinstance(r, CellRecord) else CellRecord.from_json(r) for r in records]
+    pairs = list(zip(records, expected if expected is not None else [None] * len(records)))
+    return [row(record, e) for record, e in sorted(pairs, key=lambda pair: _order(pair[0]))]
 
 
 def _order(record: CellRecord) -> tuple:

@@ -87,7 +87,8 @@ def findings(root: Path = HARNESS) -> dict[str, list[str]]:
 
 # The names the two Python-spec orders had (record.python_key, interpreters.sort_key) before one home.
 PYTHON_KEY_NAMES = {"python_key", "sort_key", "python_sort_key"}
-HOMES = {"version sort key": {"harness/versions.py"}, "python sort key": {"harness/versions.py"}, "name normaliser": set(), "pin regex": {"harness/versions.py"},
+HOMES = {"version sort key": {"harness/versions.py"},
+         "python sort key": {"harness/versions.py"}, "name normaliser": set(), "pin regex": {"harness/versions.py"},
          "upstream pattern": {"harness/registry.py"}, "rate bound": {"harness/stats.py"}}
 
 
@@ -132,5 +133,6 @@ def bound(k, n, confidence):
 ''')
     found = findings(package)
     assert {concept: len(places) for concept, places in found.items()} == {
-        "version sort key": 1, "name normaliser": 3, "pin regex": 2, "upstream pattern": 2, "rate bound": 2, "python sort key": 1}
+        "version sort key": 1, "name normaliser": 3, "pin regex": 2, "upstream pattern": 2, "rate bound": 2,
+        "python sort key": 1}
 

@@ -34,9 +34,9 @@ def test_a_cell_that_cannot_install_what_it_expects_is_still_judged(monkeypatch)
 
 WIDE = [_record("cache-reuse-trigger", "present", bug="wrangler-athena-cache-race", python="3.11.7",
                 python_requested="3.11", installed={"awswrangler": "3.10.0", "boto3": "1.35.1"},
-                strength="reproduced in 19 of 20 attempts", attempts=20),
+                reproductions=19, attempts=20),
         _record("control", "absent", bug="delta-already-borrowed", python="3.12.1", python_requested="3.12",
-                installed={"deltalake": "0.18.2"}, strength="0 of 60 attempts; rate < 5% at 95%", attempts=60)]
+                installed={"deltalake": "0.18.2"}, attempts=60, cached=True)]
 
 
 def test_at_80_columns_every_cell_is_one_line_with_its_verdict_whole():
@@ -50,5 +50,6 @@ def test_at_80_columns_every_cell_is_one_line_with_its_verdict_whole():
 
 def test_a_wide_screen_keeps_every_column_and_every_word():
     text = render(WIDE, width=200)
-    assert "0 of 60 attempts; rate < 5% at 95%" in text and "NO (expected present)" in text
+    assert "19/20 reproduced" in text and "NO (expected present)" in text
+    assert "60 clean, excludes >= 5% (cached)" in text, text  # a bisect's point read from its verdict cache
     assert "awswrangler 3.10.0, boto3 1.35.1" in text, text

@@ -31,12 +31,11 @@ from harness.envs.requirements import check_date
 from harness.errors import EnvBuildError, UsageError
 from harness.executors.base import Executor
 from harness.progress import Progress
-from harness.record import CellRecord, strength
+from harness.record import CellRecord
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
 from harness.table import print_table
-from harness.verdict import ABSENT, PRESENT
 from harness.versions import requirement_name
 
 PYTHON_MINORS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]  # the child side needs 3.9+
@@ -253,20 +252,20 @@ def cmd_bisect(args) -> int:
     return 0 if found and not unwritten else 1
 
 
-def _tested_points(reports: list, bug: str, variant: str, package: str | None) -> list[dict]:
-    """Each tested point of the bisect, from the verdict cache or run now, as a line of the verdict
-    table (table.line): the point's record, and its strength with "(cached)" where it was."""
-    lines = []
+def _tested_points(reports: list, bug: str, variant: str, package: str | None) -> list[CellRecord]:
+    """Each tested point of the bisect, from the verdict cache (`cached`) or run now, as the cell
+    record the verdict table shows."""
+    points = []
     for report in reports:
         for row in (r for r in report["timeline"] if r["tested"]):
             point = CellRecord(bug=bug, variant=variant, role="trigger", python=row.get("python"),
                                python_requested=report.get("python") or row.get("python") or "?",
                                pins=[f"{package}=={row['point']}"] if package else [],
                                installed=row.get("installed") or {}, verdict=row["verdict"],
-                               attempts=row["attempts"], reproductions=row["reproductions"], reason=row["reason"])
-            said = strength(point) if point.verdict in (PRESENT, ABSENT) else f"{point.attempts} attempts"
-            lines.append({**point.to_json(), "strength": said + (" (cached)" if row.get("cached") else "")})
-    return lines
+                               attempts=row["attempts"], reproductions=row["reproductions"], reason=row["reason"],
+                               cached=bool(row.get("cached")) or None)
+            points.append(point)
+    return points
 
 
 # ---------------------------------------------------------------- repro check
