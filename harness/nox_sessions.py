@@ -41,7 +41,7 @@ from harness.envs import interpreters
 from harness.errors import UsageError
 from harness.results import REQUIRED
 from harness.text import safe_name
-from harness.versions import python_key
+from harness.versions import LATEST, exact_pin, latest_pin, python_key, requirement_name
 
 HARNESS_PYTHON = "%d.%d" % sys.version_info[:2]
 
@@ -238,10 +238,12 @@ def posarg(args, name: str) -> str | None:
 
 def _pin_param(pin: str) -> tuple[str, str]:
     """(name, what) of a pin for a session id: deltalake='0.20.1', tinylib='git:v0.1.0'."""
-    for separator in ("==", "@"):
-        if separator in pin:
-            name, what = pin.split(separator, 1)
-            return name.strip(), what.strip()
+    if exact_pin(pin):
+        return exact_pin(pin)
+    if latest_pin(pin):
+        return requirement_name(latest_pin(pin)), LATEST
+    if "@" in pin:  # a direct reference: what follows the '@' names it (git:REF, file:///...)
+        return requirement_name(pin), pin.split("@", 1)[1].strip()
     return pin, pin
 
 

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from harness import matrix, osv, stats, story
 from harness.errors import UsageError
-from harness.record import as_cell, excluded
+from harness.record import CellRecord, as_cell, excluded
 from harness.registry import Bug, upstream_reference
 from harness.verdict import (
     ABSENT,
@@ -74,8 +74,7 @@ def declared_timelines(bug: Bug) -> dict[str, dict]:
         entry = matrix.for_bug(bug.id) or {"cells": []}
     except UsageError:
         return {}
-    declared = [{"bug": bug.id, "role": "trigger", "verdict": e.expect[0],
-                 "installed": pinned_versions(e.cell.pins)}
+    declared = [CellRecord(bug=bug.id, role="trigger", verdict=e.expect[0], installed=pinned_versions(e.cell.pins))
                 for e in entry["cells"]
                 if len(e.expect) == 1 and bug.variants[e.cell.variant].role == "trigger"
                 and not matrix.tracks_latest(e)]

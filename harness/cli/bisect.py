@@ -22,9 +22,9 @@ from harness.cli.options import (
     check_at_least,
     check_pins,
     emit,
-    group_of,
     keep_result,
     resolve_exclude_newer,
+    run_option_groups,
 )
 from harness.envs import checkout, interpreters
 from harness.envs.requirements import check_date
@@ -133,9 +133,10 @@ def _add_check_arguments(check) -> list[argparse.Action]:
                                 "reset")]
 
 
-def add_parsers(sub, common) -> None:
-    run = sub.add_parser("bisect", parents=[common], help="find where the verdict changes across releases",
+def add_parsers(sub) -> None:
+    run = sub.add_parser("bisect", help="find where the verdict changes across releases",
                          description=BISECT_DESCRIPTION, formatter_class=HelpFormatter, epilog=BISECT_EPILOG)
+    where = run_option_groups(run)[WHERE]
     axis, search = run.add_argument_group("the axis"), run.add_argument_group("the search")
     axis.add_argument("bug", help="the bug's id (`repro list` shows them)")
     axis.add_argument("--package", help="the package whose releases are the axis (default: the bug's only one)")
@@ -154,7 +155,7 @@ def add_parsers(sub, common) -> None:
                      help="comma-separated interpreters as the axis (or, with --package, one bisect each)")
     axis.add_argument("--variant", default="trigger", help="the trigger variant to run")
     search.add_argument("--no-cache", action="store_true", help="ignore cached verdicts (new ones are still stored)")
-    group_of(run, WHERE).add_argument("--report", type=Path, metavar="FILE",
+    where.add_argument("--report", type=Path, metavar="FILE",
                                       help="also write the report as JSON to FILE")
     check = sub.add_parser("check", formatter_class=HelpFormatter, epilog=CHECK_EPILOG,
                            description=CHECK_DESCRIPTION,

@@ -15,7 +15,7 @@ from harness import __version__
 from harness.cli import audit as audit_cli
 from harness.cli import bisect as bisect_cli
 from harness.cli import matrix as matrix_cli
-from harness.cli.options import DEFAULTS, HOW_LONG, WHAT, group_of, options_parser
+from harness.cli.options import DEFAULTS, HOW_LONG, WHAT, run_option_groups
 from harness.cli.run import cmd_list, cmd_new, cmd_report, cmd_run, cmd_verify
 from harness.errors import UsageError
 
@@ -157,6 +157,16 @@ exit codes:
 """
 
 
+def _bug(what) -> None:
+    what.add_argument("bug", help="the bug's id (`repro list` shows them)")
+
+
+def _bug_and_variants(what) -> None:
+    _bug(what)
+    what.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
+                      help="variant to run (repeatable; default: trigger)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repro", description=TOP_DESCRIPTION, epilog=TOP_EPILOG,
                                      formatter_class=bisect_cli.HelpFormatter)
@@ -166,14 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
                              epilog=LIST_EPILOG, formatter_class=bisect_cli.HelpFormatter)
     listing.add_argument_group("output").add_argument("--json", action="store_true",
                                                       help="one JSON list of the bugs on stdout")
-    common = options_parser()
-    run = sub.add_parser("run", parents=[common], help="run one cell to a verdict: is the bug in these versions?",
+    run = sub.add_parser("run", help="run one cell to a verdict: is the bug in these versions?",
                          description=RUN_DESCRIPTION, epilog=RUN_EPILOG, formatter_class=bisect_cli.HelpFormatter)
-    what, how_long = group_of(run, WHAT), group_of(run, HOW_LONG)
-    what.add_argument("bug", help="the bug's id (`repro list` shows them)")
-    what.add_argument("--variant", dest="variants", action="append", metavar="VARIANT",
-                      help="variant to run (repeatable; default: trigger)")
-    what._group_actions[:0] = [what._group_actions.pop(), what._group_actions.pop()][::-1]  # bug, --variant first
+    groups = run_option_groups(run, leading=_bug_and_variants)
+    what, how_long = groups[WHAT], groups[HOW_LONG]
     what.add_argument("--with-requirements", type=Path, metavar="FILE",
                       help="pin the releases a requirements file, uv.lock or pylock.toml pins, of the "
                            "distributions the variant installs (--with wins for a name it pins)")
@@ -184,26 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
                                "file's trigger_rate, in place")
     how_long.add_argument("--control-attempts", type=int, default=DEFAULTS.control_attempts,
                           help="runs of each control when a trigger cell is not clean (default: %(default)s)")
-    verify = sub.add_parser("verify", parents=[common], help="present on a known-bad cell, absent on a known-good one",
+    verify = sub.add_parser("verify", help="present on a known-bad cell, absent on a known-good one",
                             description="Run the [verify] cells of the bug's matrix file: its trigger on the\n"
                                         "known-bad cell must be present, on the known-good one absent, and every\n"
                                         "control absent on both.",
                             epilog=VERIFY_EPILOG, formatter_class=bisect_cli.HelpFormatter)
-    what = group_of(verify, WHAT)
-    what.add_argument("bug", help="the bug's id (`repro list` shows them)")
-    what._group_actions.insert(0, what._group_actions.pop())  # the bug first
-    audit = sub.add_parser("audit", parents=[options_parser()], help="which known bugs affect these versions (a lock "
+    run_option_groups(verify, leading=_bug)
+    audit = sub.add_parser("audit", help="which known bugs affect these versions (a lock "
                            "file, or the current env)?", description=AUDIT_DESCRIPTION, epilog=AUDIT_EPILOG,
                            formatter_class=bisect_cli.HelpFormatter)
-    what = group_of(audit, WHAT)
-    what.add_argument("file", nargs="?", type=Path, metavar="FILE",
-                      help="a requirements file, uv.lock or pylock.toml (default: the current environment)")
-    what._group_actions.insert(0, what._group_actions.pop())  # FILE first
-    what.add_argument("--run", action="store_true",
+    groups = run_option_groups(audit, leading=lambda what: what.add_argument(
+        "file", nargs="?", type=Path, metavar="FILE",
+        help="a requirements file, uv.lock or pylock.toml (default: the current environment)"))
+    groups[WHAT].add_argument("--run", action="store_true",
                       help="run each bug's verifying command (its cells, for real) and exit as those runs do")
     audit.set_defaults(python=None)  # the env's Python, or the run's default for a file (its own parent's copy)
-    group_of(audit, HOW_LONG).description = "with --run, and in each verifying command"
-    bisect_cli.add_parsers(sub, common)
+    groups[HOW_LONG].description = "with --run, and in each verifying command"
+    bisect_cli.add_parsers(sub)
     matrix_cli.add_parsers(sub)
     report = sub.add_parser("report", help="results -> README table, HTML page, badges, JUnit XML",
                             description=REPORT_DESCRIPTION, epilog=REPORT_EPILOG,

@@ -23,7 +23,7 @@ from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.registry import Bug
 from harness.text import did_you_mean
-from harness.versions import check_requirement, requirement_name
+from harness.versions import LATEST, check_requirement, exact_pin, latest_pin, requirement_name
 
 # Relative: the current directory's results/, the maintainer's project, never inside the install.
 DEFAULTS = Options()  # the one place the run defaults live: harness/cell.py Options
@@ -37,22 +37,30 @@ MAX_SECONDS = min(7 * 24 * 3600, threading.TIMEOUT_MAX)
 # --exclude-newer of the commands that run releases; `repro check` has its own meaning of it.
 EXCLUDE_NEWER = {"metavar": "DATE|release",
                  "help": "resolve dependencies as of DATE, or as of the pinned release's upload date"}
-# The titles of the option groups of `--help`; a command adds its own options to them (group_of).
+# The titles of the option groups of `--help`; a command adds its own options to them (run_option_groups).
 WHAT, HOW_LONG, WHERE = "what to run", "how long", "where results go"
 
 
-def options_parser() -> argparse.ArgumentParser:
-    """A parent parser (`parents=[...]`) holding the run options."""
-    common = argparse.ArgumentParser(add_help=False)
-    add_run_options(common)
-    return common
+def run_option_groups(parser: argparse.ArgumentParser, leading=None) -> dict:
+    """Add the run options to `parser` in the option groups of `--help`, and return the groups by
+    title, for the command's own options; `leading(group)` adds the command's first arguments to
+    the "what to run" group (its BUG, its FILE) so that `--help` shows them before the run options."""
+    groups = {title: parser.add_argument_group(title) for title in (WHAT, HOW_LONG, WHERE)}
+    if leading:
+        leading(groups[WHAT])
+    _add_run_options(*groups.values())
+    return groups
 
 
 def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None = None) -> list[argparse.Action]:
     """Add the run options to `parser`, in the option groups of `--help`, and return them (what a command
     forwarding its options iterates over); `exclude_newer`: the keywords of --exclude-newer (default:
     EXCLUDE_NEWER)."""
-    what, how_long, where = (parser.add_argument_group(title) for title in (WHAT, HOW_LONG, WHERE))
+    return _add_run_options(*(parser.add_argument_group(title) for title in (WHAT, HOW_LONG, WHERE)),
+                            exclude_newer=exclude_newer)
+
+
+def _add_run_options(what, how_long, where, exclude_newer: dict | None = None) -> list[argparse.Action]:
     return [
         what.add_argument("--python", default=DEFAULT_PYTHON, help="interpreter version (3.11, 3.11.7) or 'current'"),
         what.add_argument("--with", dest="pins", action="append", default=[], metavar="REQ",
@@ -87,11 +95,6 @@ def add_run_options(parser: argparse.ArgumentParser, exclude_newer: dict | None 
         where.add_argument("--json", action="store_true", help="print each result record as JSON on stdout"),
         where.add_argument("--quiet", action="store_true", help="no progress on stderr"),
     ]
-
-
-def group_of(parser: argparse.ArgumentParser, title: str):
-    """The parser's option group of this title (copied from options_parser() as a parent)."""
-    return next(group for group in parser._action_groups if group.title == title)
 
 
 def parse_params(bug: Bug, pairs: list[str]) -> dict:
@@ -144,9 +147,11 @@ def check_pins(pins: list[str]) -> list[str]:
     for pin in checked:
         if gitref.is_git_ref(pin):  # the current directory's repository at that ref
             gitref.check(pin, Path.cwd())
-        elif "==" in pin:
-            name, version = requirement_name(pin), pin.split("==", 1)[1]
-            package_index.check_pin(name, version)
+        elif latest_pin(pin):
+            raise UsageError(f"--with {pin}: NAME=={LATEST} is for matrix cells; leave the pin out for the "
+                             "newest release")
+        elif exact_pin(pin):  # a range or a wildcard is uv's to resolve
+            package_index.check_pin(*exact_pin(pin))
     return checked
 
 

@@ -12,7 +12,7 @@ from harness.cli import answer
 from harness.cli.options import build_options, check_pins, emit, pins_from_file, resolve_exclude_newer
 from harness.errors import UsageError
 from harness.progress import Progress
-from harness.registry import get_bug
+from harness.registry import get_bug, project_name
 from harness.runner import Planned, run_cells
 from harness.table import print_table
 from harness.verdict import ABSENT, PRESENT
@@ -177,17 +177,6 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _project_name() -> str | None:
-    """The [project] name of ./pyproject.toml: the package a maintainer's repro is about."""
-    from harness.matrix import tomllib
-
-    try:
-        name = tomllib.loads(Path("pyproject.toml").read_text()).get("project", {}).get("name")
-    except (OSError, ValueError):
-        return None
-    return name if isinstance(name, str) else None
-
-
 def _known_repro(bug_id: str) -> str | None:
     """The file of `bug_id` that discovery sees now (shipped, REPRO_PATH, ./repros), broken or not."""
     from harness.registry import discover
@@ -201,9 +190,9 @@ def _known_repro(bug_id: str) -> str | None:
 def cmd_new(args) -> int:
     from harness.skeleton import write_skeleton
 
-    package = args.package or _project_name()
+    package = args.package or project_name(Path.cwd())
     if not package:
-        raise UsageError("no ./pyproject.toml with a [project] name: say the package with --package NAME")
+        raise UsageError("no pyproject.toml with a [project] name here or above: say the package with --package NAME")
     known_at = _known_repro(args.bug)
     if known_at and not args.force:  # a new file of a known id silently shadows the old one
         raise UsageError(f"bug {args.bug!r} already exists: {known_at}; choose another id, "
