@@ -171,7 +171,7 @@ def test_a_skip_is_cached_by_its_kind_not_by_the_words_of_its_reason(tmp_path, m
     assert [(r["verdict"], r["skip_kind"]) for r in records] == [("skipped", "not-installable"),
                                                                   ("skipped", "no-interpreter")]
     inputs = [bisect_cache.inputs_of(bug, point.cell, Options()) for point in points]
-    assert bisect_cache.read(inputs[0])["env_failed"] is True
+    assert bisect_cache.read(inputs[0]).env_failed is True
     assert bisect_cache.read(inputs[1]) is None
     assert tester.counts["env_build_failures"] == 1
     # The reason's words do not matter: only the kind does.

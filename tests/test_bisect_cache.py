@@ -71,8 +71,8 @@ def stored(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
     bug = load_bug(FAULTS / "synthetic_faults.py")
     inputs = cache.inputs_of(bug, Cell(bug.id, "trigger", "3.11.7"), Options())
-    cache.store(inputs, SUMMARY)
-    assert cache.read(inputs) == SUMMARY
+    cache.store(inputs, cache.PointSummary.from_json(SUMMARY))
+    assert cache.read(inputs).to_json() == SUMMARY
     return inputs, cache.entry_path(cache.key_of(inputs))
 
 
@@ -123,7 +123,8 @@ def test_an_entry_of_another_cache_does_not_verify(stored, tmp_path, monkeypatch
     inputs, path = stored
     entry = path.read_text()
     monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "other"))
-    cache.store(inputs, {**SUMMARY, "verdict": "absent", "state": "absent"})  # makes the other cache's key
+    absent = cache.PointSummary.from_json({**SUMMARY, "verdict": "absent", "state": "absent"})
+    cache.store(inputs, absent)  # makes the other cache's key
     cache.entry_path(cache.key_of(inputs)).write_text(entry)  # a whole entry, made with the first key
     assert cache.read(inputs) is None and "mac does not verify" in capsys.readouterr().err
 
@@ -133,6 +134,6 @@ def test_a_damaged_key_voids_every_entry_and_is_replaced(stored, capsys):
     inputs, path = stored
     (path.parent / ".key").write_bytes(b"short")
     assert cache.read(inputs) is None
-    cache.store(inputs, SUMMARY)
+    cache.store(inputs, cache.PointSummary.from_json(SUMMARY))
     assert "damaged" in capsys.readouterr().err
-    assert len((path.parent / ".key").read_bytes()) == cache.KEY_BYTES and cache.read(inputs) == SUMMARY
+    assert len((path.parent / ".key").read_bytes()) == cache.KEY_BYTES and cache.read(inputs).to_json() == SUMMARY

@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import sys
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from harness import __version__
@@ -35,11 +36,46 @@ from harness.verdict import VERDICTS
 
 SCHEMA = 2
 KEY_BYTES = 32
-# The summary's fields and their types (None allowed where listed): what a reader of a timeline row uses.
-SUMMARY_TYPES = {"verdict": (str,), "state": (str,), "reason": (str,), "attempts": (int,),
-                 "reproductions": (int,), "controls": (int,), "seconds": (int, float),
-                 "env_built": (bool,), "env_failed": (bool,), "env_seconds": (int, float),
-                 "installed": (dict,), "python": (str, type(None)), "exclude_newer": (str, type(None))}
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class PointSummary:
+    """What the bisect keeps of a tested point's cell record: its verdict and what it cost. A cache
+    entry's summary and (with "point", "tested", "cached") a timeline row of the report are its
+    JSON (to_json); from_json reads an untrusted one back, or says why it cannot."""
+    verdict: str               #: the cell's verdict (harness.verdict.VERDICTS)
+    state: str                 #: what the search makes of it: present, absent or skip (search.state_of)
+    reason: str                #: the verdict's reason, in a line
+    attempts: int              #: attempts of the cell (0: none ran)
+    reproductions: int         #: attempts that showed the bug
+    controls: int              #: control runs made for this point (not reused from another cell)
+    seconds: float             #: the cell's wall seconds
+    env_built: bool            #: an env was built for it (or its build failed), not reused
+    env_failed: bool           #: uv could not build its env: not installable, for good
+    env_seconds: float         #: seconds the env build took
+    installed: dict            #: {package: version} the child saw
+    python: str | None         #: the interpreter's full version (None: none ran)
+    exclude_newer: str | None  #: the dependency cutoff the cell used (None: today)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data) -> PointSummary:
+        """The summary of a JSON object; ValueError naming the first problem."""
+        problem = _summary_problem(data)
+        if problem:
+            raise ValueError(problem)
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+# The types each field's annotation names (a bool is no number; None only where `| None` says).
+_TYPES = {"str": (str,), "int": (int,), "float": NUMBER, "bool": (bool,), "dict": (dict,), "None": (type(None),)}
+
+
+def _types(annotation: str) -> tuple:
+    return tuple(t for name in annotation.split("|") for t in _TYPES[name.strip()])
 
 
 def _canonical(value) -> str:
@@ -115,14 +151,14 @@ def _note(text: str) -> None:
     print(f"repro: verdict cache: {text}", file=sys.stderr, flush=True)
 
 
-def summary_problem(summary) -> str | None:
-    """Why a cached summary cannot be a timeline row, or None."""
+def _summary_problem(summary) -> str | None:
+    """Why a cached summary cannot be a PointSummary, or None."""
     if not isinstance(summary, dict):
         return "the summary is not a mapping"
-    for field, types in SUMMARY_TYPES.items():
-        value = summary.get(field)
+    for each in fields(PointSummary):
+        value, types = summary.get(each.name), _types(each.type)
         if not isinstance(value, types) or (types != (bool,) and isinstance(value, bool)):
-            return f"field {field!r} is {type(value).__name__}"
+            return f"field {each.name!r} is {type(value).__name__}"
     if summary["verdict"] not in VERDICTS:
         return f"unknown verdict {summary['verdict']!r}"
     if not all(isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in summary["installed"].items()):
@@ -137,7 +173,7 @@ def _entry_problem(entry, inputs: dict, secret: bytes | None) -> str | None:
         return "not an entry of this cache's schema"
     if entry.get("inputs") != inputs:
         return "computed from other inputs than its key's"
-    problem = summary_problem(entry.get("summary"))
+    problem = _summary_problem(entry.get("summary"))
     if problem:
         return problem
     mac = entry.get("mac")
@@ -147,7 +183,7 @@ def _entry_problem(entry, inputs: dict, secret: bytes | None) -> str | None:
     return None
 
 
-def read(inputs: dict) -> dict | None:
+def read(inputs: dict) -> PointSummary | None:
     """The verified summary cached for these inputs, or None (no entry, or one ignored with a note)."""
     path = entry_path(key_of(inputs))
     try:
@@ -165,12 +201,12 @@ def read(inputs: dict) -> dict | None:
     if problem:
         _note(f"{path.name} ignored, {problem}: tested again")
         return None
-    return entry["summary"]
+    return PointSummary.from_json(entry["summary"])
 
 
-def store(inputs: dict, summary: dict) -> None:
+def store(inputs: dict, point: PointSummary) -> None:
     """Write the entry for these inputs (replacing any), with its mac."""
-    summary = json.loads(_canonical(summary))
+    summary = json.loads(_canonical(point.to_json()))
     entry = {"schema": SCHEMA, "inputs": inputs, "summary": summary,
              "mac": _mac(_secret(create=True), inputs, summary)}
     write_atomically(entry_path(key_of(inputs)), json.dumps(entry, indent=1), durable=False)

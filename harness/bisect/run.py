@@ -50,19 +50,19 @@ def _cacheable(record) -> bool:
     return record.verdict != SKIPPED or _not_installable(record)
 
 
-def summary_of(record: CellRecord) -> dict:
-    """A point's summary (a timeline row, a cache entry: cache.SUMMARY_TYPES) from its cell record:
-    the verdict and what it cost, the env built or reused."""
+def summary_of(record: CellRecord) -> cache.PointSummary:
+    """A point's summary (a timeline row, a cache entry) from its cell record: the verdict and what
+    it cost, the env built or reused."""
     env = record.env or {}
     built = bool(env) and not env.get("reused", True)
     failed_build = _not_installable(record)
-    return {"verdict": record.verdict, "state": state_of(record.verdict), "reason": record.reason,
-            "attempts": record.attempts or 0, "reproductions": record.reproductions or 0,
-            "controls": sum(not c.reused_from for c in record.controls or []),  # run here, not reused
-            "seconds": record.seconds or 0.0,
-            "env_built": built or failed_build, "env_failed": failed_build,
-            "env_seconds": env.get("build_seconds", 0.0), "installed": record.installed or {},
-            "python": record.python, "exclude_newer": record.exclude_newer}
+    return cache.PointSummary(
+        verdict=record.verdict, state=state_of(record.verdict), reason=record.reason or "",
+        attempts=record.attempts or 0, reproductions=record.reproductions or 0,
+        controls=sum(not c.reused_from for c in record.controls or []),  # run here, not reused
+        seconds=record.seconds or 0.0, env_built=built or failed_build, env_failed=failed_build,
+        env_seconds=env.get("build_seconds", 0.0), installed=record.installed or {},
+        python=record.python, exclude_newer=record.exclude_newer)
 
 
 @contextmanager
@@ -121,7 +121,7 @@ class Tester:
         entry = cache.read(inputs) if self.use_cache else None
         if entry is not None:
             self.counts[cache_count] += 1
-            point.result = {**entry, "cached": True}
+            point.result = {**entry.to_json(), "cached": True}
         else:
             deps_as_of = point.cell.exclude_newer or "today"
             planned = Planned(point.cell, label=f"{point.cell.label} (deps as of {deps_as_of})",
@@ -131,10 +131,10 @@ class Tester:
             entry = summary_of(record)
             if _cacheable(record):
                 cache.store(inputs, entry)
-            self.counts["env_builds"] += entry["env_built"]
-            self.counts["env_build_failures"] += entry["env_failed"]
-            self.counts["attempts"] += entry["attempts"] + entry["controls"]
-            point.result = {**entry, "cached": False}
+            self.counts["env_builds"] += entry.env_built
+            self.counts["env_build_failures"] += entry.env_failed
+            self.counts["attempts"] += entry.attempts + entry.controls
+            point.result = {**entry.to_json(), "cached": False}
         return point.result["state"]
 
 
