@@ -229,6 +229,7 @@ def test_containers_a_run_left_behind_are_swept_at_its_exit(executor):
     assert done.stdout.strip() and left == []
 
 
+@pytest.mark.fault("containment after SIGKILL: the harness is killed")
 def test_containers_of_a_harness_killed_with_sigkill_are_removed_by_its_guardian(executor):
     """SIGKILL runs no atexit: the guardian, which sees the harness's end of its pipe close,
     removes the containers carrying the executor's id (here one created, never started)."""
@@ -445,6 +446,7 @@ def test_real_hang_cell_with_the_image_interpreter(image_python):
 
 
 @pytest.mark.slow
+@pytest.mark.fault("containment: Ctrl-C of the harness")
 def test_ctrl_c_during_an_env_build_in_the_image_leaves_nothing(python_image, tmp_path):
     cache = tmp_path / "cache"
     argv = [sys.executable, "-m", "harness", "run", "delta-already-borrowed", "--python", "3.11", "--python-from",
