@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from harness import matrix, osv, stats, story
 from harness.errors import UsageError
-from harness.record import CellRecord, as_cell, excluded
+from harness.record import CellRecord, as_cell, cells, excluded
 from harness.registry import Bug, upstream_reference
 from harness.verdict import (
     ABSENT,
@@ -45,14 +45,15 @@ EXIT_WORDS = {EXIT_ABSENT: "absent", EXIT_PRESENT: "present", EXIT_CANNOT_TELL: 
 REASON_LIMIT = 200  # characters of a record's reason in the answer: the record has it whole
 
 
-def exit_code(records: list[dict], written: bool = True) -> int:
+def exit_code(records: list, written: bool = True) -> int:
     """The run's exit code (see the module's text): a reproduction is the answer even beside a cell
-    without a verdict; `absent` needs every cell absent."""
+    without a verdict; `absent` needs every cell absent. `records`: CellRecords or their JSON."""
     if not written:
         return EXIT_NOT_WRITTEN
-    if any(r["verdict"] == PRESENT for r in records):
+    records = cells(records)
+    if any(r.verdict == PRESENT for r in records):
         return EXIT_PRESENT
-    if records and all(r["verdict"] == ABSENT for r in records):
+    if records and all(r.verdict == ABSENT for r in records):
         return EXIT_ABSENT
     return EXIT_CANNOT_TELL
 
@@ -104,9 +105,9 @@ def upstream_fix(bug: Bug) -> str | None:
     return fixes[-1] if fixes else None
 
 
-def _releases(record: dict, bug: Bug) -> str:
-    named = [f"{package} {version}" for package, version in story.releases(as_cell(record), bug.packages)]
-    python = record.get("python") or record.get("python_requested")
+def _releases(record: CellRecord, bug: Bug) -> str:
+    named = [f"{package} {version}" for package, version in story.releases(record, bug.packages)]
+    python = record.python or record.python_requested
     return ", ".join(named + [f"Python {python}"])
 
 
@@ -115,19 +116,20 @@ def _short(text: str) -> str:
     return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT - 3] + "..."
 
 
-def controls_line(record: dict) -> str | None:
+def controls_line(record) -> str | None:
     """How the trigger's controls came out ("control-x clean in 2 of 2 attempts"); None for a cell
     that is no trigger, or whose controls were not run because it came out clean."""
-    if record.get("role") != "trigger" or record["verdict"] == ABSENT:
+    record = as_cell(record)
+    if record.role != "trigger" or record.verdict == ABSENT:
         return None
-    runs = record.get("controls") or []
+    runs = record.controls or []
     if not runs:
         return "controls: not run (--control-attempts 0, or the bug has none for this variant)"
     parts = []
-    for name in dict.fromkeys(r["variant"] for r in runs):
-        outcomes = [r["outcome"] for r in runs if r["variant"] == name]
+    for name in dict.fromkeys(r.variant for r in runs):
+        outcomes = [r.outcome for r in runs if r.variant == name]
         clean = outcomes.count(CLEAN)
-        reused = next((r.get("reused_from") for r in runs if r["variant"] == name and r.get("reused_from")), None)
+        reused = next((r.reused_from for r in runs if r.variant == name and r.reused_from), None)
         if outcomes == [SKIPPED]:
             parts.append(f"{name} not applicable here")
         else:
@@ -136,12 +138,13 @@ def controls_line(record: dict) -> str | None:
     return "controls: " + ", ".join(parts)
 
 
-def _installed_version(record: dict, package: str) -> str | None:
-    return dict(story.releases(as_cell(record), [package])).get(package)
+def _installed_version(record: CellRecord, package: str) -> str | None:
+    return dict(story.releases(record, [package])).get(package)
 
 
-def present_advice(record: dict, bug: Bug) -> str:
+def present_advice(record, bug: Bug) -> str:
     """What to do about a present bug: the release that fixed it, or why none is named."""
+    record = as_cell(record)  # or its JSON
     fix, said = fixed_in(bug), upstream_fix(bug)
     upstream = f"; upstream: {said}" if said else ""
     if fix is None:
@@ -170,40 +173,43 @@ FAILED_ADVICE = ("the trigger failed without the bug's signature: the record's e
                  "with more --attempts or a longer --timeout may tell")
 
 
-def cannot_tell_advice(record: dict) -> str:
-    key = record.get("skip_kind") if record["verdict"] == SKIPPED else record["verdict"]
+def cannot_tell_advice(record) -> str:
+    record = as_cell(record)  # or its JSON
+    key = record.skip_kind if record.verdict == SKIPPED else record.verdict
     return CANNOT_TELL_ADVICE.get(key, FAILED_ADVICE)
 
 
-def absent_advice(record: dict) -> str:
-    if "below the wanted" in record["reason"]:  # verdict.decide: the attempts were capped
+def absent_advice(record) -> str:
+    record = as_cell(record)  # or its JSON
+    if "below the wanted" in (record.reason or ""):  # verdict.decide: the attempts were capped
         return "the attempts were capped below the wanted confidence: allow more with --max-attempts"
-    rate = excluded(as_cell(record))
+    rate = excluded(record)
     if rate is not None and rate > stats.LOW_RATE:  # a partly fixed release could still have it
-        return (f"nothing to do for these versions if the bug is fully fixed in them: {record['attempts']} clean "
+        return (f"nothing to do for these versions if the bug is fully fixed in them: {record.attempts} clean "
                 f"attempts leave a per-attempt rate below {stats.percent(rate)} possible (a partly fixed release); "
                 f"--exclude-rate {stats.LOW_RATE:g} runs {stats.attempts_to_exclude(stats.LOW_RATE)} attempts, "
                 f"{stats.exclusion_words(stats.excluded_rate(stats.attempts_to_exclude(stats.LOW_RATE)))}")
     return "nothing to do for these versions"
 
 
-def answer_lines(records: list[dict], bug: Bug, results_path, written: bool = True) -> list[str]:
-    """The lines that end a run: the answer, the controls behind a present, the record, what to do."""
-    code = exit_code(records, written)
-    main = next((r for r in records if r["verdict"] == PRESENT), None) \
-        or next((r for r in records if not judged(r["verdict"])), None) or records[-1]
-    lines = [f"answer: {main['verdict'].upper()}: {bug.id}[{main['variant']}] in {_releases(main, bug)}"
-             f" ({_short(main['reason'])})"]
+def answer_lines(records: list, bug: Bug, results_path, written: bool = True) -> list[str]:
+    """The lines that end a run: the answer, the controls behind a present, the record, what to do.
+    `records`: CellRecords or their JSON."""
+    code, records = exit_code(records, written), cells(records)
+    main = next((r for r in records if r.verdict == PRESENT), None) \
+        or next((r for r in records if not judged(r.verdict)), None) or records[-1]
+    lines = [f"answer: {main.verdict.upper()}: {bug.id}[{main.variant}] in {_releases(main, bug)}"
+             f" ({_short(main.reason)})"]
     if len(records) > 1:
         lines[0] += f"; {len(records)} cells, see the table above"
     controls = controls_line(main)
-    if controls and main["verdict"] == PRESENT:
+    if controls and main.verdict == PRESENT:
         lines.append(controls)
     lines.append(f"record: {results_path}" if written else
                  f"record: on stdout above ({results_path} could not be written)")
-    if main["verdict"] == PRESENT:
+    if main.verdict == PRESENT:
         advice = present_advice(main, bug)
-    elif main["verdict"] == ABSENT:
+    elif main.verdict == ABSENT:
         advice = absent_advice(main)
     else:
         advice = cannot_tell_advice(main)
