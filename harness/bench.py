@@ -32,7 +32,7 @@ from harness.errors import UsageError
 from harness.executors.base import Executor
 from harness.executors.local import LocalExecutor
 from harness.paths import ROOT
-from harness.record import verdicts_of
+from harness.record import cells, verdicts_of
 from harness.registry import get_bug
 from harness.runner import run_cells
 from harness.services import ServicePool
@@ -116,27 +116,27 @@ def bench_matrix() -> list[str]:
             started = time.monotonic()
             returncode, installed = _run_nox(env)
             seconds = time.monotonic() - started
-            records = [r for f in (ROOT / "results" / "nox").rglob("*.jsonl") for r in results.read(f)]
-            built = sum(1 for r in records if r.get("env") and not r["env"]["reused"])
-            verdicts = Counter(r["verdict"] for r in records)
-            expected = sum(bool(r.get("expected")) and r["verdict"] in verdicts_of(r["expected"]) for r in records)
-            floor, cells = floor_seconds(records), sum(r.get("seconds") or 0 for r in records)
+            records = cells([r for f in (ROOT / "results" / "nox").rglob("*.jsonl") for r in results.read(f)])
+            built = sum(1 for r in records if r.env and not r.env.get("reused", True))
+            verdicts = Counter(r.verdict for r in records)
+            expected = sum(bool(r.expected) and r.verdict in verdicts_of(r.expected) for r in records)
+            floor, spent = floor_seconds(records), sum(r.seconds or 0 for r in records)
             lines.append(f"  whole default matrix, {label}: {seconds / 60:5.1f} min, {len(records)} cells "
                          f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}; {expected} of "
                          f"{len(records)} as expected), {built} envs built, {installed} packages installed "
                          f"into nox venvs, nox exit {returncode}")
-            lines.append(f"    wall {seconds:6.1f} s, the cells {cells:6.1f} s, floor {floor:6.1f} s "
+            lines.append(f"    wall {seconds:6.1f} s, the cells {spent:6.1f} s, floor {floor:6.1f} s "
                          f"(the attempts themselves): ratio {seconds / floor if floor else float('nan'):.2f}")
     return lines
 
 
 def floor_seconds(records: list) -> float:
-    """The seconds the verdicts' attempts ran, as JSON records say them: each attempt's wall time,
-    and each control attempt run in the cell (one reused from another cell ran there, not here)."""
+    """The seconds the verdicts' attempts ran, as the records (or their JSON) say them: each attempt's
+    wall time, and each control attempt run in the cell (one reused from another cell ran there, not here)."""
     total = 0.0
-    for record in records:
-        total += sum(record.get("durations") or [])
-        total += sum(c.get("duration") or 0 for c in record.get("controls") or [] if not c.get("reused_from"))
+    for record in cells(records):
+        total += sum(record.durations or [])
+        total += sum(c.duration or 0 for c in record.controls or [] if not c.reused_from)
     return total
 
 
